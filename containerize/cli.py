@@ -1,0 +1,198 @@
+"""The command line: the only layer that prints or exits.
+
+  containerize [options] PROJECT[/GROUP] EXPERIMENT TOPOLOGY   compile an experiment directory
+  containerize exec EXPDIR NODE -- CMD [ARGS...]               run a command inside a node
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from . import __version__
+from .config import as_list, load_site_config
+from .errors import ContainerizeError, ErrorList
+from .model import KINDS
+from .options import Options
+from .planners.names import valid_name
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line with exit status 2."""
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        sys.stderr.write(f"{self.prog}: error: {message} (see --help)\n")
+        raise SystemExit(EXIT_USAGE)
+
+
+def _pass_table(text: str, option: str) -> dict[int, int]:
+    table = {}
+    for item in as_list(text):
+        pass_no, _, value = item.partition(":")
+        try:
+            table[int(pass_no)] = int(value)
+        except ValueError:
+            raise ContainerizeError(f"{option} {item!r}: expected PASS:NUMBER[,PASS:NUMBER...]") from None
+    return table
+
+
+def _pass_pnodes(text: str) -> dict[int, list[str]]:
+    table = {}
+    for item in (part.strip() for part in text.split(";") if part.strip()):
+        pass_no, _, types = item.partition(":")
+        try:
+            table[int(pass_no)] = as_list(types)
+        except ValueError:
+            raise ContainerizeError(f"--pass-pnodes {item!r}: expected PASS:TYPE[,TYPE];PASS:TYPE") from None
+        if not table[int(pass_no)]:
+            raise ContainerizeError(f"--pass-pnodes {item!r}: no pnode type given for pass {pass_no}")
+    return table
+
+
+def compile_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="containerize",
+        description="Compile an ns2 (.tcl/.ns) or TopDL topology into an experiment directory whose "
+                    "Ansible inventory `ansible-playbook -i EXPDIR/inventory playbooks/swapin.yml` realizes. "
+                    "Other commands: `containerize exec EXPDIR NODE -- CMD...` runs a command in a node.",
+    )
+    parser.add_argument("project", metavar="PROJECT[/GROUP]", help="project (and group) owning the experiment")
+    parser.add_argument("experiment", metavar="EXPERIMENT", help="experiment name")
+    parser.add_argument("topology", metavar="TOPOLOGY", help="topology file: .tcl/.ns is ns2, anything else TopDL")
+    parser.add_argument("--out", metavar="DIR", help="experiment directory (default experiments/PROJECT/EXPERIMENT)")
+    parser.add_argument("--force", action="store_true", help="replace an existing experiment directory atomically")
+    parser.add_argument("--config", metavar="FILE", help="site configuration (ConfigParser, DETER site.conf keys)")
+    parser.add_argument("--default-container", metavar="KIND", default="qemu", choices=KINDS,
+                        help=f"kind for nodes that do not name one: {', '.join(KINDS)} (default qemu)")
+    part = parser.add_argument_group("partitioning")
+    part.add_argument("--force-partition", action="store_true",
+                      help="partition even when nodes carry containers:partition")
+    part.add_argument("--packing", type=int, default=10, metavar="N", help="nodes per pnode (default 10)")
+    part.add_argument("--size", type=int, metavar="N", help="number of pnodes to pack onto (overrides --packing)")
+    part.add_argument("--pass-pack", default="", metavar="P:N[,P:N]", help="packing per partition pass")
+    part.add_argument("--pass-size", default="", metavar="P:N[,P:N]", help="number of pnodes per partition pass")
+    part.add_argument("--pnode-types", default="pc", metavar="T1[,T2]", help="hardware types for pnodes")
+    part.add_argument("--pass-pnodes", default="", metavar="'P:T,T;P:T'", help="pnode types per pass")
+    part.add_argument("--nodes-only", action="store_true",
+                      help="partition by node count alone, ignoring links (file order)")
+    part.add_argument("--pass-nodes-only", default="", metavar="P[,P]", help="--nodes-only for these passes")
+    shaping = parser.add_argument_group("link shaping")
+    shaping.add_argument("--end-node-shaping", dest="end_node_shaping", action="store_true", default=None,
+                         help="shape with tc on the nodes' own interfaces")
+    shaping.add_argument("--vde-switch-shaping", dest="end_node_shaping", action="store_false",
+                         help="shape with VDE wirefilters beside the switches (default for qemu and process)")
+    kinds = parser.add_argument_group("container kinds")
+    kinds.add_argument("--openvz-diskspace", metavar="SIZE", help="disk space of openvz containers (e.g. 2G)")
+    kinds.add_argument("--openvz-template", metavar="NAME", help="default openvz template")
+    kinds.add_argument("--openvz-template-dir", metavar="DIR[,DIR]", default="",
+                       help="openvz template directories, searched in order")
+    kinds.add_argument("--qemu-prefer-users", metavar="USER[,USER]", default="",
+                       help="accounts to create in qemu guests")
+    out = parser.add_argument_group("output")
+    out.add_argument("--image", dest="image", action="store_true", default=True,
+                     help="draw visualization.png (default)")
+    out.add_argument("--no-image", dest="image", action="store_false", help="do not draw visualization.png")
+    out.add_argument("--debug", action="store_true", help="show tracebacks of internal errors and timings")
+    out.add_argument("--keep-tmp", action="store_true", help="keep the temporary directory when compiling fails")
+    parser.add_argument("--version", action="version", version=f"containerize {__version__}")
+    return parser
+
+
+def _options(args) -> Options:
+    project, _, group = args.project.partition("/")
+    for label, value in (("project", project), ("group", group or project), ("experiment", args.experiment)):
+        if not valid_name(value):
+            raise ContainerizeError(f"invalid {label} name {value!r}; use letters, digits and '-'")
+    site = load_site_config(args.config)
+    return Options(
+        project=project, group=group or project, experiment=args.experiment,
+        default_container=args.default_container, force_partition=args.force_partition,
+        packing=args.packing, size=args.size,
+        pass_pack=_pass_table(args.pass_pack, "--pass-pack"), pass_size=_pass_table(args.pass_size, "--pass-size"),
+        pnode_types=as_list(args.pnode_types) or ["pc"], pass_pnodes=_pass_pnodes(args.pass_pnodes),
+        nodes_only=args.nodes_only,
+        pass_nodes_only={int(p) for p in as_list(args.pass_nodes_only) if p.isdigit()},
+        end_node_shaping=args.end_node_shaping, openvz_diskspace=args.openvz_diskspace,
+        openvz_template=args.openvz_template, openvz_template_dir=as_list(args.openvz_template_dir),
+        qemu_prefer_users=as_list(args.qemu_prefer_users), site=site,
+    )
+
+
+def read_topology(path: Path):
+    if not path.is_file():
+        raise ContainerizeError("no such topology file", str(path))
+    if path.suffix in (".tcl", ".ns"):
+        from .readers.ns2 import read_ns2
+
+        return read_ns2(str(path))
+    from .readers.topdl import read_topdl
+
+    return read_topdl(str(path))
+
+
+def run_compile(argv: list[str]) -> int:
+    args = compile_parser().parse_args(argv)
+    started = time.monotonic()
+    try:
+        if args.pass_nodes_only and not all(p.isdigit() for p in as_list(args.pass_nodes_only)):
+            raise ContainerizeError(f"--pass-nodes-only {args.pass_nodes_only!r}: expected pass numbers P[,P]")
+        options = _options(args)
+        topo_path = Path(args.topology)
+        topo = read_topology(topo_path)
+        from .compiler import plan
+        from .output import write_atomically
+        from .writers.experiment import write_experiment
+
+        from .writers.topdl import topdl_bytes
+
+        input_topdl = topdl_bytes(topo)  # before the planners fill in addresses and kinds
+        exp = plan(topo, options)
+        out = Path(args.out) if args.out else Path("experiments") / options.project / options.experiment
+        write_atomically(out, args.force, args.keep_tmp,
+                         lambda tmp: write_experiment(exp, tmp, topo_path, input_topdl, image=args.image))
+    except ErrorList as exc:
+        for error in exc.errors:
+            print(str(error), file=sys.stderr)
+        return EXIT_USAGE
+    except ContainerizeError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_USAGE
+    for warning in topo.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    nodes, pnodes = len(topo.nodes), len(exp.partitioning.assignment)
+    print(f"{out}: {nodes} nodes on {pnodes} pnode{'s' * (pnodes != 1)}, "
+          f"{len(topo.substrates)} links/LANs, {exp.partitioning.cut_links} crossing pnodes")
+    if args.debug:
+        print(f"compiled in {time.monotonic() - started:.2f} s", file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        if argv and argv[0] == "exec":
+            from .exec import run_exec
+
+            return run_exec(argv[1:])
+        return run_compile(argv)
+    except KeyboardInterrupt:
+        return 130
+    except ContainerizeError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as exc:  # an internal bug: one line unless --debug
+        if debug:
+            traceback.print_exc()
+        else:
+            print(f"containerize: internal error: {exc!r} (run with --debug for details)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""Run the planners in order over one Topology: the pure middle of the pipeline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from .model import Topology
+from .options import Options
+from .planners.addresses import assign_addresses, experiment_tag
+from .planners.kinds import assign_kinds
+from .planners.names import check_names
+from .planners.partition import Partitioning, partition
+from .planners.routes import plan_routes
+from .planners.shaping import InterfaceShaping, plan_shaping
+from .planners.switches import PnodeNetwork, plan_switches
+
+
+@dataclass
+class Experiment:
+    """Everything the writers need; nothing here touches the filesystem."""
+
+    topology: Topology
+    options: Options
+    tag: str
+    partitioning: Partitioning
+    shaping: list[InterfaceShaping]
+    networks: dict[str, PnodeNetwork]
+    crossing: list[str] = field(default_factory=list)
+
+    @cached_property
+    def pnode_index(self) -> dict[str, int]:
+        return {pnode: index for index, pnode in enumerate(self.partitioning.assignment)}
+
+    @property
+    def name(self) -> str:
+        return f"{self.options.experiment}.{self.options.project}"
+
+    def pnode_place(self, pnode: str) -> tuple[str, str]:
+        """(root directory, name prefix) of a pnode. Several local pnodes share one machine, so each
+        pnode after the first gets its own root and prefix; a testbed pnode owns its machine."""
+        root = self.options.site.get("pnode_root", "/var/containers")
+        index = self.pnode_index[pnode]
+        if self.options.site.get("target", "local") == "local" and index > 0:
+            return f"{root}/pnodes/{pnode}", f"p{index}-"
+        return root, ""
+
+    def namespace(self, node: str, prefix: str = "") -> str:
+        return f"{prefix}{node}.{self.options.experiment}.{self.options.project}"
+
+
+def plan(topo: Topology, options: Options) -> Experiment:
+    check_names(topo)
+    assign_kinds(topo, options)
+    parts = partition(topo, options)
+    assign_addresses(topo, options.project, options.experiment)
+    plan_routes(topo)
+    shaping = plan_shaping(topo, options)
+    networks, crossing = plan_switches(topo, parts.assignment, shaping, options)
+    return Experiment(topo, options, experiment_tag(options.project, options.experiment), parts, shaping,
+                      networks, crossing)

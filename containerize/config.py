@@ -1,0 +1,65 @@
+"""Site configuration: DETER's site.conf keys (ConfigParser) with today's defaults.
+
+Values stay strings, as in the original file; planners convert what they use.
+"""
+
+from __future__ import annotations
+
+import configparser
+
+from .errors import ContainerizeError
+
+SITE_DEFAULTS: dict[str, str] = {
+    "exec_root": "/share/containers",
+    "qemu_host_hw": "pc",
+    "qemu_host_os": "Debian12",
+    "openvz_host_os": "Debian12",
+    "openvz_guest_url": "",
+    "openvz_template_dir": "/share/containers/images/openvz",
+    "openvz_template": "debian-12",
+    "openvz_diskspace": "2G",
+    "maverick_url": "",
+    "qemu_url": "",
+    "qemu_arch": "x86_64",
+    "qemu_max_interfaces": "16",
+    "switch_shaping": "true",
+    "switched_containers": "qemu,process",
+    "node_log": "/var/containers/log",
+    "default_router": "",
+    "default_dest": "",
+    "url_base": "",
+    "pnode_root": "/var/containers",
+    "pnode_host_pattern": "pnode-{index:04d}.{eid}.{pid}",
+    "target": "local",
+}
+
+
+def load_site_config(path: str | None) -> dict[str, str]:
+    """Defaults overlaid by every key of every section of FILE (DETER used [globals])."""
+    site = dict(SITE_DEFAULTS)
+    if not path:
+        return site
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            parser.read_file(handle)
+    except OSError as exc:
+        raise ContainerizeError(f"cannot read site configuration: {exc.strerror}", path) from None
+    except configparser.Error as exc:
+        line = getattr(exc, "lineno", None)
+        first = str(exc).splitlines()[0]
+        raise ContainerizeError(f"not a site configuration file ({first})", path, line) from None
+    for section in parser.sections():
+        for key, value in parser.items(section):
+            site[key] = value
+    for key, value in parser.defaults().items():
+        site[key] = value
+    return site
+
+
+def as_bool(value: str) -> bool:
+    return str(value).strip().lower() in ("1", "true", "yes", "on")
+
+
+def as_list(value: str) -> list[str]:
+    return [item.strip() for item in str(value).split(",") if item.strip()]

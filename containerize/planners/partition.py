@@ -1,0 +1,160 @@
+"""Pack nodes onto pnodes as DETER did: passes, packing, user partitions; few links cut.
+
+Within a pass, nodes are split into classes that may not share a pnode (qemu and openvz
+never together, every embedded_pnode alone). Each class is ordered by a depth-first walk of
+the node/LAN graph, which keeps LAN members and chains of links adjacent, and cut into
+chunks of `packing` nodes. That is linear in the topology size, and on LANs-behind-routers
+trees it cuts close to the minimum (see bench/compile.py for the numbers).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import networkx as nx
+
+from ..errors import Collector
+from ..model import Topology
+from ..options import Options
+
+
+@dataclass
+class Partitioning:
+    assignment: dict[str, list[str]] = field(default_factory=dict)  # pnode -> node names, file order
+    pnode_types: dict[str, list[str]] = field(default_factory=dict)  # pnode -> hardware types
+    pnode_pass: dict[str, int] = field(default_factory=dict)
+    cut_links: int = 0  # substrates spanning more than one pnode
+
+
+def _class_of(kind: str) -> str:
+    # process nodes are switched like qemu, so they pack with the VMs.
+    return {"qemu": "vm", "process": "vm", "openvz": "openvz"}.get(kind, kind)
+
+
+def _pass_of(node, errors: Collector, source: str) -> int:
+    raw = node.attributes.get("containers:PartitionPass")
+    if raw is None:
+        return 0
+    try:
+        return int(raw)
+    except ValueError:
+        errors.add(f"node {node.name!r}: containers:PartitionPass {raw!r} is not an integer", source, node.line)
+        return 0
+
+
+def _dfs_order(topo: Topology, names: list[str]) -> list[str]:
+    wanted = set(names)
+    graph = nx.Graph()
+    graph.add_nodes_from(names)
+    for node_name in names:
+        for iface in topo.nodes[node_name].interfaces:
+            graph.add_edge(node_name, ("sub", iface.substrate))
+    order: list[str] = []
+    position = {name: i for i, name in enumerate(names)}
+    for component in sorted(nx.connected_components(graph), key=lambda c: min(
+            (position[n] for n in c if n in wanted), default=len(names))):
+        members = [n for n in component if n in wanted]
+        if not members:
+            continue
+        start = min(members, key=position.__getitem__)
+        order.extend(n for n in nx.dfs_preorder_nodes(graph, start) if n in wanted)
+    return order
+
+
+def partition(topo: Topology, options: Options) -> Partitioning:
+    errors = Collector()
+    if options.packing < 1:
+        errors.add(f"--packing must be at least 1, not {options.packing}")
+    if options.size is not None and options.size < 1:
+        errors.add(f"--size must be at least 1, not {options.size}")
+    for label, table in (("--pass-pack", options.pass_pack), ("--pass-size", options.pass_size)):
+        for pass_no, value in table.items():
+            if value < 1:
+                errors.add(f"{label} {pass_no}:{value}: the value must be at least 1")
+    errors.raise_if_any()
+
+    user = {}
+    for node in topo.nodes.values():
+        raw = node.attributes.get("containers:partition")
+        if raw is not None:
+            try:
+                user[node.name] = int(raw)
+            except ValueError:
+                errors.add(f"node {node.name!r}: containers:partition {raw!r} is not an integer",
+                           topo.source, node.line)
+    passes: dict[int, list[str]] = {}
+    for node in topo.nodes.values():
+        passes.setdefault(_pass_of(node, errors, topo.source), []).append(node.name)
+    errors.raise_if_any()
+
+    groups: list[tuple[int, list[str]]] = []  # (pass, node names) in pnode order
+    if user and not options.force_partition:
+        by_part: dict[int, list[str]] = {}
+        unplaced = []
+        for node in topo.nodes.values():
+            if node.name in user:
+                by_part.setdefault(user[node.name], []).append(node.name)
+            else:
+                unplaced.append(node.name)
+        for part in sorted(by_part):
+            groups.append((_pass_of(topo.nodes[by_part[part][0]], errors, topo.source), by_part[part]))
+        if unplaced:
+            passes = {}
+            for name in unplaced:
+                passes.setdefault(_pass_of(topo.nodes[name], errors, topo.source), []).append(name)
+        else:
+            passes = {}
+    for pass_no in sorted(passes):
+        groups.extend(_pack_pass(topo, options, pass_no, passes[pass_no]))
+
+    result = Partitioning()
+    pnode_of: dict[str, str] = {}
+    for index, (pass_no, names) in enumerate(groups):
+        pnode = f"pnode-{index:04d}"
+        result.assignment[pnode] = names
+        result.pnode_pass[pnode] = pass_no
+        result.pnode_types[pnode] = options.pass_pnodes.get(pass_no, options.pnode_types)
+        for name in names:
+            pnode_of[name] = pnode
+            topo.nodes[name].pnode = pnode
+            topo.nodes[name].partition = index
+    _check_mixing(topo, result, errors)
+    errors.raise_if_any()
+    for members in topo.substrate_members().values():
+        if len({pnode_of[i.node] for i in members}) > 1:
+            result.cut_links += 1
+    return result
+
+
+def _pack_pass(topo: Topology, options: Options, pass_no: int, names: list[str]):
+    classes: dict[str, list[str]] = {}
+    for name in names:
+        classes.setdefault(_class_of(topo.nodes[name].kind or ""), []).append(name)
+    size = options.pass_size.get(pass_no, options.size)
+    for cls in classes:  # dicts keep first-seen order
+        members = classes[cls]
+        if cls == "embedded_pnode":
+            for name in members:
+                yield pass_no, [name]
+            continue
+        packing = options.pass_pack.get(pass_no, options.packing)
+        if size is not None:
+            packing = max(1, math.ceil(len(members) / size))
+        nodes_only = options.nodes_only or pass_no in options.pass_nodes_only
+        order = members if nodes_only else _dfs_order(topo, members)
+        position = {name: i for i, name in enumerate(members)}
+        for start in range(0, len(order), packing):
+            yield pass_no, sorted(order[start:start + packing], key=position.__getitem__)
+
+
+def _check_mixing(topo: Topology, result: Partitioning, errors: Collector) -> None:
+    for pnode, names in result.assignment.items():
+        kinds = {topo.nodes[n].kind for n in names}
+        if {"qemu", "openvz"} <= kinds:
+            errors.add(f"partition of {pnode} ({', '.join(names[:5])}...) mixes qemu and openvz nodes; "
+                       "put them in different containers:partition values", topo.source,
+                       topo.nodes[names[0]].line)
+        if "embedded_pnode" in kinds and len(names) > 1:
+            errors.add(f"embedded_pnode nodes must be alone on their pnode, but {pnode} holds "
+                       f"{', '.join(names[:5])}", topo.source, topo.nodes[names[0]].line)

@@ -1,0 +1,120 @@
+"""Static routes so that every node reaches every other (rtproto Static), kept small.
+
+The graph that matters is substrates joined by multi-homed nodes (routers). A breadth-first
+search from every destination substrate gives, for every other substrate, its distance and
+the router on it that is the next hop. A node then routes each foreign subnet through its
+closest attached substrate; the most used gateway becomes one aggregate route covering the
+whole experiment, the others stay specific. A node with one interface and one way out gets
+exactly one route.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import Counter, deque
+
+from ..errors import Collector
+from ..model import Route, Topology
+
+
+def _aggregate(networks: list[ipaddress.IPv4Network]) -> ipaddress.IPv4Network:
+    """The smallest network covering all of them."""
+    low = min(int(n.network_address) for n in networks)
+    high = max(int(n.broadcast_address) for n in networks)
+    prefix = 32 - (low ^ high).bit_length()
+    return ipaddress.IPv4Network((low, prefix), strict=False)
+
+
+def plan_routes(topo: Topology) -> None:
+    if topo.rtproto in ("Static", "Session"):
+        _static(topo)
+    elif topo.rtproto == "Manual":
+        _manual(topo)
+
+
+def _static(topo: Topology) -> None:
+    address = {(i.node, i.substrate): i.ip for i in topo.interfaces()}
+    routers_on: dict[str, list[str]] = {s: [] for s in topo.substrates}
+    for node in topo.nodes.values():
+        if len({i.substrate for i in node.interfaces}) > 1:
+            for iface in node.interfaces:
+                if node.name not in routers_on[iface.substrate]:
+                    routers_on[iface.substrate].append(node.name)
+    node_subs = {n.name: list(dict.fromkeys(i.substrate for i in n.interfaces)) for n in topo.nodes.values()}
+    networks = {s.name: ipaddress.IPv4Network(s.network) for s in topo.substrates.values()}
+    everything = _aggregate(list(networks.values())) if networks else None
+
+    # next_hop[dest][sub] = (distance, router on `sub` towards dest)
+    next_hop: dict[str, dict[str, tuple[int, str | None]]] = {}
+    for dest in topo.substrates:
+        seen = {dest: (0, None)}
+        queue = deque([dest])
+        while queue:
+            sub = queue.popleft()
+            dist = seen[sub][0]
+            for router in routers_on[sub]:
+                for other in node_subs[router]:
+                    if other not in seen:
+                        seen[other] = (dist + 1, router)
+                        queue.append(other)
+        next_hop[dest] = seen
+
+    for node in topo.nodes.values():
+        mine = node_subs[node.name]
+        if not mine:
+            continue
+        via: dict[str, str] = {}  # destination substrate -> gateway address
+        for dest in topo.substrates:
+            if dest in mine:
+                continue
+            best = None
+            for sub in mine:
+                hop = next_hop[dest].get(sub)
+                if hop and hop[1] != node.name and (best is None or hop[0] < best[0]):
+                    best = (hop[0], sub, hop[1])
+            if best:
+                via[dest] = address[(best[2], best[1])]
+        if not via:
+            continue
+        counts = Counter(via.values())
+        main_gateway = max(counts, key=lambda gw: (counts[gw], -list(via.values()).index(gw)))
+        node.routes = [Route(str(everything), main_gateway)]
+        for dest, gateway in via.items():
+            if gateway != main_gateway:
+                node.routes.append(Route(str(networks[dest]), gateway))
+
+
+def _manual(topo: Topology) -> None:
+    errors = Collector()
+    by_node = {n.name: n for n in topo.nodes.values()}
+    for node in topo.nodes.values():
+        node.routes = []
+        mine = {i.substrate: i for i in node.interfaces}
+        for route in node.manual_routes:
+            dest = _resolve_dest(topo, route.dest)
+            gateway = route.gateway
+            if gateway in by_node:
+                shared = [i for i in by_node[gateway].interfaces if i.substrate in mine]
+                if not shared:
+                    errors.add(f"node {node.name!r}: route next hop {gateway!r} shares no link or LAN with it",
+                               topo.source, node.line)
+                    continue
+                gateway = shared[0].ip
+            if dest is None:
+                errors.add(f"node {node.name!r}: route destination {route.dest!r} is not a node, link, LAN "
+                           "or IPv4 network", topo.source, node.line)
+                continue
+            node.routes.append(Route(dest, gateway))
+    errors.raise_if_any()
+
+
+def _resolve_dest(topo: Topology, dest: str) -> str | None:
+    name = dest.split(":", 1)[1] if dest.startswith("substrate:") else dest
+    if name in topo.substrates:
+        return topo.substrates[name].network
+    if name in topo.nodes and topo.nodes[name].interfaces:
+        return f"{topo.nodes[name].interfaces[0].ip}/32"
+    try:
+        return str(ipaddress.IPv4Network(dest, strict=False))
+    except ValueError:
+        return None

@@ -1,0 +1,394 @@
+"""Read a DETER/fedd TopDL file into the Topology model.
+
+TopDL units: ``<capacity><rate>`` is kb/s, ``<latency><time>`` is ms, whatever the ``<kind>``
+(max, average, ...). Each ``<substrates>`` element is one substrate and each ``<elements>``
+element wraps computers; both may repeat. Only ``<computer>`` elements become nodes.
+
+Interface values: DETER writes ``<capacity>``/``<latency>``/``loss`` on every interface, repeating
+the substrate's values. Values equal to the substrate's are dropped as redundant; others become the
+interface's node-to-substrate overrides. The attributes this project writes itself (see
+``containerize.writers.topdl``) are exact and always win.
+
+The parser never resolves entities, loads DTDs or touches the network, and any DOCTYPE that
+declares entities or names an external DTD is refused (billion laughs, XXE).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+from pathlib import Path
+
+from lxml import etree
+
+from ..errors import Collector, ContainerizeError
+from ..model import KINDS, Interface, Node, Shaping, Substrate, Topology
+from ..units import parse_loss
+
+# Attributes with a meaning in the model; shared with the writer so both agree.
+ATTR_LOSS = "loss"
+ATTR_IP = "ip4_address"
+ATTR_NETMASK = "ip4_netmask"
+ATTR_MAC = "containers:mac"
+ATTR_KIND = "containers:kind"  # substrate: link|lan when the member count would say otherwise
+ATTR_FIXED_NETMASK = "containers:netmask"  # substrate: tb-set-netmask
+ATTR_NETWORK = "containers:network"  # substrate: planned subnet
+ATTR_OVERRIDE = ("containers:override_rate", "containers:override_latency", "containers:override_loss")
+ATTR_SIMPLEX = ("containers:simplex_rate", "containers:simplex_latency", "containers:simplex_loss")
+ATTR_NODE_TYPE = "containers:node_type"
+ATTR_PARTITION = "containers:partition"
+ATTR_PNODE = "containers:pnode"
+ATTR_STARTUP = "startup"
+ATTR_TYPE = "type"
+ATTR_OSID = "osid"
+# Node attributes that must be whole numbers.
+INT_ATTRS = (ATTR_PARTITION, "containers:PartitionPass", "containers:openvz_diskspace")
+
+MAX_LATENCY_MS = 3600_000.0
+
+
+def read_topdl(path) -> Topology:
+    """Parse ``path`` (a TopDL experiment) into a Topology; raise ContainerizeError on bad input."""
+    return _Reader(str(path)).read()
+
+
+def _local(el) -> str:
+    """Tag without namespace; '' for comments, entities and processing instructions."""
+    tag = el.tag
+    if not isinstance(tag, str):
+        return ""
+    return tag.rpartition("}")[2] if tag[:1] == "{" else tag
+
+
+def _kids(el, name: str | None = None) -> list:
+    if name is None:
+        return [c for c in el if _local(c)]
+    return [c for c in el if _local(c) == name]
+
+
+def _text(el) -> str:
+    return "".join(el.itertext()).strip() if el is not None else ""
+
+
+def _first(el, name: str):
+    found = _kids(el, name)
+    return found[0] if found else None
+
+
+class _Reader:
+    def __init__(self, source: str):
+        self.source = source
+        self.errors = Collector()
+        self.topo = Topology(source=source, fmt="topdl")
+        # per interface: DETER-style (bandwidth, delay, loss) and a simplex entry, settled in resolve()
+        self.pending: list[tuple[Interface, tuple, Shaping | None]] = []
+        self.explicit_kind: dict[str, tuple[str, int | None]] = {}
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def fail(self, message: str, el=None) -> None:
+        self.errors.add(message, self.source, el.sourceline if el is not None else None)
+
+    def number(self, text: str, what: str, el, *, minimum: float | None = None, positive: bool = False):
+        """A finite float, or None after recording an error naming ``what``."""
+        try:
+            value = float(text)
+        except ValueError:
+            self.fail(f"{what} {text!r} is not a number", el)
+            return None
+        if not math.isfinite(value):
+            self.fail(f"{what} {text!r} must be a finite number", el)
+            return None
+        if positive and value <= 0:
+            self.fail(f"{what} {text!r} must be positive", el)
+            return None
+        if minimum is not None and value < minimum:
+            self.fail(f"{what} {text!r} must not be negative", el)
+            return None
+        return value
+
+    def rate(self, text: str, what: str, el) -> float | None:
+        """kb/s text -> bit/s (multiplying as units.parse_bandwidth does, so values compare equal)."""
+        value = self.number(text, what, el, positive=True)
+        return None if value is None else value * 1e3
+
+    def latency(self, text: str, what: str, el) -> float | None:
+        """ms text -> seconds."""
+        value = self.number(text, what, el, minimum=0.0)
+        if value is None:
+            return None
+        if value > MAX_LATENCY_MS:
+            self.fail(f"{what} {text!r} is out of range (0 to {MAX_LATENCY_MS:.0f} ms)", el)
+            return None
+        return value * 1e-3
+
+    def loss(self, text: str, what: str, el) -> float | None:
+        try:
+            return parse_loss(text)
+        except ValueError as exc:
+            self.fail(f"{what}: {exc}", el)
+            return None
+
+    def capacity(self, parent, what: str) -> float | None:
+        cap = _first(parent, "capacity")
+        if cap is None:
+            return None
+        rate = _first(cap, "rate")
+        if rate is None or not _text(rate):
+            self.fail(f"{what}: <capacity> has no <rate> (kb/s)", cap)
+            return None
+        return self.rate(_text(rate), f"{what}: capacity rate", rate)
+
+    def latency_of(self, parent, what: str) -> float | None:
+        lat = _first(parent, "latency")
+        if lat is None:
+            return None
+        time = _first(lat, "time")
+        if time is None or not _text(time):
+            self.fail(f"{what}: <latency> has no <time> (ms)", lat)
+            return None
+        return self.latency(_text(time), f"{what}: latency", time)
+
+    def attributes(self, parent, what: str) -> list[tuple[str, str, object]]:
+        """(name, value, element) of each <attribute><attribute/><value/></attribute> child."""
+        result = []
+        for attr in _kids(parent, "attribute"):
+            key = _text(_first(attr, "attribute"))
+            if not key:
+                self.fail(f"{what}: <attribute> without an attribute name", attr)
+                continue
+            result.append((key, _text(_first(attr, "value")), attr))
+        return result
+
+    def name_of(self, el, what: str) -> str | None:
+        name = _text(_first(el, "name"))
+        if not name:
+            self.fail(f"{what} without a <name>", el)
+            return None
+        return name
+
+    # -- document --------------------------------------------------------------------------------
+    def load(self):
+        try:
+            data = Path(self.source).read_bytes()
+        except OSError as exc:
+            raise ContainerizeError(f"cannot read TopDL file: {exc.strerror or exc}", self.source) from None
+        # never expand entities, fetch anything or lift libxml2's size and depth limits
+        parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False, load_dtd=False)
+        try:
+            root = etree.fromstring(data, parser)
+        except etree.XMLSyntaxError as exc:
+            raise ContainerizeError(f"not a well-formed XML (TopDL) file: {exc.msg}", self.source,
+                                    exc.lineno) from None
+        if root is None:
+            raise ContainerizeError("not a TopDL file: the document is empty", self.source)
+        info = root.getroottree().docinfo
+        dtd = info.internalDTD
+        if info.system_url or info.public_id or (dtd is not None and any(True for _ in dtd.iterentities())):
+            offset = data.find(b"<!DOCTYPE")
+            line = data.count(b"\n", 0, offset) + 1 if offset >= 0 else None
+            raise ContainerizeError(
+                "DOCTYPE with entity declarations or an external DTD is not allowed in TopDL files "
+                "(entities are never expanded); remove the DOCTYPE", self.source, line)
+        if _local(root) != "experiment":
+            raise ContainerizeError(f"not a TopDL file: the root element is <{_local(root) or root.tag}>, "
+                                    "expected <experiment>", self.source, root.sourceline)
+        return root
+
+    def read(self) -> Topology:
+        root = self.load()
+        version = _first(root, "version")
+        if version is not None and _text(version) not in ("1.0", "1"):
+            self.topo.warnings.append(f"{self.source}:{version.sourceline}: TopDL version "
+                                      f"{_text(version)!r} read as 1.0")
+        for sub_el in _kids(root, "substrates"):
+            self.substrate(sub_el)
+        for wrapper in _kids(root, "elements"):
+            for el in _kids(wrapper):
+                if _local(el) == "computer":
+                    self.computer(el)
+                else:
+                    self.topo.warnings.append(f"{self.source}:{el.sourceline}: <{_local(el)}> element "
+                                              "ignored; only <computer> elements become nodes")
+        self.resolve()
+        self.errors.raise_if_any()
+        return self.topo
+
+    # -- substrates ------------------------------------------------------------------------------
+    def substrate(self, el) -> None:
+        name = self.name_of(el, "substrate")
+        if name is None:
+            return
+        what = f"substrate {name!r}"
+        if name in self.topo.substrates:
+            self.fail(f"duplicate {what} (first defined at line {self.topo.substrates[name].line})", el)
+            return
+        sub = Substrate(name=name, line=el.sourceline)
+        sub.bandwidth = self.capacity(el, what)
+        sub.delay = self.latency_of(el, what) or 0.0
+        for key, value, attr in self.attributes(el, what):
+            if key == ATTR_LOSS:
+                sub.loss = self.loss(value, f"{what}: loss", attr) or 0.0
+            elif key == ATTR_KIND:
+                if value not in ("link", "lan"):
+                    self.fail(f"{what}: {ATTR_KIND} {value!r} must be 'link' or 'lan'", attr)
+                else:
+                    self.explicit_kind[name] = (value, attr.sourceline)
+            elif key == ATTR_FIXED_NETMASK:
+                sub.fixed_netmask = value
+            elif key == ATTR_NETWORK:
+                try:
+                    sub.network = str(ipaddress.IPv4Network(value))
+                except ValueError:
+                    self.fail(f"{what}: {ATTR_NETWORK} {value!r} is not an IPv4 network (10.0.1.0/24)", attr)
+            else:
+                sub.attributes[key] = value
+        self.topo.substrates[name] = sub
+
+    # -- computers -------------------------------------------------------------------------------
+    def computer(self, el) -> None:
+        name = self.name_of(el, "computer")
+        if name is None:
+            return
+        what = f"computer {name!r}"
+        if name in self.topo.nodes:
+            self.fail(f"duplicate {what} (first defined at line {self.topo.nodes[name].line})", el)
+            return
+        node = Node(name=name, line=el.sourceline)
+        for key, value, attr in self.attributes(el, what):
+            node.attributes[key] = value  # every attribute is kept, mapped ones too
+            if key in INT_ATTRS:
+                try:
+                    number = int(value)
+                except ValueError:
+                    number = None
+                if number is None or number < 0:
+                    self.fail(f"{what}: {key} {value!r} is not a non-negative integer", attr)
+                elif key == ATTR_PARTITION:
+                    node.partition = number
+            elif key == ATTR_NODE_TYPE:
+                # unknown kinds stay in the attributes; the kinds planner reports them
+                node.kind = value if value in KINDS else None
+            elif key == ATTR_STARTUP:
+                node.startcmd = value
+            elif key == ATTR_TYPE:
+                node.hardware = value or None
+            elif key == ATTR_OSID:
+                node.os = value or None
+            elif key == ATTR_PNODE:
+                node.pnode = value
+        if node.os is None:
+            # fedd writes the osid inside <os> as an attribute (or names the OS)
+            for os_el in _kids(el, "os"):
+                osid = dict((k, v) for k, v, _ in self.attributes(os_el, what)).get(ATTR_OSID)
+                node.os = osid or _text(_first(os_el, "name")) or None
+                if node.os:
+                    node.attributes[ATTR_OSID] = node.os  # as if given directly, so writing keeps it
+                    break
+        for index, if_el in enumerate(_kids(el, "interface")):
+            iface = self.interface(if_el, node, index)
+            if iface is not None:
+                node.interfaces.append(iface)
+        self.topo.nodes[name] = node
+
+    def interface(self, el, node: Node, index: int) -> Interface | None:
+        what = f"computer {node.name!r}"
+        subs = [_text(s) for s in _kids(el, "substrate")]
+        if not subs or not subs[0]:
+            self.fail(f"{what}: interface without a <substrate>", el)
+            return None
+        if len(subs) > 1:
+            self.fail(f"{what}: interface names {len(subs)} substrates ({', '.join(subs)}); "
+                      "use one interface per substrate", el)
+            return None
+        iface = Interface(node=node.name, substrate=subs[0], line=el.sourceline)
+        iface.name = _text(_first(el, "name")) or f"inf{index:03d}"
+        what = f"{what}: interface {iface.name!r}"
+        for other in node.interfaces:
+            if other.substrate == iface.substrate:
+                self.fail(f"{what}: second interface on substrate {iface.substrate!r}", el)
+                return None
+            if other.name == iface.name:
+                self.fail(f"{what}: duplicate interface name", el)
+                return None
+        deter_bw = self.capacity(el, what)
+        deter_delay = self.latency_of(el, what)
+        deter_loss = None
+        override: list[float | None] = [None, None, None]
+        simplex: list[float | None] = [None, None, None]
+        has_simplex = False
+        for key, value, attr in self.attributes(el, what):
+            if key == ATTR_IP:
+                try:
+                    iface.ip = str(ipaddress.IPv4Address(value))
+                except ValueError:
+                    self.fail(f"{what}: {ATTR_IP} {value!r} is not an IPv4 address", attr)
+            elif key == ATTR_NETMASK:
+                if _valid_netmask(value):
+                    iface.netmask = value
+                else:
+                    self.fail(f"{what}: {ATTR_NETMASK} {value!r} is not a netmask (255.255.255.0)", attr)
+            elif key == ATTR_MAC:
+                iface.mac = value
+            elif key == ATTR_LOSS:
+                deter_loss = self.loss(value, f"{what}: loss", attr)
+            elif key in ATTR_OVERRIDE:
+                pos = ATTR_OVERRIDE.index(key)
+                override[pos] = self.shaping_value(pos, value, f"{what}: {key}", attr)
+            elif key in ATTR_SIMPLEX:
+                pos = ATTR_SIMPLEX.index(key)
+                has_simplex = True
+                simplex[pos] = self.shaping_value(pos, value, f"{what}: {key}", attr)
+            else:
+                iface.attributes[key] = value
+        iface.bandwidth, iface.delay, iface.loss = override
+        direction = Shaping(simplex[0], simplex[1] or 0.0, simplex[2] or 0.0) if has_simplex else None
+        self.pending.append((iface, (deter_bw, deter_delay, deter_loss), direction))
+        return iface
+
+    def shaping_value(self, pos: int, value: str, what: str, el) -> float | None:
+        if pos == 0:
+            return self.rate(value, what, el)
+        if pos == 1:
+            return self.latency(value, what, el)
+        return self.loss(value, what, el)
+
+    # -- cross references ------------------------------------------------------------------------
+    def resolve(self) -> None:
+        members: dict[str, list[Interface]] = {name: [] for name in self.topo.substrates}
+        for iface, (bw, delay, loss), direction in self.pending:
+            sub = self.topo.substrates.get(iface.substrate)
+            if sub is None:
+                self.errors.add(f"computer {iface.node!r}: interface {iface.name!r} references missing "
+                                f"substrate {iface.substrate!r}", self.source, iface.line)
+                continue
+            members[sub.name].append(iface)
+            # DETER repeats the substrate's values on each interface: only differences override.
+            if iface.bandwidth is None and bw is not None and bw != sub.bandwidth:
+                iface.bandwidth = bw
+            if iface.delay is None and delay is not None and delay != sub.delay:
+                iface.delay = delay
+            if iface.loss is None and loss is not None and loss != sub.loss:
+                iface.loss = loss
+            if direction is not None:
+                sub.simplex[iface.node] = direction
+        for name, sub in self.topo.substrates.items():
+            count = len(members[name])
+            sub.kind = "link" if count == 2 else "lan"
+            if name in self.explicit_kind:
+                kind, line = self.explicit_kind[name]
+                if kind == "link" and count != 2:
+                    self.errors.add(f"substrate {name!r}: {ATTR_KIND} is 'link' but {count} interfaces use it "
+                                    "(a link has exactly 2)", self.source, line)
+                sub.kind = kind
+            if count == 0:
+                self.topo.warnings.append(f"{self.source}:{sub.line}: substrate {name!r} has no interfaces")
+
+
+def _valid_netmask(text: str) -> bool:
+    """A dotted netmask: ones then zeros (a prefix length or host mask is not accepted)."""
+    try:
+        value = int(ipaddress.IPv4Address(text))
+    except ValueError:
+        return False
+    zeros = ~value & 0xFFFFFFFF
+    return zeros & (zeros + 1) == 0

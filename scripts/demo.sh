@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The main job on the built-in local default: compile a sample topology, swap it in on this
+# machine as process nodes wired by VDE switches, and show the nodes and a ping across it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install.sh
+
+topology=${1:-examples/muppetnet.ns}
+expdir=experiments/demo/$(basename "${topology%.*}")
+export ANSIBLE_CONFIG=$PWD/ansible.cfg
+
+containerize --default-container=process --force --out "$expdir" demo "$(basename "${topology%.*}")" "$topology"
+ansible-playbook -i "$expdir/inventory" playbooks/swapin.yml
+echo "== nodes"
+ansible-inventory -i "$expdir/inventory" --graph
+echo "== ping across the topology (beaker on one LAN to animal on the other)"
+containerize exec "$expdir" beaker -- ping -c 3 animal
+echo "== swap out with: ansible-playbook -i $expdir/inventory playbooks/swapout.yml"
