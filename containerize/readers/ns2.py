@@ -1,0 +1,897 @@
+"""Read a DETER ns2/Tcl topology file into the Topology model.
+
+The file is run by a real Tcl 8.6 interpreter (tkinter), in a *safe* child interpreter: it cannot
+run programs, open files or sockets, load code or source anything but ``tb_compat.tcl`` (which is
+built in, never read). ``after``, ``vwait`` and ``interp`` are hidden too, recursion is limited and
+the whole evaluation has a time limit, so ``while 1 {}`` ends with an error. Memory use is not
+limited.
+
+The DETER commands (``new Simulator``, ``$ns ...``, ``tb-*``, methods of nodes, links and LANs)
+are aliases into this module; ``tb_compat.tcl`` next to it holds the small Tcl part. Objects are
+handles (``_o12``) dispatched through ``unknown``. What ends up where:
+
+- ``$ns node`` -> Node; ``duplex-link`` -> Substrate(kind="link", bandwidth, delay one way,
+  attributes["queue"] = queue type); ``make-lan`` -> Substrate(kind="lan"). Each member gets an
+  Interface (``inf000``, ``inf001``... per node, in creation order). ``line`` is always the line of
+  the statement that created the object.
+- Names: an object takes the name of the first global variable that holds it (``n(3)`` -> ``n-3``
+  as DETER does; also ``host(1,2)`` -> ``host-1-2`` and ``my_node`` -> ``my-node``); a name may then
+  stand for the object (``"fozzie"``). A variable reused for a second object keeps naming the
+  first; objects never held by a global variable are named ``node-N``, ``link-N`` or ``lan-N``
+  (N = creation index among objects of that kind). Other invalid names and duplicates are errors.
+- ``"... $(hostname)"`` (shell substitution, common in start commands) stays literal instead of
+  being a Tcl error.
+- ``tb-set-ip`` -> Interface.ip of the node's only interface (checked once the file has run, so it
+  may come before the link); ``tb-set-ip-link|lan|interface`` -> that Interface.ip;
+  ``tb-set-netmask`` -> Substrate.fixed_netmask.
+- ``tb-set-link-loss`` (link, or two nodes) and ``tb-set-lan-loss`` -> Substrate.loss (node to
+  node); ``tb-set-node-lan-delay|bandwidth|loss|params`` -> Interface overrides, stored as given
+  (node to LAN; DETER halves a LAN's delay per hop, a planner's business);
+  ``tb-set-link-simplex-params`` -> Substrate.simplex[from node name].
+- ``tb-set-node-os`` -> Node.os, ``tb-set-hardware`` -> Node.hardware (a vtype name stays as is),
+  ``tb-make-{soft,hard,weighted}-vtype`` -> Topology.vtypes, ``tb-set-node-startcmd`` ->
+  Node.startcmd, ``tb-add-node-attribute`` -> Node.attributes, ``$ns rtproto`` -> Topology.rtproto.
+- ``$node add-route DST NEXTHOP`` -> Node.manual_routes as Route(dest=DST's node name, or
+  ``substrate:NAME`` for a link or LAN, gateway=NEXTHOP's node name). Routes planners turn these
+  into addresses.
+- Agents, traffic generators, events, queue tweaks and testbed-only tb-* commands are skipped with
+  one ``FILE:LINE: skipped ...`` warning per kind in Topology.warnings.
+
+Errors are ContainerizeError(message, source=path, line=N), N being the line of the file where
+it happened (inside procs and loops too). They cannot be caught by the file's own ``catch``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import ContainerizeError
+from ..model import RTPROTOS, Interface, Node, Route, Shaping, Substrate, Topology
+from ..units import parse_bandwidth, parse_delay, parse_loss
+
+try:
+    import tkinter
+except ImportError:  # a Python without Tk: said so when an ns2 file is read
+    tkinter = None
+
+COMPAT = Path(__file__).with_name("tb_compat.tcl")
+CHILD = "topology"  # the safe interpreter, as the master names it
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*\Z")
+NAMED_KINDS = ("node", "link", "lan")
+RECURSION_LIMIT = 1000
+HIDDEN = ("after", "vwait", "interp")  # would block, or make interpreters without our limits
+FORBIDDEN = frozenset({
+    "exec", "open", "socket", "file", "load", "unload", "cd", "pwd", "glob", "exit", "fconfigure",
+    "encoding", *HIDDEN,
+})
+# Roots of ns-2 classes whose objects are accepted and ignored, with why.
+SKIPPED_CLASSES = {
+    "Agent": "traffic agents are not modelled",
+    "Application": "traffic generators are not modelled; use start commands",
+    "Queue": "queue settings are not modelled",
+    "EventGroup": "events are not modelled",
+    "Program": "program agents are not modelled; use start commands",
+}
+SKIPPED_SIM = {
+    "at": "scheduled events are not modelled",
+    **dict.fromkeys(("attach-agent", "detach-agent", "connect"), "traffic agents are not modelled"),
+    **dict.fromkeys(("trace-all", "namtrace-all", "trace-queue", "namtrace-queue", "monitor-queue",
+                     "flush-trace", "color", "duplex-link-op", "simplex-link-op", "use-scheduler"),
+                    "simulator output is not modelled"),
+    "queue-limit": "queue settings are not modelled",
+    "cost": "routing costs are not modelled",
+    **dict.fromkeys(("event-timeline", "event-sequence", "event-group"), "events are not modelled"),
+    **dict.fromkeys(("halt", "now"), "there is no simulation"),
+}
+# Testbed commands that have no effect on containers: accepted with a warning.
+SKIPPED_TB = (
+    "tb-set-sync-server", "tb-use-endnodequeue", "tb-use-endnodeshaping", "tb-force-endnodeshaping",
+    "tb-set-endnodeshaping", "tb-set-noshaping", "tb-set-multiplexed", "tb-set-useveth",
+    "tb-set-vlink-emulation", "tb-set-node-rpms", "tb-set-node-tarfiles", "tb-set-node-cmdline",
+    "tb-set-node-deltas", "tb-set-node-failure-action", "tb-fix-node", "tb-fix-interface",
+    "tb-set-uselatestwadata", "tb-set-usewatunnels", "tb-set-wasolver-weights", "tb-set-allowcolocate",
+    "tb-set-colocate-factor", "tb-set-mem-usage", "tb-set-cpu-usage", "tb-set-ip-routing",
+    "tb-bind-parent", "tb-fix-current-resources", "tb-set-encapsulate", "tb-set-jail-os",
+    "tb-set-delay-os", "tb-set-link-est-bandwidth", "tb-set-lan-est-bandwidth", "tb-set-link-backfill",
+    "tb-set-lan-backfill", "tb-set-lan-protocol", "tb-set-link-protocol", "tb-set-link-encap",
+    "tb-set-node-memory-size", "tb-set-node-usesharednode", "tb-set-security-level",
+    "tb-set-lan-simplex-params", "tb-set-node-lan-setting", "tb-set-lan-setting",
+    "tb-set-lan-accesspoint", "tb-set-node-plab-role", "tb-set-node-plab-plcnet",
+)
+
+
+def read_ns2(path, *, time_limit: float = 10.0) -> Topology:
+    """Evaluate the ns2 file ``path`` and return its Topology; raise ContainerizeError on bad input.
+
+    ``time_limit`` (seconds) bounds the evaluation, so an endless loop is an error.
+    """
+    return _Reader(str(path), time_limit).read()
+
+
+# --- objects the file creates ------------------------------------------------------------------
+
+@dataclass(eq=False, slots=True)
+class _Obj:
+    handle: str
+    kind: str  # sim | node | link | lan | lanlink | void
+    line: int | None = None
+    index: int = 0  # creation index among objects of the same kind, for generated names
+    name: str | None = None
+    var: str | None = None  # the variable the name came from
+
+
+@dataclass(eq=False, slots=True)
+class _Node(_Obj):
+    ifaces: list = field(default_factory=list)
+    attributes: dict = field(default_factory=dict)
+    os: str | None = None
+    hardware: str | None = None
+    startcmd: str | None = None
+    ip: tuple | None = None  # (address, line) from tb-set-ip, applied when the file has run
+    routes: list = field(default_factory=list)  # (destination object, next-hop node)
+
+
+@dataclass(eq=False, slots=True)
+class _Sub(_Obj):
+    bandwidth: float | None = None
+    delay: float = 0.0
+    loss: float = 0.0
+    queue: str | None = None
+    netmask: str | None = None
+    simplex: dict = field(default_factory=dict)  # _Node -> Shaping
+    members: list = field(default_factory=list)  # _Iface
+
+
+@dataclass(eq=False, slots=True)
+class _Iface:
+    node: _Node
+    sub: _Sub
+    line: int | None
+    ip: str | None = None
+    bandwidth: float | None = None
+    delay: float | None = None
+    loss: float | None = None
+
+
+@dataclass(eq=False, slots=True)
+class _LanLink(_Obj):
+    lan: _Sub | None = None
+    node: _Node | None = None
+
+
+def _arity(usage: str) -> tuple[int, float]:
+    """'node type ?args?' -> (2, inf): how many words a usage string allows."""
+    optional = re.findall(r"\?([^?]*)\?", usage)
+    required = re.sub(r"\?[^?]*\?", " ", usage).split()
+    if "args" in required or "args" in optional:
+        return len(required) - ("args" in required), float("inf")
+    return len(required), len(required) + sum(len(group.split()) for group in optional)
+
+
+def _wrong_args(shown: str, usage: str) -> ContainerizeError:
+    return ContainerizeError(f'wrong # args: should be "{shown} {usage}"' if usage else
+                             f'wrong # args: should be "{shown}"')
+
+
+def _var_to_name(var: str) -> str:
+    """DETER's rule, 'n(3)' -> 'n-3' ('(' becomes '-', ')' goes), made valid where that is plain:
+    'host(1,2)' -> 'host-1-2', 'my_node' -> 'my-node'; a leading '::' is dropped."""
+    name = var[2:] if var.startswith("::") else var
+    m = re.fullmatch(r"([^()]*)\((.*)\)", name, re.S)
+    if m:
+        name = f"{m.group(1)}-{m.group(2).replace(',', '-')}"
+    return name.replace("_", "-")
+
+
+class _Reader:
+    def __init__(self, source: str, time_limit: float):
+        self.source = source
+        self.file = os.path.realpath(source)  # as Tcl records it (symlinks resolved)
+        self.time_limit = time_limit
+        self.topo = Topology(source=source, fmt="ns2")
+        self.objs: dict[str, _Obj] = {}
+        self.names: dict[str, _Obj] = {}
+        self.counts: dict[str, int] = {}
+        self.nodes: list[_Node] = []
+        self.subs: list[_Sub] = []
+        self.lanlinks: dict[tuple, _LanLink] = {}
+        self.warned: set[str] = set()
+        self.procs: dict[str, int] = {}  # proc name -> line where its body starts
+        self.error: ContainerizeError | None = None
+        self.bug: BaseException | None = None
+        self.tcl = None
+        self.commands: list[str] = []  # master commands to delete afterwards
+        self.void = self._new(_Obj, "void")
+
+    # --- running the file ----------------------------------------------------------------------
+
+    def read(self) -> Topology:
+        if tkinter is None:
+            raise ContainerizeError("reading ns2 needs Python's tkinter module (Tcl 8.6)", self.source)
+        try:
+            self.text = Path(self.source).read_bytes().decode("utf-8", errors="replace")
+        except OSError as exc:
+            raise ContainerizeError(f"cannot read the topology: {exc.strerror or exc}", self.source) from None
+        try:
+            self._start()
+            try:
+                self.tcl.call("interp", "invokehidden", CHILD, "-global", "source", "-encoding", "utf-8",
+                              self.file)
+            except tkinter.TclError as exc:
+                if self.bug is None and self.error is None:
+                    self._tcl_error(exc)
+            if self.bug is not None:
+                raise self.bug
+            if self.error is not None:
+                raise self.error
+        finally:
+            self._stop()
+        return self._finish()
+
+    def _start(self) -> None:
+        try:
+            self.tcl = tkinter.Tcl().tk  # the bare interpreter: call, createcommand, splitlist, getvar
+        except tkinter.TclError as exc:
+            raise ContainerizeError(f"cannot start Tcl to read ns2: {exc}", self.source) from None
+        call = self.tcl.call
+        call("interp", "create", "-safe", CHILD)
+        for name in HIDDEN:
+            call("interp", "hide", CHILD, name)
+        call("interp", "recursionlimit", CHILD, RECURSION_LIMIT)
+        self._register_all()
+        call("interp", "eval", CHILD, COMPAT.read_text())
+        call("interp", "eval", CHILD, ("::tb::set", "::tb::file", self.file))
+        end = time.time() + self.time_limit
+        call("interp", "limit", CHILD, "time", "-seconds", int(end), "-milliseconds", int(end % 1 * 1000))
+
+    def _stop(self) -> None:
+        """Break the Python <-> Tcl reference cycles so the interpreters are freed."""
+        if self.tcl is None:
+            return
+        try:
+            self.tcl.call("interp", "delete", CHILD)
+        except tkinter.TclError:
+            pass
+        for name in self.commands:
+            self.tcl.deletecommand(name)
+        self.tcl = None
+
+    def _register(self, tcl_name: str, func, usage: str) -> None:
+        """Make ``tcl_name`` in the safe interpreter call ``func`` (arguments checked by ``usage``)."""
+        low, high = _arity(usage)
+
+        def command(*args):
+            if self.error is not None or self.bug is not None:
+                return self._cancel()
+            if not low <= len(args) <= high:
+                return self._fail(_wrong_args(tcl_name, usage).message)
+            return self._run(func, args)
+
+        master = f"ns2py{len(self.commands)}"
+        self.tcl.createcommand(master, command)
+        self.commands.append(master)
+        self.tcl.call("interp", "alias", CHILD, tcl_name, "", master)
+
+    def _run(self, func, args):
+        try:
+            result = func(*args)
+        except ContainerizeError as exc:
+            return self._fail(exc.message)
+        except Exception as exc:  # a bug here: re-raised once the interpreter has unwound
+            self.bug = exc
+            return self._cancel()
+        return "" if result is None else result
+
+    def _fail(self, message: str) -> str:
+        self.error = ContainerizeError(message, self.source, self.where())
+        return self._cancel()
+
+    def _cancel(self) -> str:
+        # -unwind: the file's own `catch` cannot swallow it; evaluation stops right away.
+        self.tcl.call("interp", "cancel", "-unwind", "--", CHILD, "stopped")
+        return ""
+
+    def where(self) -> int | None:
+        """Line of the file being executed (innermost, inside procs too)."""
+        try:
+            line = int(self.tcl.call("interp", "eval", CHILD, "::tb::where"))
+        except (tkinter.TclError, ValueError):  # e.g. the time limit struck meanwhile
+            return None
+        return line or None
+
+    def _skip(self, key: str, what: str) -> None:
+        if key not in self.warned:
+            self.warned.add(key)
+            line = self.where()
+            where = f"{self.source}:{line}" if line else self.source
+            self.topo.warnings.append(f"{where}: skipped {what}")
+
+    # --- Tcl errors ----------------------------------------------------------------------------
+
+    def _tcl_error(self, exc: tkinter.TclError) -> None:
+        message = str(exc)
+        try:
+            info = self.tcl.getvar("errorInfo")
+        except tkinter.TclError:
+            info = ""
+        line = _ErrorTrace(info, self.file, self.text, self.procs).line()
+        if message == "time limit exceeded":
+            message = f"evaluation stopped after {self.time_limit:g} s (time limit): an endless loop?"
+        elif message.startswith("too many nested evaluations"):
+            message = f"more than {RECURSION_LIMIT} nested calls: is there an endless recursion?"
+        message = "; ".join(part.strip() for part in message.splitlines() if part.strip()) or "Tcl error"
+        raise ContainerizeError(message, self.source, line)
+
+    # --- objects -------------------------------------------------------------------------------
+
+    def _new(self, cls, kind: str, **fields):
+        index = self.counts.get(kind, 0)
+        self.counts[kind] = index + 1
+        obj = cls(f"_o{len(self.objs) + 1}", kind, index=index, **fields)
+        self.objs[obj.handle] = obj
+        return obj
+
+    def _describe(self, obj: _Obj) -> str:
+        if obj.name:
+            return f"{obj.kind} {obj.name}"
+        return f"the {obj.kind} created at line {obj.line}" if obj.line else f"a {obj.kind}"
+
+    def _ref(self, ref: str, kinds: tuple, cmd: str) -> _Obj:
+        """An object by handle or by name (``"fozzie"``), of one of ``kinds``."""
+        key = ref.strip()
+        obj = self.objs.get(key) or self.names.get(key)
+        wanted = " or ".join(kinds)
+        if obj is None:
+            raise ContainerizeError(f"{cmd}: {ref!r} is not a {wanted}")
+        if obj.kind not in kinds:
+            raise ContainerizeError(f"{cmd}: {ref!r} is {self._describe(obj)}, not a {wanted}")
+        return obj
+
+    def _node(self, ref: str, cmd: str) -> _Node:
+        return self._ref(ref, ("node",), cmd)
+
+    def _sub(self, ref: str, cmd: str, kinds=("link", "lan")) -> _Sub:
+        return self._ref(ref, kinds, cmd)
+
+    def _iface(self, node: _Node, sub: _Sub, cmd: str) -> _Iface:
+        for iface in node.ifaces:
+            if iface.sub is sub:
+                return iface
+        raise ContainerizeError(f"{cmd}: {self._describe(node)} is not on {self._describe(sub)}")
+
+    def _node_and_sub(self, a: str, b: str, cmd: str) -> _Iface:
+        """The interface of a node on a LAN or link, given in either order (DETER docs disagree)."""
+        first = self._ref(a, ("node", "lan", "link"), cmd)
+        if first.kind == "node":
+            return self._iface(first, self._sub(b, cmd), cmd)
+        return self._iface(self._node(b, cmd), first, cmd)
+
+    def _list(self, text: str, cmd: str) -> list[str]:
+        try:
+            return list(self.tcl.splitlist(text))
+        except tkinter.TclError as exc:
+            raise ContainerizeError(f"{cmd}: {text!r} is not a Tcl list ({exc})") from None
+
+    def _link_between(self, a: _Node, b: _Node) -> _Sub | None:
+        for iface in a.ifaces:
+            sub = iface.sub
+            if sub.kind == "link" and {m.node for m in sub.members} == {a, b}:
+                return sub
+        return None
+
+    def _new_sub(self, kind: str, line: int | None, bw: str, delay: str, cmd: str) -> _Sub:
+        sub = self._new(_Sub, kind, line=line, bandwidth=_value(parse_bandwidth, bw, cmd),
+                        delay=_value(parse_delay, delay, cmd))
+        self.subs.append(sub)
+        return sub
+
+    def _attach(self, node: _Node, sub: _Sub, line: int | None) -> None:
+        iface = _Iface(node, sub, line)
+        node.ifaces.append(iface)
+        sub.members.append(iface)
+
+    # --- commands ------------------------------------------------------------------------------
+
+    def _register_all(self) -> None:
+        reg = self._register
+        reg("new", self.cmd_new, "className ?args?")
+        reg("source", self.cmd_source, "?-encoding name? fileName")
+        reg("puts", lambda *args: None, "?-nonewline? ?channelId? string")  # printing is the CLI's job
+        reg("unknown", self.cmd_unknown, "cmdName ?args?")
+        reg("::tb::name", self.cmd_name, "handle varName")
+        reg("::tb::procline", self.cmd_procline, "procName line")
+        reg("tb-set-ip", self.tb_set_ip, "node ip")
+        reg("tb-set-ip-link", self.tb_set_ip_link, "node link ip")
+        reg("tb-set-ip-lan", self.tb_set_ip_lan, "node lan ip")
+        reg("tb-set-ip-interface", self.tb_set_ip_interface, "node dst ip")
+        reg("tb-set-netmask", self.tb_set_netmask, "lanlink netmask")
+        reg("tb-set-node-os", self.tb_set_node_os, "node os ?args?")
+        reg("tb-set-hardware", self.tb_set_hardware, "node type ?args?")
+        reg("tb-make-soft-vtype", self.tb_make_vtype, "vtype types")
+        reg("tb-make-hard-vtype", self.tb_make_vtype, "vtype types")
+        reg("tb-make-weighted-vtype", self.tb_make_weighted_vtype, "vtype weight types")
+        reg("tb-set-node-startcmd", self.tb_set_node_startcmd, "node command")
+        reg("tb-set-node-startup", self.tb_set_node_startcmd, "node command")  # the old name
+        reg("tb-add-node-attribute", self.tb_add_node_attribute, "node key value")
+        reg("tb-set-link-loss", self.tb_set_link_loss, "link|src ?dst? loss")
+        reg("tb-set-lan-loss", self.tb_set_lan_loss, "lan loss")
+        reg("tb-set-node-lan-delay", self.tb_set_node_lan_delay, "node lan delay")
+        reg("tb-set-node-lan-bandwidth", self.tb_set_node_lan_bandwidth, "node lan bandwidth")
+        reg("tb-set-node-lan-loss", self.tb_set_node_lan_loss, "node lan loss")
+        reg("tb-set-node-lan-params", self.tb_set_node_lan_params, "node lan delay bandwidth loss")
+        reg("tb-set-link-simplex-params", self.tb_set_link_simplex_params, "link src delay bandwidth loss")
+        for name in SKIPPED_TB:
+            reg(name, lambda *args, name=name: self._skip(name, f"{name} (no effect on containers)"), "args")
+        self.methods = {
+            "sim": {
+                "node": (self.sim_node, ""),
+                "duplex-link": (self.sim_duplex_link, "node1 node2 bandwidth delay ?queue? ?args?"),
+                "simplex-link": (self.sim_simplex_link, "args"),
+                "make-lan": (self.sim_make_lan, "nodes bandwidth delay ?args?"),
+                "link": (self.sim_link, "node1 node2"),
+                "lanlink": (self.sim_lanlink, "lan node"),
+                "rtproto": (self.sim_rtproto, "protocol ?args?"),
+                "run": (lambda *args: None, "?args?"),
+            },
+            "node": {"add-route": (self.node_add_route, "dst nexthop")},
+        }
+        for table in self.methods.values():
+            for method, (func, usage) in table.items():
+                table[method] = (func, usage, *_arity(usage))
+
+    def cmd_new(self, cls: str, *args):
+        if cls == "Simulator":
+            return self._new(_Obj, "sim").handle
+        root = cls.split("/", 1)[0]
+        self._skip(f"new {root}", f"new {cls} ({SKIPPED_CLASSES.get(root, 'not modelled')})")
+        return self.void.handle
+
+    def cmd_source(self, *args):
+        if len(args) == 2 or (len(args) == 3 and args[0] != "-encoding"):
+            raise ContainerizeError('wrong # args: should be "source ?-encoding name? fileName"')
+        if os.path.basename(args[-1]) != "tb_compat.tcl":
+            raise ContainerizeError(f"source {args[-1]}: a topology file may only source tb_compat.tcl")
+
+    def cmd_unknown(self, name: str, *args):
+        obj = self.objs.get(name)
+        if obj is not None:
+            return self._method(obj, args)
+        if name in FORBIDDEN:
+            raise ContainerizeError(f"{name} is not allowed in a topology file "
+                                    "(it cannot run programs, use files or sockets, or load code)")
+        root = name.split("/", 1)[0]
+        if "/" in name and root[:1].isupper():  # ns-2 class settings: Agent/TCP set window_ 20
+            self._skip(f"new {root}", f"{name} ({SKIPPED_CLASSES.get(root, 'not modelled')})")
+            return self.void.handle
+        raise ContainerizeError(f'invalid command name "{name}"')
+
+    def _method(self, obj: _Obj, args: tuple):
+        shown = {"sim": "$ns"}.get(obj.kind, f"${obj.kind}")
+        if not args:
+            raise _wrong_args(shown, "method ?arg ...?")
+        method, args = args[0], args[1:]
+        entry = self.methods.get(obj.kind, {}).get(method)
+        if entry is not None:
+            func, usage, low, high = entry
+            if not low <= len(args) <= high:
+                raise _wrong_args(f"{shown} {method}", usage)
+            return func(obj, *args)
+        if obj.kind == "void":  # agents and the like: everything they do is ignored
+            return self.void.handle
+        if obj.kind == "sim":
+            if method not in SKIPPED_SIM:
+                raise ContainerizeError(f'$ns {method}: unknown or unsupported Simulator method')
+            self._skip(f"$ns {method}", f"$ns {method} ({SKIPPED_SIM[method]})")
+            return self.void.handle
+        if method == "queue":
+            self._skip("queue", f"{shown} queue (queue settings are not modelled)")
+        else:
+            self._skip(f"{obj.kind} {method}", f"{shown} {method} (not modelled)")
+        return self.void.handle
+
+    def cmd_name(self, handle: str, var: str):
+        """From the `set` wrapper: ``var`` (global) now holds ``handle``."""
+        obj = self.objs.get(handle)
+        if obj is None or obj.name is not None or obj.kind not in NAMED_KINDS:
+            return
+        var = var[2:] if var.startswith("::") else var
+        name = _var_to_name(var)
+        if not NAME_RE.match(name):
+            raise ContainerizeError(f"cannot name the {obj.kind} after variable {var!r}: {name!r} is not a "
+                                    "valid name (letters, digits and '-', starting with a letter or digit)")
+        other = self.names.get(name)
+        if other is not None:
+            if other.var == var:  # a reused variable: it keeps naming the first object
+                return
+            raise ContainerizeError(f"duplicate name {name!r}: already used by the {other.kind} "
+                                    f"created at line {other.line}")
+        obj.name, obj.var = name, var
+        self.names[name] = obj
+
+    def cmd_procline(self, name: str, line: str):
+        """From the trace on `proc`: the body of proc ``name`` (qualified) starts at ``line``."""
+        self.procs[name.lstrip(":")] = int(line)
+
+    # $ns ...
+
+    def sim_node(self, sim):
+        node = self._new(_Node, "node", line=self.where())
+        self.nodes.append(node)
+        return node.handle
+
+    def sim_duplex_link(self, sim, a, b, bw, delay, queue="DropTail", *extra):
+        cmd = "duplex-link"
+        n1, n2 = self._node(a, cmd), self._node(b, cmd)
+        if n1 is n2:
+            raise ContainerizeError(f"{cmd}: both ends are {self._describe(n1)}; a link joins two nodes")
+        line = self.where()
+        link = self._new_sub("link", line, bw, delay, cmd)
+        link.queue = queue
+        self._attach(n1, link, line)
+        self._attach(n2, link, line)
+        return link.handle
+
+    def sim_simplex_link(self, sim, *args):
+        raise ContainerizeError("simplex-link is not supported: use duplex-link and "
+                                "tb-set-link-simplex-params")
+
+    def sim_make_lan(self, sim, members, bw, delay, *extra):
+        cmd = "make-lan"
+        refs = self._list(members, cmd)
+        if not refs:
+            raise ContainerizeError(f"{cmd}: the LAN has no nodes")
+        nodes = [self._node(ref, cmd) for ref in refs]
+        if len(set(nodes)) != len(nodes):
+            twice = next(n for n in nodes if nodes.count(n) > 1)
+            raise ContainerizeError(f"{cmd}: {self._describe(twice)} is listed twice")
+        line = self.where()
+        lan = self._new_sub("lan", line, bw, delay, cmd)
+        for node in nodes:
+            self._attach(node, lan, line)
+        return lan.handle
+
+    def sim_link(self, sim, a, b):
+        n1, n2 = self._node(a, "link"), self._node(b, "link")
+        link = self._link_between(n1, n2)
+        if link is None:
+            raise ContainerizeError(f"link: there is no link between {self._describe(n1)} and "
+                                    f"{self._describe(n2)}")
+        return link.handle
+
+    def sim_lanlink(self, sim, lan_ref, node_ref):
+        iface = self._node_and_sub(node_ref, lan_ref, "lanlink")
+        key = (iface.sub, iface.node)
+        if key not in self.lanlinks:
+            self.lanlinks[key] = self._new(_LanLink, "lanlink", line=self.where(), lan=iface.sub,
+                                           node=iface.node)
+        return self.lanlinks[key].handle
+
+    def sim_rtproto(self, sim, proto, *args):
+        known = {p.lower(): p for p in RTPROTOS}
+        if proto.lower() not in known:
+            raise ContainerizeError(f"rtproto: unsupported routing {proto!r}; use {', '.join(RTPROTOS)}")
+        self.topo.rtproto = known[proto.lower()]
+
+    def node_add_route(self, node, dst, nexthop):
+        dest = self._ref(dst, ("node", "link", "lan"), "add-route")
+        hop = self._node(nexthop, "add-route")
+        node.routes.append((dest, hop))
+
+    # tb-* commands
+
+    def tb_set_ip(self, node, ip):
+        self._node(node, "tb-set-ip").ip = (_address(ip, "tb-set-ip"), self.where())
+
+    def tb_set_ip_link(self, node, link, ip):
+        cmd = "tb-set-ip-link"
+        self._iface(self._node(node, cmd), self._sub(link, cmd), cmd).ip = _address(ip, cmd)
+
+    def tb_set_ip_lan(self, node, lan, ip):
+        cmd = "tb-set-ip-lan"
+        self._iface(self._node(node, cmd), self._sub(lan, cmd), cmd).ip = _address(ip, cmd)
+
+    def tb_set_ip_interface(self, node, dst, ip):
+        cmd = "tb-set-ip-interface"
+        src, peer = self._node(node, cmd), self._node(dst, cmd)
+        for iface in src.ifaces:
+            if any(m.node is peer for m in iface.sub.members):
+                iface.ip = _address(ip, cmd)
+                return
+        raise ContainerizeError(f"{cmd}: no link or LAN joins {self._describe(src)} and "
+                                f"{self._describe(peer)}")
+
+    def tb_set_netmask(self, lanlink, mask):
+        cmd = "tb-set-netmask"
+        sub = self._sub(lanlink, cmd)
+        try:
+            if not re.fullmatch(r"\d+\.\d+\.\d+\.\d+", mask.strip()):
+                raise ValueError
+            sub.netmask = str(ipaddress.IPv4Network(f"0.0.0.0/{mask.strip()}").netmask)
+        except ValueError:
+            raise ContainerizeError(f"{cmd}: {mask!r} is not a netmask such as 255.255.255.0") from None
+
+    def tb_set_node_os(self, node, os_name, *args):
+        self._node(node, "tb-set-node-os").os = os_name
+
+    def tb_set_hardware(self, node, hw, *args):
+        self._node(node, "tb-set-hardware").hardware = hw
+
+    def tb_make_vtype(self, name, types):
+        self.topo.vtypes[name] = self._list(types, "tb-make-soft-vtype")
+
+    def tb_make_weighted_vtype(self, name, weight, types):
+        self.tb_make_vtype(name, types)
+
+    def tb_set_node_startcmd(self, node, command):
+        self._node(node, "tb-set-node-startcmd").startcmd = command
+
+    def tb_add_node_attribute(self, node, key, value):
+        self._node(node, "tb-add-node-attribute").attributes[key] = value
+
+    def tb_set_link_loss(self, first, *rest):
+        cmd = "tb-set-link-loss"
+        if len(rest) == 1:  # tb-set-link-loss link loss
+            sub = self._sub(first, cmd)
+        else:  # tb-set-link-loss src dst loss
+            src, dst = self._node(first, cmd), self._node(rest[0], cmd)
+            sub = self._link_between(src, dst)
+            if sub is None:
+                raise ContainerizeError(f"{cmd}: there is no link between {self._describe(src)} and "
+                                        f"{self._describe(dst)}")
+        sub.loss = _value(parse_loss, rest[-1], cmd)
+
+    def tb_set_lan_loss(self, lan, loss):
+        self._sub(lan, "tb-set-lan-loss").loss = _value(parse_loss, loss, "tb-set-lan-loss")
+
+    def tb_set_node_lan_delay(self, a, b, delay):
+        cmd = "tb-set-node-lan-delay"
+        self._node_and_sub(a, b, cmd).delay = _value(parse_delay, delay, cmd)
+
+    def tb_set_node_lan_bandwidth(self, a, b, bw):
+        cmd = "tb-set-node-lan-bandwidth"
+        self._node_and_sub(a, b, cmd).bandwidth = _value(parse_bandwidth, bw, cmd)
+
+    def tb_set_node_lan_loss(self, a, b, loss):
+        cmd = "tb-set-node-lan-loss"
+        self._node_and_sub(a, b, cmd).loss = _value(parse_loss, loss, cmd)
+
+    def tb_set_node_lan_params(self, a, b, delay, bw, loss):
+        cmd = "tb-set-node-lan-params"
+        iface = self._node_and_sub(a, b, cmd)
+        iface.delay = _value(parse_delay, delay, cmd)
+        iface.bandwidth = _value(parse_bandwidth, bw, cmd)
+        iface.loss = _value(parse_loss, loss, cmd)
+
+    def tb_set_link_simplex_params(self, link, src, delay, bw, loss):
+        cmd = "tb-set-link-simplex-params"
+        sub = self._sub(link, cmd, ("link",))
+        iface = self._iface(self._node(src, cmd), sub, cmd)
+        sub.simplex[iface.node] = Shaping(bandwidth=_value(parse_bandwidth, bw, cmd),
+                                          delay=_value(parse_delay, delay, cmd),
+                                          loss=_value(parse_loss, loss, cmd))
+
+    # --- the model -----------------------------------------------------------------------------
+
+    def _finish(self) -> Topology:
+        for obj in [*self.nodes, *self.subs]:
+            if obj.name is None:
+                name = f"{obj.kind}-{obj.index}"
+                extra = 0
+                while name in self.names:
+                    extra += 1
+                    name = f"{obj.kind}-{obj.index}-{extra}"
+                obj.name = name
+                self.names[name] = obj
+        topo = self.topo
+        for rec in self.nodes:
+            if rec.ip is not None:
+                address, line = rec.ip
+                if len(rec.ifaces) != 1:
+                    raise ContainerizeError(
+                        f"tb-set-ip: node {rec.name} has {len(rec.ifaces)} links or LANs; tb-set-ip needs "
+                        "exactly one (use tb-set-ip-link, tb-set-ip-lan or tb-set-ip-interface)",
+                        self.source, line)
+                rec.ifaces[0].ip = address
+            node = Node(name=rec.name, attributes=rec.attributes, os=rec.os, hardware=rec.hardware,
+                        startcmd=rec.startcmd, line=rec.line)
+            for i, iface in enumerate(rec.ifaces):
+                node.interfaces.append(Interface(
+                    node=rec.name, substrate=iface.sub.name, name=f"inf{i:03d}", ip=iface.ip,
+                    bandwidth=iface.bandwidth, delay=iface.delay, loss=iface.loss, line=iface.line))
+            for dest, hop in rec.routes:
+                target = dest.name if dest.kind == "node" else f"substrate:{dest.name}"
+                node.manual_routes.append(Route(dest=target, gateway=hop.name))
+            topo.nodes[rec.name] = node
+        for rec in self.subs:
+            sub = Substrate(name=rec.name, kind=rec.kind, bandwidth=rec.bandwidth, delay=rec.delay,
+                            loss=rec.loss, simplex={n.name: s for n, s in rec.simplex.items()},
+                            fixed_netmask=rec.netmask, line=rec.line)
+            if rec.queue is not None:
+                sub.attributes["queue"] = rec.queue
+            topo.substrates[rec.name] = sub
+        return topo
+
+
+def _value(parse, text: str, cmd: str):
+    try:
+        return parse(text)
+    except ValueError as exc:
+        raise ContainerizeError(f"{cmd}: {exc}") from None
+
+
+def _address(text: str, cmd: str) -> str:
+    try:
+        return str(ipaddress.IPv4Address(text.strip()))
+    except ValueError:
+        raise ContainerizeError(f"{cmd}: {text!r} is not an IPv4 address") from None
+
+
+# --- placing a Tcl error in the file -------------------------------------------------------------
+
+_LEVEL_SPLIT = re.compile(r"\n    (?:while executing|invoked from within)\n")
+_LEVEL = re.compile(r'"(.*)"((?:\n    \([^\n]*\))*)\Z', re.S)
+_CONTEXT = re.compile(r"\((.*) line (\d+)\)\Z")
+_PROCEDURE = re.compile(r'procedure "(.*)"\Z')
+_FILE = re.compile(r'file "(.*)"\Z')
+
+
+class _ErrorTrace:
+    """Finds the file line of a Tcl error from errorInfo.
+
+    errorInfo lists the failing commands innermost first, each with a context such as
+    ``(file "F" line 12)`` (absolute), ``(procedure "p" line 3)`` (relative to the proc body, whose
+    start the trace on ``proc`` recorded) or ``("foreach" body line 2)`` (relative to a script
+    that is a word of the enclosing command). Walking from the file inwards gives the line; when
+    a script is not a literal of the file (``eval $s``) the enclosing command's line is the answer.
+    """
+
+    def __init__(self, info: str, file: str, text: str, procs: dict[str, int]):
+        self.file, self.text, self.procs = file, text, procs
+        self.lines = text.split("\n")
+        self.levels = []  # (command text, context or None, line or None), innermost first
+        for chunk in _LEVEL_SPLIT.split(info)[1:]:
+            m = _LEVEL.match(chunk)
+            if not m:
+                self.levels.append(("", None, None))
+                continue
+            context = _CONTEXT.search(m.group(2).rstrip())
+            self.levels.append((m.group(1), context and context.group(1), context and int(context.group(2))))
+
+    def _is_file(self, context: str | None) -> bool:
+        m = _FILE.match(context or "")
+        if not m:
+            return False
+        shown = m.group(1)  # Tcl shortens long paths with "..."
+        return shown == self.file or (shown.endswith("...") and self.file.startswith(shown[:-3]))
+
+    def line(self) -> int | None:
+        outer = [i for i, (_, context, _) in enumerate(self.levels) if self._is_file(context)]
+        if not outer:
+            return None
+        start = outer[-1]
+        enclosing, line = self.levels[start][0], self.levels[start][2]
+        for text, context, relative in reversed(self.levels[:start]):
+            if context is None:
+                break
+            if self._is_file(context):
+                line = relative
+            elif m := _PROCEDURE.match(context):
+                body = self._proc_body(m.group(1))
+                if body is None:
+                    break
+                line = body + relative - 1
+            else:
+                found = self._in_word(line, enclosing, relative, text)
+                if found is None:
+                    break
+                line = found
+            enclosing = text
+        return line
+
+    def _proc_body(self, invoked: str) -> int | None:
+        """Body line of a proc by the name it was called with (qualified or not)."""
+        name = invoked.lstrip(":")
+        if name in self.procs:
+            return self.procs[name]
+        tail = name.rsplit("::", 1)[-1]
+        found = [line for full, line in self.procs.items() if full.rsplit("::", 1)[-1] == tail]
+        return found[0] if len(found) == 1 else None
+
+    def _in_word(self, line: int, enclosing: str, relative: int, inner: str) -> int | None:
+        """Line of ``inner``, at line ``relative`` of a braced word of ``enclosing`` (at ``line``)."""
+        if not 0 < line <= len(self.lines):
+            return None
+        probe = _probe(enclosing)
+        col = self.lines[line - 1].find(probe) if probe else -1
+        if col < 0:
+            col = len(self.lines[line - 1]) - len(self.lines[line - 1].lstrip())
+        offset = sum(len(x) + 1 for x in self.lines[: line - 1]) + col
+        wanted = _probe(inner)
+        for start, _end in reversed(_words(self.text, offset)[1:]):
+            if self.text[start] != "{":
+                continue
+            candidate = line + self.text.count("\n", offset, start) + relative - 1
+            if 0 < candidate <= len(self.lines) and wanted and wanted in self.lines[candidate - 1]:
+                return candidate
+        return None
+
+
+def _probe(command: str) -> str:
+    """The first line of a command as errorInfo shows it (which cuts long ones with '...')."""
+    first = command.split("\n", 1)[0]
+    if first == command and first.endswith("..."):
+        first = first[:-3]
+    return first.strip()
+
+
+def _words(text: str, i: int) -> list[tuple[int, int]]:
+    """(start, end) of each word of the Tcl command starting at ``text[i]`` (good enough for
+    locating errors: follows braces, quotes, brackets and backslashes)."""
+    words, n = [], len(text)
+    while i < n:
+        c = text[i]
+        if c in " \t\r":
+            i += 1
+            continue
+        if text.startswith("\\\n", i):
+            i += 2
+            continue
+        if c in "\n;":
+            break
+        start = i
+        if text.startswith("{*}", i) and i + 3 < n and text[i + 3] not in " \t\r\n;":
+            i += 3
+        if text[i] == "{":
+            i = _skip_braces(text, i)
+        elif text[i] == '"':
+            i += 1
+            while i < n and text[i] != '"':
+                i = _skip_bracket(text, i) if text[i] == "[" else i + (2 if text[i] == "\\" else 1)
+            i += 1
+        else:
+            while i < n and text[i] not in " \t\r\n;":
+                i = _skip_bracket(text, i) if text[i] == "[" else i + (2 if text[i] == "\\" else 1)
+        words.append((start, min(i, n)))
+    return words
+
+
+def _skip_braces(text: str, i: int) -> int:
+    depth = 0
+    while i < len(text):
+        c = text[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == "{":
+            depth += 1
+        elif c == "}":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+        i += 1
+    return i
+
+
+def _skip_bracket(text: str, i: int) -> int:
+    depth = 0
+    while i < len(text):
+        c = text[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == "{":
+            i = _skip_braces(text, i)
+            continue
+        if c == "[":
+            depth += 1
+        elif c == "]":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+        i += 1
+    return i
