@@ -147,7 +147,6 @@ def run_compile(argv: list[str]) -> int:
         from .compiler import plan
         from .output import write_atomically
         from .writers.experiment import write_experiment
-
         from .writers.topdl import topdl_bytes
 
         input_topdl = topdl_bytes(topo)  # before the planners fill in addresses and kinds

@@ -59,9 +59,13 @@ def _static(topo: Topology) -> None:
                         queue.append(other)
         next_hop[dest] = seen
 
+    shared: dict[str, list[Route]] = {}  # one-substrate nodes on the same substrate route alike
     for node in topo.nodes.values():
         mine = node_subs[node.name]
         if not mine:
+            continue
+        if len(mine) == 1 and mine[0] in shared:
+            node.routes = list(shared[mine[0]])
             continue
         via: dict[str, str] = {}  # destination substrate -> gateway address
         for dest in topo.substrates:
@@ -75,6 +79,8 @@ def _static(topo: Topology) -> None:
             if best:
                 via[dest] = address[(best[2], best[1])]
         if not via:
+            if len(mine) == 1:
+                shared[mine[0]] = []
             continue
         counts = Counter(via.values())
         main_gateway = max(counts, key=lambda gw: (counts[gw], -list(via.values()).index(gw)))
@@ -82,6 +88,8 @@ def _static(topo: Topology) -> None:
         for dest, gateway in via.items():
             if gateway != main_gateway:
                 node.routes.append(Route(str(networks[dest]), gateway))
+        if len(mine) == 1:
+            shared[mine[0]] = list(node.routes)
 
 
 def _manual(topo: Topology) -> None:

@@ -12,13 +12,14 @@ from .inventory import write_inventory
 def write_experiment(exp: Experiment, out: Path, source: Path, input_topdl: bytes, image: bool = True) -> None:
     """`input_topdl` is the input model as TopDL, rendered before planning (topo.xml)."""
     from .physical import write_phys_topo
-    from .topdl import write_topdl
+    from .topdl import topdl_bytes
 
     write_inventory(exp, out)
     write_deter_files(exp, out, source)
     (out / "topo.xml").write_bytes(input_topdl)
-    write_topdl(exp.topology, out / "annotated.xml", planned=True)
-    write_topdl(exp.topology, out / "partitioned.xml", planned=True)
+    planned = topdl_bytes(exp.topology, planned=True)  # kinds and partitions are both decided by now
+    (out / "annotated.xml").write_bytes(planned)
+    (out / "partitioned.xml").write_bytes(planned)
     write_phys_topo(exp.topology, exp.partitioning.assignment, exp.options.project, exp.options.experiment, out)
     if image:
         from .picture import write_picture

@@ -1,0 +1,60 @@
+#!/usr/bin/env python3
+"""Compile generated topologies (LANs of 50 behind a tree of routers) and print a table.
+
+Each size runs in a fresh interpreter so peak memory (max RSS) is that compile's own.
+Target on a 2-core machine: 10,000 nodes in at most 10 s and 1 GiB.
+Usage: python3 bench/compile.py [SIZES...]   (default 100 1000 10000)
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from topologies import lan_tree  # noqa: E402
+
+CHILD = r"""
+import json, resource, sys, time
+from containerize.cli import main
+t = time.monotonic()
+rc = main(sys.argv[1:])
+wall = time.monotonic() - t
+print(json.dumps({"rc": rc, "wall": wall, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def run(hosts: int, image: bool, workdir: Path) -> dict:
+    source = workdir / f"tree{hosts}.tcl"
+    source.write_text(lan_tree(hosts))
+    out = workdir / f"exp{hosts}"
+    args = ["--default-container=process", "--force", "--out", str(out), "bench", f"tree{hosts}", str(source)]
+    if not image:
+        args.insert(0, "--no-image")
+    proc = subprocess.run([sys.executable, "-c", CHILD, *args], capture_output=True, text=True, check=False)
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    summary = proc.stdout.strip().splitlines()[0]
+    # "<dir>: N nodes on P pnodes, S links/LANs, C crossing pnodes"
+    words = summary.split(": ", 1)[1].replace(",", "").split()
+    result.update(nodes=int(words[0]), pnodes=int(words[3]), substrates=int(words[5]), cut=int(words[7]))
+    return result
+
+
+def main() -> int:
+    sizes = [int(a) for a in sys.argv[1:]] or [100, 1000, 10000]
+    print(f"{'hosts':>6} {'nodes':>6} {'pnodes':>6} {'links/LANs':>10} {'cut':>5} "
+          f"{'wall s (no image)':>17} {'peak MiB':>8} {'wall s (image)':>14} {'peak MiB':>8}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for hosts in sizes:
+            plain = run(hosts, False, Path(tmp))
+            drawn = run(hosts, True, Path(tmp))
+            print(f"{hosts:>6} {plain['nodes']:>6} {plain['pnodes']:>6} {plain['substrates']:>10} {plain['cut']:>5} "
+                  f"{plain['wall']:>17.2f} {plain['rss_mb']:>8.0f} {drawn['wall']:>14.2f} {drawn['rss_mb']:>8.0f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
