@@ -2,7 +2,8 @@
 
 Switched kinds (site key switched_containers) are shaped by a VDE wirefilter between the
 node and its substrate switch, unless end-node shaping is asked for; other kinds are shaped
-by tc on the node's own interface. DETER's rule for switch shaping: every node-to-substrate
+by tc on the node's own interface. A substrate with bandwidth but no delay or loss is shaped
+by tc (tbf) on every sender's egress even for switched kinds: same result, far fewer processes. DETER's rule for switch shaping: every node-to-substrate
 hop carries half the node-to-node delay and loss 1-sqrt(1-L), so that node to node (two
 hops) matches the file. End-node shaping acts on egress only, so the sender's interface
 carries the whole node-to-node value.
@@ -57,6 +58,12 @@ def plan_shaping(topo: Topology, options: Options) -> list[InterfaceShaping]:
     else:
         end_node = options.end_node_shaping
     members = topo.substrate_members()
+    bandwidth_only = {
+        sub.name for sub in topo.substrates.values()
+        if not sub.delay and not sub.loss
+        and all(not s.delay and not s.loss for s in sub.simplex.values())
+        and all(not i.delay and not i.loss for i in members[sub.name])
+    }
     plan = []
     for node in topo.nodes.values():
         for iface in node.interfaces:
@@ -66,7 +73,11 @@ def plan_shaping(topo: Topology, options: Options) -> list[InterfaceShaping]:
             # Arriving traffic: for a link it is the peer's direction; on a LAN the substrate's.
             inbound_n2n = _direction(sub, iface, peers[0] if sub.kind == "link" and len(peers) == 1 else None)
             use_switch = node.kind in switched and not end_node
-            if use_switch:
+            if use_switch and sub.name in bandwidth_only:
+                # No delay or loss anywhere on this substrate: a tbf on each sender's egress gives the
+                # same bottleneck as two wirefilter hops, without a private switch and a wirefilter.
+                outbound, inbound, method = Shaping(outbound_n2n.bandwidth), Shaping(), "tc"
+            elif use_switch:
                 outbound, inbound, method = _hop(sub, iface, outbound_n2n), _hop(sub, iface, inbound_n2n), \
                     "wirefilter"
             else:
