@@ -45,6 +45,8 @@ def load_site_config(path: str | None) -> dict[str, str]:
             parser.read_file(handle)
     except OSError as exc:
         raise ContainerizeError(f"cannot read site configuration: {exc.strerror}", path) from None
+    except UnicodeDecodeError:
+        raise ContainerizeError("not a site configuration file (not UTF-8 text)", path) from None
     except configparser.Error as exc:
         line = getattr(exc, "lineno", None)
         first = str(exc).splitlines()[0]
@@ -54,7 +56,18 @@ def load_site_config(path: str | None) -> dict[str, str]:
             site[key] = value
     for key, value in parser.defaults().items():
         site[key] = value
+    for key in INT_KEYS:
+        if not site[key].strip().isdigit() or int(site[key]) < 1:
+            raise ContainerizeError(f"site key {key} = {site[key]!r}: expected a whole number of at least 1", path)
+    for key in BOOL_KEYS:
+        if site[key].strip().lower() not in _BOOLEANS:
+            raise ContainerizeError(f"site key {key} = {site[key]!r}: expected true or false", path)
     return site
+
+
+INT_KEYS = ("qemu_max_interfaces",)  # keys the planners read as numbers
+BOOL_KEYS = ("switch_shaping",)  # keys the planners read as booleans (as_bool)
+_BOOLEANS = ("1", "true", "yes", "on", "0", "false", "no", "off")
 
 
 def as_bool(value: str) -> bool:

@@ -32,10 +32,27 @@ def _parse_mask(text: str) -> int:
     return ipaddress.IPv4Network(f"0.0.0.0/{text}").prefixlen
 
 
+def _capacity(network: ipaddress.IPv4Network) -> int:
+    """Host addresses in a subnet: all of a /31 or /32 (RFC 3021), else all but network and broadcast."""
+    return network.num_addresses if network.prefixlen >= 31 else network.num_addresses - 2
+
+
+# Fixed addresses that cannot be a host's: "this network", loopback, multicast, reserved and broadcast.
+NOT_UNICAST = [ipaddress.IPv4Network(n) for n in ("0.0.0.0/8", "127.0.0.0/8", "224.0.0.0/4", "240.0.0.0/4")]
+
+
+def _overlapping(network: ipaddress.IPv4Network, taken: dict) -> str | None:
+    """'NAME's subnet N' of the first taken subnet that overlaps `network`, or None."""
+    for other, name in taken.items():
+        if other.overlaps(network):
+            return f"{name}'s subnet {other}"
+    return None
+
+
 def assign_addresses(topo: Topology, project: str, experiment: str) -> None:
     errors = Collector()
     members = topo.substrate_members()
-    taken: list[ipaddress.IPv4Network] = []
+    taken: dict[ipaddress.IPv4Network, str] = {}  # subnet -> the link or LAN that has it
     used_addresses: dict[ipaddress.IPv4Address, str] = {}
 
     # First pass: substrates with fixed addresses decide their own subnet.
@@ -49,9 +66,13 @@ def assign_addresses(topo: Topology, project: str, experiment: str) -> None:
                 except ValueError:
                     errors.add(f"{sub.name}: invalid network {sub.network!r}", topo.source, sub.line)
                     continue
-                if any(other.overlaps(network) for other in taken):
-                    errors.add(f"{sub.name}: subnet {network} overlaps another subnet", topo.source, sub.line)
-                taken.append(network)
+                clash = _overlapping(network, taken)
+                if clash:
+                    errors.add(f"{sub.name}: subnet {network} overlaps {clash}", topo.source, sub.line)
+                if _capacity(network) < len(ifaces):
+                    errors.add(f"{sub.name}: subnet {network} is too small for its {len(ifaces)} interfaces",
+                               topo.source, sub.line)
+                taken[network] = sub.name
             continue
         mask_text = sub.fixed_netmask or next((i.netmask for i in fixed if i.netmask), None)
         try:
@@ -67,6 +88,10 @@ def assign_addresses(topo: Topology, project: str, experiment: str) -> None:
             except ValueError:
                 errors.add(f"node {iface.node!r}: invalid IPv4 address {iface.ip!r}", topo.source, iface.line)
                 continue
+            if any(address in special for special in NOT_UNICAST):
+                errors.add(f"node {iface.node!r}: address {iface.ip} is not a unicast host address "
+                           "(loopback, multicast, reserved or 0.0.0.0/8)", topo.source, iface.line)
+                continue
             candidate = ipaddress.IPv4Network(f"{address}/{prefix}", strict=False)
             if network is None:
                 network = candidate
@@ -79,19 +104,18 @@ def assign_addresses(topo: Topology, project: str, experiment: str) -> None:
                            f"{network}", topo.source, iface.line)
             if address in used_addresses:
                 errors.add(f"node {iface.node!r}: address {iface.ip} is already used by "
-                           f"{used_addresses[address]}", topo.source, iface.line)
+                           f"node {used_addresses[address]!r}", topo.source, iface.line)
             used_addresses[address] = iface.node
         if network is None:
             continue
-        if network.num_addresses - 2 < len(ifaces) and prefix < 31:
+        if _capacity(network) < len(ifaces):
             errors.add(f"{sub.name}: subnet {network} is too small for its {len(ifaces)} interfaces",
                        topo.source, sub.line)
-        for other in taken:
-            if other.overlaps(network):
-                errors.add(f"{sub.name}: subnet {network} overlaps another link or LAN's subnet {other}",
-                           topo.source, sub.line)
+        clash = _overlapping(network, taken)
+        if clash:
+            errors.add(f"{sub.name}: subnet {network} overlaps {clash}", topo.source, sub.line)
         sub.network = str(network)
-        taken.append(network)
+        taken[network] = sub.name
     errors.raise_if_any()
 
     # Second pass: allocate the rest, in file order, from the pool.
@@ -106,6 +130,14 @@ def assign_addresses(topo: Topology, project: str, experiment: str) -> None:
             except ValueError:
                 errors.add(f"{sub.name}: invalid netmask {sub.fixed_netmask!r}", topo.source, sub.line)
                 continue
+            if prefix < POOL.prefixlen:
+                errors.add(f"{sub.name}: netmask {sub.fixed_netmask} is larger than the address pool {POOL}",
+                           topo.source, sub.line)
+                continue
+            if _capacity(ipaddress.IPv4Network((0, prefix))) < len(members[sub.name]):
+                errors.add(f"{sub.name}: netmask {sub.fixed_netmask} (/{prefix}) is too small for its "
+                           f"{len(members[sub.name])} interfaces", topo.source, sub.line)
+                continue
         size = 2 ** (32 - prefix)
         cursor = (cursor + size - 1) // size * size
         while True:
@@ -113,12 +145,12 @@ def assign_addresses(topo: Topology, project: str, experiment: str) -> None:
             if not network.subnet_of(POOL):
                 errors.add(f"{sub.name}: no room left in {POOL} for another subnet", topo.source, sub.line)
                 errors.raise_if_any()
-            if not any(t.overlaps(network) for t in taken):
+            if not _overlapping(network, taken):
                 break
             cursor += size
         cursor += size
         sub.network = str(network)
-        taken.append(network)
+        taken[network] = sub.name
     errors.raise_if_any()
 
     # Interfaces: keep fixed ones, hand out the rest in member order skipping used addresses.
@@ -132,7 +164,8 @@ def assign_addresses(topo: Topology, project: str, experiment: str) -> None:
             if iface.ip:
                 continue
             for candidate in hosts:
-                if candidate not in used_addresses and candidate != network.broadcast_address:
+                if candidate not in used_addresses and (network.prefixlen >= 31
+                                                        or candidate != network.broadcast_address):
                     iface.ip = str(candidate)
                     used_addresses[candidate] = iface.node
                     break

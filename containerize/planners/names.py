@@ -36,3 +36,20 @@ def check_names(topo: Topology) -> None:
         elif sub.name in topo.nodes:
             errors.add(f"name {sub.name!r} is used for both a node and a link or LAN", topo.source, sub.line)
     errors.raise_if_any()
+    _check_host_names(topo, errors)
+    errors.raise_if_any()
+
+
+def _check_host_names(topo: Topology, errors: Collector) -> None:
+    """Every name in the experiment's /etc/hosts (NODE, NODE-SUBSTRATE) must stand for one address.
+    Host names are case-insensitive, so 'A' and 'a' are the same host."""
+    owner: dict[str, str] = {}
+    for node in topo.nodes.values():
+        names = [(node.name, f"node {node.name!r}")]
+        names += [(f"{node.name}-{i.substrate}", f"node {node.name!r} on {i.substrate!r}") for i in node.interfaces]
+        for name, what in names:
+            first = owner.setdefault(name.lower(), what)
+            if first != what:
+                errors.add(f"host name {name!r} of {what} is also the host name of {first}; rename one of them",
+                           topo.source, node.line)
+                break  # one message per node

@@ -89,6 +89,7 @@ def partition(topo: Topology, options: Options) -> Partitioning:
     errors.raise_if_any()
 
     groups: list[tuple[int, list[str]]] = []  # (pass, node names) in pnode order
+    chosen: dict[int, int] = {}  # group index -> the containers:partition value the user gave it
     if user and not options.force_partition:
         by_part: dict[int, list[str]] = {}
         unplaced = []
@@ -98,6 +99,7 @@ def partition(topo: Topology, options: Options) -> Partitioning:
             else:
                 unplaced.append(node.name)
         for part in sorted(by_part):
+            chosen[len(groups)] = part
             groups.append((_pass_of(topo.nodes[by_part[part][0]], errors, topo.source), by_part[part]))
         if unplaced:
             passes = {}
@@ -119,7 +121,7 @@ def partition(topo: Topology, options: Options) -> Partitioning:
             pnode_of[name] = pnode
             topo.nodes[name].pnode = pnode
             topo.nodes[name].partition = index
-    _check_mixing(topo, result, errors)
+    _check_mixing(topo, result, chosen, errors)
     errors.raise_if_any()
     for members in topo.substrate_members().values():
         if len({pnode_of[i.node] for i in members}) > 1:
@@ -148,13 +150,20 @@ def _pack_pass(topo: Topology, options: Options, pass_no: int, names: list[str])
             yield pass_no, sorted(order[start:start + packing], key=position.__getitem__)
 
 
-def _check_mixing(topo: Topology, result: Partitioning, errors: Collector) -> None:
-    for pnode, names in result.assignment.items():
+def _some(names: list[str]) -> str:
+    return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+
+
+def _check_mixing(topo: Topology, result: Partitioning, chosen: dict[int, int], errors: Collector) -> None:
+    for index, (pnode, names) in enumerate(result.assignment.items()):
         kinds = {topo.nodes[n].kind for n in names}
+        where = f"containers:partition {chosen[index]}" if index in chosen else pnode
         if {"qemu", "openvz"} <= kinds:
-            errors.add(f"partition of {pnode} ({', '.join(names[:5])}...) mixes qemu and openvz nodes; "
-                       "put them in different containers:partition values", topo.source,
+            qemu = [n for n in names if topo.nodes[n].kind == "qemu"]
+            openvz = [n for n in names if topo.nodes[n].kind == "openvz"]
+            errors.add(f"{where} mixes qemu nodes ({_some(qemu)}) and openvz nodes ({_some(openvz)}), which "
+                       "cannot share a pnode; give them different containers:partition values", topo.source,
                        topo.nodes[names[0]].line)
         if "embedded_pnode" in kinds and len(names) > 1:
-            errors.add(f"embedded_pnode nodes must be alone on their pnode, but {pnode} holds "
-                       f"{', '.join(names[:5])}", topo.source, topo.nodes[names[0]].line)
+            errors.add(f"embedded_pnode nodes must be alone on their pnode, but {where} holds "
+                       f"{_some(names)}", topo.source, topo.nodes[names[0]].line)

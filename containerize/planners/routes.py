@@ -4,8 +4,8 @@ The graph that matters is substrates joined by multi-homed nodes (routers). A br
 search from every destination substrate gives, for every other substrate, its distance and
 the router on it that is the next hop. A node then routes each foreign subnet through its
 closest attached substrate; the most used gateway becomes one aggregate route covering the
-whole experiment, the others stay specific. A node with one interface and one way out gets
-exactly one route.
+whole experiment (one per /8 it uses, never 0.0.0.0/0), the others stay specific. A node with
+one interface and one way out gets exactly one route (per /8).
 """
 
 from __future__ import annotations
@@ -25,6 +25,15 @@ def _aggregate(networks: list[ipaddress.IPv4Network]) -> ipaddress.IPv4Network:
     return ipaddress.IPv4Network((low, prefix), strict=False)
 
 
+def _aggregates(networks: list[ipaddress.IPv4Network]) -> list[ipaddress.IPv4Network]:
+    """One covering network per /8 the experiment uses, so that fixed addresses in two blocks
+    (10.x and 192.168.x) never make a 0.0.0.0/0 that would replace a node's own default route."""
+    blocks: dict[int, list[ipaddress.IPv4Network]] = {}
+    for network in networks:
+        blocks.setdefault(int(network.network_address) >> 24, []).append(network)
+    return [_aggregate(blocks[block]) for block in sorted(blocks)]
+
+
 def plan_routes(topo: Topology) -> None:
     if topo.rtproto in ("Static", "Session"):
         _static(topo)
@@ -42,7 +51,7 @@ def _static(topo: Topology) -> None:
                     routers_on[iface.substrate].append(node.name)
     node_subs = {n.name: list(dict.fromkeys(i.substrate for i in n.interfaces)) for n in topo.nodes.values()}
     networks = {s.name: ipaddress.IPv4Network(s.network) for s in topo.substrates.values()}
-    everything = _aggregate(list(networks.values())) if networks else None
+    everything = _aggregates(list(networks.values()))
 
     # next_hop[dest][sub] = (distance, router on `sub` towards dest)
     next_hop: dict[str, dict[str, tuple[int, str | None]]] = {}
@@ -84,7 +93,9 @@ def _static(topo: Topology) -> None:
             continue
         counts = Counter(via.values())
         main_gateway = max(counts, key=lambda gw: (counts[gw], -list(via.values()).index(gw)))
-        node.routes = [Route(str(everything), main_gateway)]
+        wanted = {int(networks[dest].network_address) >> 24 for dest, gw in via.items() if gw == main_gateway}
+        node.routes = [Route(str(block), main_gateway) for block in everything
+                       if int(block.network_address) >> 24 in wanted]
         for dest, gateway in via.items():
             if gateway != main_gateway:
                 node.routes.append(Route(str(networks[dest]), gateway))

@@ -3,10 +3,11 @@
 Switched kinds (site key switched_containers) are shaped by a VDE wirefilter between the
 node and its substrate switch, unless end-node shaping is asked for; other kinds are shaped
 by tc on the node's own interface. A substrate with bandwidth but no delay or loss is shaped
-by tc (tbf) on every sender's egress even for switched kinds: same result, far fewer processes. DETER's rule for switch shaping: every node-to-substrate
-hop carries half the node-to-node delay and loss 1-sqrt(1-L), so that node to node (two
-hops) matches the file. End-node shaping acts on egress only, so the sender's interface
-carries the whole node-to-node value.
+by tc (tbf) on every sender's egress even for switched kinds: same result, far fewer processes.
+DETER's rule for switch shaping: every node-to-substrate hop carries half the node-to-node
+delay and loss 1-sqrt(1-L), so that node to node (two hops) matches the file. End-node
+shaping acts on egress only, so the sender's interface carries the whole node-to-node value.
+A link between a wirefilter-shaped and a tc-shaped node is shaped entirely by the wirefilter.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ def plan_shaping(topo: Topology, options: Options) -> list[InterfaceShaping]:
         sub.name for sub in topo.substrates.values()
         if not sub.delay and not sub.loss
         and all(not s.delay and not s.loss for s in sub.simplex.values())
-        and all(not i.delay and not i.loss for i in members[sub.name])
+        and all(not i.delay and not i.loss and i.bandwidth is None for i in members[sub.name])
     }
     plan = []
     for node in topo.nodes.values():
@@ -91,7 +92,42 @@ def plan_shaping(topo: Topology, options: Options) -> list[InterfaceShaping]:
             if outbound.is_null() and inbound.is_null():
                 method = None
             plan.append(InterfaceShaping(node.name, iface.ifname, sub.name, method, outbound, inbound))
+    _mixed_methods(topo, members, plan)
     return plan
+
+
+def _combine(first: Shaping, second: Shaping) -> Shaping:
+    """Two hops one after the other: the narrower bandwidth, delays added, losses compounded."""
+    rates = [rate for rate in (first.bandwidth, second.bandwidth) if rate is not None]
+    return Shaping(min(rates) if rates else None, first.delay + second.delay,
+                   1.0 - (1.0 - first.loss) * (1.0 - second.loss))
+
+
+def _mixed_methods(topo: Topology, members: dict, plan: list[InterfaceShaping]) -> None:
+    """A wirefilter shapes both directions but tc only the sender's egress, so on a substrate whose
+    members use both, the two halves of a hop would not add up. With two members the wirefilter
+    takes both hops of each direction and the tc end does nothing; with more there is no exact
+    answer, so say so."""
+    entry = {(s.node, s.substrate): s for s in plan}
+    for name, ifaces in members.items():
+        methods = {entry[(i.node, name)].method for i in ifaces}
+        if not {"wirefilter", "tc"} <= methods:
+            continue
+        sub = topo.substrates[name]
+        if len(ifaces) == 2:
+            wf, tc = sorted(ifaces, key=lambda i: entry[(i.node, name)].method != "wirefilter")
+            there, back = _direction(sub, wf, wf.node), _direction(sub, tc, tc.node)
+            shaped = entry[(wf.node, name)]
+            shaped.outbound = _combine(_hop(sub, wf, there), _hop(sub, tc, there))
+            shaped.inbound = _combine(_hop(sub, tc, back), _hop(sub, wf, back))
+            idle = entry[(tc.node, name)]
+            idle.method, idle.outbound, idle.inbound = None, Shaping(), Shaping()
+        else:
+            where = f"{topo.source}:{sub.line}" if sub.line else topo.source
+            topo.warnings.append(
+                f"{where}: {name} joins nodes shaped by VDE wirefilters and nodes shaped by tc on their own "
+                "interfaces; delay and loss between the two groups are only approximate (use "
+                "--end-node-shaping to shape every node alike)")
 
 
 def as_dict(shaping: Shaping) -> dict:

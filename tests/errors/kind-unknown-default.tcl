@@ -1,0 +1,4 @@
+set ns [new Simulator]
+source tb_compat.tcl
+set a [$ns node]
+$ns run

@@ -1,0 +1,7 @@
+set ns [new Simulator]
+source tb_compat.tcl
+set a [$ns node]
+set b [$ns node]
+set lan0 [$ns make-lan "$a $b" 100Mb 0ms]
+tb-set-node-lan-loss $a $lan0 lots
+$ns run

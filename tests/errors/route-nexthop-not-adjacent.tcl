@@ -1,0 +1,10 @@
+set ns [new Simulator]
+source tb_compat.tcl
+set a [$ns node]
+set b [$ns node]
+set c [$ns node]
+set link0 [$ns duplex-link $a $b 100Mb 0ms DropTail]
+set link1 [$ns duplex-link $b $c 100Mb 0ms DropTail]
+$a add-route $link1 $c
+$ns rtproto Manual
+$ns run

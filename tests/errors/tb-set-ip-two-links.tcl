@@ -1,0 +1,9 @@
+set ns [new Simulator]
+source tb_compat.tcl
+set a [$ns node]
+set b [$ns node]
+set c [$ns node]
+tb-set-ip $b 10.0.0.2
+set link0 [$ns duplex-link $a $b 100Mb 0ms DropTail]
+set link1 [$ns duplex-link $b $c 100Mb 0ms DropTail]
+$ns run

@@ -1,0 +1,5 @@
+set ns [new Simulator]
+source tb_compat.tcl
+set a [$ns node]
+tb-set-node-startcmd $a "echo hello
+$ns run
