@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 import traceback
@@ -28,6 +29,18 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # noqa: D401 - argparse API
         sys.stderr.write(f"{self.prog}: error: {message} (see --help)\n")
         raise SystemExit(EXIT_USAGE)
+
+
+class _JoinAction(argparse.Action):
+    """A per-pass option may be repeated, as DETER allowed: the values add up."""
+
+    def __init__(self, *args, sep: str = ",", **kwargs):
+        self.sep = sep
+        super().__init__(*args, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        previous = getattr(namespace, self.dest) or ""
+        setattr(namespace, self.dest, f"{previous}{self.sep}{values}" if previous else values)
 
 
 def _pass_table(text: str, option: str) -> dict[int, int]:
@@ -74,13 +87,13 @@ def compile_parser() -> argparse.ArgumentParser:
                       help="partition even when nodes carry containers:partition")
     part.add_argument("--packing", type=int, default=10, metavar="N", help="nodes per pnode (default 10)")
     part.add_argument("--size", type=int, metavar="N", help="number of pnodes to pack onto (overrides --packing)")
-    part.add_argument("--pass-pack", default="", metavar="P:N[,P:N]", help="packing per partition pass")
-    part.add_argument("--pass-size", default="", metavar="P:N[,P:N]", help="number of pnodes per partition pass")
+    part.add_argument("--pass-pack", action=_JoinAction, sep=",", default="", metavar="P:N[,P:N]", help="packing per partition pass")
+    part.add_argument("--pass-size", action=_JoinAction, sep=",", default="", metavar="P:N[,P:N]", help="number of pnodes per partition pass")
     part.add_argument("--pnode-types", default="pc", metavar="T1[,T2]", help="hardware types for pnodes")
-    part.add_argument("--pass-pnodes", default="", metavar="'P:T,T;P:T'", help="pnode types per pass")
+    part.add_argument("--pass-pnodes", action=_JoinAction, sep=";", default="", metavar="'P:T,T;P:T'", help="pnode types per pass")
     part.add_argument("--nodes-only", action="store_true",
                       help="partition by node count alone, ignoring links (file order)")
-    part.add_argument("--pass-nodes-only", default="", metavar="P[,P]", help="--nodes-only for these passes")
+    part.add_argument("--pass-nodes-only", action=_JoinAction, sep=",", default="", metavar="P[,P]", help="--nodes-only for these passes")
     shaping = parser.add_argument_group("link shaping")
     shaping.add_argument("--end-node-shaping", dest="end_node_shaping", action="store_true", default=None,
                          help="shape with tc on the nodes' own interfaces")
@@ -108,6 +121,8 @@ def _options(args) -> Options:
     for label, value in (("project", project), ("group", group or project), ("experiment", args.experiment)):
         if not valid_name(value):
             raise ContainerizeError(f"invalid {label} name {value!r}; use letters, digits and '-'")
+    if args.openvz_diskspace is not None and not re.fullmatch(r"[1-9][0-9]*(\.[0-9]+)?[KMGT]?", args.openvz_diskspace):
+        raise ContainerizeError(f"--openvz-diskspace {args.openvz_diskspace!r}: expected a size like 2G or 500M")
     site = load_site_config(args.config)
     return Options(
         project=project, group=group or project, experiment=args.experiment,
