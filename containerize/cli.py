@@ -87,13 +87,17 @@ def compile_parser() -> argparse.ArgumentParser:
                       help="partition even when nodes carry containers:partition")
     part.add_argument("--packing", type=int, default=10, metavar="N", help="nodes per pnode (default 10)")
     part.add_argument("--size", type=int, metavar="N", help="number of pnodes to pack onto (overrides --packing)")
-    part.add_argument("--pass-pack", action=_JoinAction, sep=",", default="", metavar="P:N[,P:N]", help="packing per partition pass")
-    part.add_argument("--pass-size", action=_JoinAction, sep=",", default="", metavar="P:N[,P:N]", help="number of pnodes per partition pass")
+    part.add_argument("--pass-pack", action=_JoinAction, sep=",", default="",
+                      metavar="P:N[,P:N]", help="packing per partition pass")
+    part.add_argument("--pass-size", action=_JoinAction, sep=",", default="",
+                      metavar="P:N[,P:N]", help="number of pnodes per partition pass")
     part.add_argument("--pnode-types", default="pc", metavar="T1[,T2]", help="hardware types for pnodes")
-    part.add_argument("--pass-pnodes", action=_JoinAction, sep=";", default="", metavar="'P:T,T;P:T'", help="pnode types per pass")
+    part.add_argument("--pass-pnodes", action=_JoinAction, sep=";", default="",
+                      metavar="'P:T,T;P:T'", help="pnode types per pass")
     part.add_argument("--nodes-only", action="store_true",
                       help="partition by node count alone, ignoring links (file order)")
-    part.add_argument("--pass-nodes-only", action=_JoinAction, sep=",", default="", metavar="P[,P]", help="--nodes-only for these passes")
+    part.add_argument("--pass-nodes-only", action=_JoinAction, sep=",", default="",
+                      metavar="P[,P]", help="--nodes-only for these passes")
     shaping = parser.add_argument_group("link shaping")
     shaping.add_argument("--end-node-shaping", dest="end_node_shaping", action="store_true", default=None,
                          help="shape with tc on the nodes' own interfaces")

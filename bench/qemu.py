@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""Time from swap-in to all qemu guests booted, and the memory each guest costs.
+
+For each size N (default 1 2 4): one LAN of N qemu nodes, compiled onto one pnode of this machine,
+booting the busybox test image (scripts/build-test-image.sh) under the acceleration the qemu role
+picks (TCG here: KVM hangs on these machines). The swap-in runs the hv, vde and qemu roles with
+qemu_wait_booted, so its wall time ends when every guest has reported `booted`. The image cache,
+initramfs and KVM probe are warmed first (not timed). RSS is qemu's resident memory right after
+the boot, per guest; "boot" is the slowest guest's time from its qemu start to its booted report.
+Usage: python3 bench/qemu.py [SIZES...] [--memory MiB]
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+from topologies import one_lan  # noqa: E402
+
+from tests.e2e import ENV, REPO  # noqa: E402
+
+IMAGE_DIR = Path("/var/cache/containerize/test-image")
+PLAYBOOK = """---
+- name: Swap in (hv, vde, qemu)
+  hosts: hv
+  gather_facts: false
+  roles:
+    - role: hv
+    - role: vde
+    - role: qemu
+"""
+SWAPOUT = """---
+- name: Swap out (qemu, vde, hv)
+  hosts: hv
+  gather_facts: false
+  roles:
+    - {role: qemu, vars: {qemu_state: absent}}
+    - {role: vde, vars: {vde_state: absent}}
+    - {role: hv, vars: {hv_state: absent}}
+"""
+
+
+def _run(cmd: list[str]) -> float:
+    start = time.monotonic()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=ENV, cwd=REPO, check=False)
+    wall = time.monotonic() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}")
+    return wall
+
+
+def _rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def measure(size: int, memory: int, workdir: Path) -> dict:
+    name = f"qemu{size}"
+    source = workdir / f"{name}.tcl"
+    source.write_text(one_lan(size))
+    expdir = workdir / name
+    subprocess.run([sys.executable, "-m", "containerize.cli", "--no-image", "--force", "--size=1",
+                    "--default-container=qemu", "--out", str(expdir), "bench", name, str(source)],
+                   check=True, capture_output=True, env=ENV, cwd=REPO)  # fmt: skip
+    extra = ["-e", json.dumps({"qemu_default_url": str(IMAGE_DIR / "rootfs.tar.gz"), "qemu_memory": memory,
+                               "qemu_stop_timeout": 10,
+                               # the inventory plugin's "{{ ansible_playbook_python }}" is not templated by 2.19
+                               "ansible_python_interpreter": sys.executable})]  # fmt: skip
+    base = ["ansible-playbook", "-i", str(expdir / "inventory"), *extra]
+    (workdir / "swapin.yml").write_text(PLAYBOOK)
+    (workdir / "swapout.yml").write_text(SWAPOUT)
+    try:
+        swapin = _run([*base, str(workdir / "swapin.yml")])
+        host_vars = yaml.safe_load((expdir / "inventory" / "host_vars" / "pnode-0000.yml").read_text())
+        group_vars = yaml.safe_load((expdir / "inventory" / "group_vars" / "all.yml").read_text())
+        run_dir = Path(host_vars["containerize_root"]) / "run" / group_vars["containerize_exp_tag"]
+        exp_name = f"{name}.bench"
+        rss, boots = [], []
+        for guest in host_vars["containerize_guests"]:
+            record = json.loads((run_dir / f"{guest['name']}.qemu.json").read_text())
+            rss.append(_rss_kib(record["pid"]))
+            booted = Path(host_vars["containerize_root"]) / "nodes" / exp_name / guest["name"] / "log" / "booted"
+            boots.append(booted.stat().st_mtime - record["started"])
+    finally:
+        swapout = _run([*base, str(workdir / "swapout.yml")])
+    return {"swapin": swapin, "boot": max(boots), "rss": rss, "swapout": swapout}
+
+
+def main() -> int:
+    args = sys.argv[1:]
+    memory = 256
+    if "--memory" in args:
+        index = args.index("--memory")
+        memory = int(args[index + 1])
+        del args[index : index + 2]
+    sizes = [int(a) for a in args] or [1, 2, 4]
+    subprocess.run(["bash", str(REPO / "scripts" / "build-test-image.sh"), str(IMAGE_DIR)], check=True,
+                   capture_output=True)  # fmt: skip
+    workdir = Path(tempfile.mkdtemp(prefix="bench-qemu-"))
+    try:
+        measure(1, memory, workdir)  # warm the image cache, the initramfs and the KVM probe
+        accel = "?"
+        for path in Path("/var/containers/images").glob("accel-*.json"):
+            accel = json.loads(path.read_text()).get("accel", "?")
+        header = (f"{'guests':>6} {'accel':>5} {'swap-in to all booted s':>23} {'slowest boot s':>14} "
+                  f"{'RSS/guest MiB (min-max)':>23} {'swap-out s':>10}")  # fmt: skip
+        print(f"memory per guest {memory} MiB, {sum(1 for _ in open('/proc/cpuinfo') if _.startswith('processor'))}"
+              " host cores")
+        print(header)
+        print("-" * len(header))
+        for size in sizes:
+            result = measure(size, memory, workdir)
+            rss = sorted(r / 1024 for r in result["rss"])
+            print(f"{size:>6} {accel:>5} {result['swapin']:>23.1f} {result['boot']:>14.1f} "
+                  f"{f'{rss[0]:.0f}-{rss[-1]:.0f}':>23} {result['swapout']:>10.1f}", flush=True)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

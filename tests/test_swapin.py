@@ -1,0 +1,160 @@
+"""End to end on this machine: compile, swap in process nodes, check what a user relies on, swap out.
+
+Marked slow (real namespaces, VDE switches, wirefilters and Ansible runs); CI runs them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.e2e import ENV, REPO, changed, compile_topology, host_state, node_exec, ping_rtt, playbook
+
+pytestmark = pytest.mark.slow
+EXAMPLES = REPO / "examples"
+
+
+@pytest.fixture(scope="module")
+def clean_host():
+    return host_state()
+
+
+@pytest.fixture(scope="module")
+def star(tmp_path_factory, clean_host):
+    expdir = tmp_path_factory.mktemp("star") / "exp"
+    compile_topology(EXAMPLES / "star10.tcl", expdir, "e2e", "star", "--default-container=process")
+    playbook(expdir, "swapin")
+    yield expdir
+    playbook(expdir, "swapout")
+
+
+def _guest(expdir: Path, node: str) -> dict:
+    from containerize.exec import find_guest
+
+    return find_guest(expdir, node)[1]
+
+
+def test_star_satellites_reach_centre_with_planned_delay(star):
+    for satellite in ("n-1", "n-5", "n-9"):
+        rtt = ping_rtt(star, satellite, "n-0")
+        assert 17.0 <= rtt <= 23.0, f"{satellite} -> n-0: {rtt} ms, want 20 ms +-15%"
+
+
+def test_star_satellites_reach_each_other_through_centre(star):
+    rtt = ping_rtt(star, "n-1", "n-2")
+    assert 34.0 <= rtt <= 46.0, f"n-1 -> n-2: {rtt} ms, want 40 ms +-15%"
+
+
+def test_star_rerun_changes_nothing(star):
+    assert changed(playbook(star, "swapin")) == 0
+
+
+def test_exec_exits_with_the_command_status(star):
+    assert node_exec(star, "n-3", "sh", "-c", "exit 7").returncode == 7
+    hosts = node_exec(star, "n-3", "cat", "/etc/hosts").stdout
+    assert re.search(r"^10\.\S+\s+n-0\b", hosts, re.M), hosts
+    assert node_exec(star, "n-3", "cat", "/var/containers/eid").stdout.strip() == "star"
+
+
+def _pid_of(pattern: str) -> int:
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if re.search(pattern, cmdline):
+                return int(entry.name)
+    raise AssertionError(f"no process matches {pattern!r}")
+
+
+@pytest.mark.parametrize("breakage", ["switch", "wirefilter", "plug", "namespace", "hosts"])
+def test_star_rerun_repairs(star, breakage):
+    guest = _guest(star, "n-4")
+    namespace = guest["namespace"]
+    if breakage == "switch":
+        os.kill(_pid_of(r"vde_switch .*/s3\.ctl"), signal.SIGKILL)
+    elif breakage == "wirefilter":
+        os.kill(_pid_of(r"wirefilter .*w4-0"), signal.SIGKILL)
+    elif breakage == "plug":
+        os.kill(_pid_of(r"vde_plug2tap .*n-4\.eth0"), signal.SIGKILL)
+    elif breakage == "namespace":
+        os.system(f"ip netns pids {namespace} | xargs -r kill -9; ip netns delete {namespace}")
+    elif breakage == "hosts":
+        Path(f"/etc/netns/{namespace}/hosts").write_text("127.0.0.1 tampered\n")
+    time.sleep(0.3)
+    assert changed(playbook(star, "swapin")) > 0
+    rtt = ping_rtt(star, "n-4", "n-0", count=5)
+    assert 17.0 <= rtt <= 23.0
+    assert changed(playbook(star, "swapin")) == 0
+
+
+@pytest.fixture(scope="module")
+def routed(tmp_path_factory, clean_host):
+    # routed.tcl asks for a qemu and an openvz node; this test runs every node as a process node.
+    source = tmp_path_factory.mktemp("routed-src") / "routed.tcl"
+    text = (EXAMPLES / "routed.tcl").read_text()
+    source.write_text(re.sub(r"^tb-add-node-attribute .*containers:node_type.*$", "", text, flags=re.M))
+    expdir = tmp_path_factory.mktemp("routed") / "exp"
+    compile_topology(source, expdir, "e2e", "routed", "--default-container=process", "--size=1")
+    playbook(expdir, "swapin")
+    yield expdir
+    playbook(expdir, "swapout")
+
+
+def test_routed_every_node_reaches_every_other(routed):
+    nodes = ["a-1", "a-3", "b-2", "c-1", "c-2", "r1", "r2"]
+    for source in nodes:
+        for target in nodes:
+            if source != target:
+                proc = node_exec(routed, source, "ping", "-c", "1", "-W", "3", target)
+                assert proc.returncode == 0, f"{source} -> {target}: {proc.stdout}"
+
+
+def test_routed_start_command_logs(routed):
+    root = Path("/var/containers/nodes/routed.e2e")
+    for _ in range(50):
+        log = root / "a-1" / "log" / "start_command.log"
+        if log.exists() and "exit" in log.read_text():
+            break
+        time.sleep(0.2)
+    assert "exit 0" in (root / "a-1" / "log" / "start_command.log").read_text()
+    assert (root / "a-1" / "log" / "start_command.out").read_text().strip() == "started on a-1"
+    assert "exit 0" in (root / "b-1" / "log" / "start_command.log").read_text()
+
+
+def _assert_same(before: dict, after: dict) -> None:
+    for key in before:
+        assert after[key] == before[key], f"{key}: left behind {after[key] - before[key]}, " \
+            f"removed {before[key] - after[key]}"
+
+
+def test_swapout_leaves_nothing_behind(tmp_path):
+    expdir = tmp_path / "exp"
+    compile_topology(EXAMPLES / "muppetnet.ns", expdir, "e2e", "mup", "--default-container=process", "--size=1")
+    before = host_state()
+    playbook(expdir, "swapin")
+    assert node_exec(expdir, "beaker", "ping", "-c", "1", "-W", "3", "animal").returncode == 0
+    assert changed(playbook(expdir, "swapout")) > 0
+    assert changed(playbook(expdir, "swapout")) == 0
+    _assert_same(before, host_state())
+
+
+def test_swapout_after_interrupted_swapin(tmp_path):
+    expdir = tmp_path / "exp"
+    compile_topology(EXAMPLES / "muppetnet.ns", expdir, "e2e", "half", "--default-container=process", "--size=1")
+    before = host_state()
+    proc = subprocess.Popen(["ansible-playbook", "-i", str(expdir / "inventory"), str(REPO / "playbooks/swapin.yml")],
+                            env=ENV, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    time.sleep(2.5)
+    os.killpg(proc.pid, signal.SIGKILL)  # the playbook and the module it was running
+    proc.wait()
+    playbook(expdir, "swapout")
+    _assert_same(before, host_state())
