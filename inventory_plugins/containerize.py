@@ -54,6 +54,7 @@ experiment_dir: ..
 """
 
 import os
+import sys
 
 from ansible.errors import AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin, Constructable
@@ -93,8 +94,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
             self.inventory.add_host(pnode, group="hv")
             host_vars = {"containerize_experiment_dir": expdir, "containerize_target": target}
             if target == "local":
-                host_vars.update(ansible_connection="local",
-                                 ansible_python_interpreter="{{ ansible_playbook_python }}")
+                # the controller's own interpreter: it has what the modules need
+                host_vars.update(ansible_connection="local", ansible_python_interpreter=sys.executable)
             else:
                 try:
                     address = pattern.format(index=index, pnode=pnode, eid=eid, pid=pid)
