@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import re
 import sys
 import time
@@ -21,6 +22,11 @@ from .options import Options
 from .planners.names import valid_name
 
 EXIT_USAGE = 2
+
+# `containerize NAME ARGS...`: NAME -> "module:function(argv) -> exit status". Anything else compiles.
+SUBCOMMANDS = {
+    "exec": ".exec:run_exec",
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -194,10 +200,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     try:
-        if argv and argv[0] == "exec":
-            from .exec import run_exec
-
-            return run_exec(argv[1:])
+        if argv and argv[0] in SUBCOMMANDS:
+            module_name, function = SUBCOMMANDS[argv[0]].split(":")
+            module = importlib.import_module(module_name, __package__)
+            return getattr(module, function)(argv[1:])
         return run_compile(argv)
     except KeyboardInterrupt:
         return 130
