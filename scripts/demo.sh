@@ -9,7 +9,7 @@ topology=${1:-examples/muppetnet.ns}
 expdir=experiments/demo/$(basename "${topology%.*}")
 export ANSIBLE_CONFIG=$PWD/ansible.cfg
 
-containerize --default-container=process --force --out "$expdir" demo "$(basename "${topology%.*}")" "$topology"
+containerize --default-container=process --size=1 --force --out "$expdir" demo "$(basename "${topology%.*}")" "$topology"
 ansible-playbook -i "$expdir/inventory" playbooks/swapin.yml
 echo "== nodes"
 ansible-inventory -i "$expdir/inventory" --graph
