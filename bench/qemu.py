@@ -75,9 +75,7 @@ def measure(size: int, memory: int, workdir: Path) -> dict:
                     "--default-container=qemu", "--out", str(expdir), "bench", name, str(source)],
                    check=True, capture_output=True, env=ENV, cwd=REPO)  # fmt: skip
     extra = ["-e", json.dumps({"qemu_default_url": str(IMAGE_DIR / "rootfs.tar.gz"), "qemu_memory": memory,
-                               "qemu_stop_timeout": 10,
-                               # the inventory plugin's "{{ ansible_playbook_python }}" is not templated by 2.19
-                               "ansible_python_interpreter": sys.executable})]  # fmt: skip
+                               "qemu_stop_timeout": 10})]  # fmt: skip
     base = ["ansible-playbook", "-i", str(expdir / "inventory"), *extra]
     (workdir / "swapin.yml").write_text(PLAYBOOK)
     (workdir / "swapout.yml").write_text(SWAPOUT)

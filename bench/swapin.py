@@ -6,11 +6,22 @@ binary tree of routers, 1 ms links), compiled onto one pnode of this machine. Mi
 up N hosts on one Linux bridge with no controller (`--switch lxbr --controller none`), timed
 from its interpreter's start, as ansible-playbook's time is.
 Usage: python3 bench/swapin.py [SIZES...]    (default 10 50 100 250)
+
+With --pnodes 1,2,4 [--nodes 100]: one LAN of that many process nodes split over 1, 2 and 4 local
+pnodes (--size), so the LAN crosses every pnode and is carried between them over VXLAN. Prints the
+swap-in, no-op re-run and swap-out times, and the round-trip time between two nodes on the same
+pnode ("local") and on different pnodes ("cross", through both pnodes' uplinks), median of 200
+pings each after a warm-up; "added" is their difference. "cable" is the same cross-pnode RTT with
+the VXLAN uplink replaced by a VDE cable between the two switches (`dpipe vde_plug = vde_plug`,
+the transport a `vde_plug = ssh vde_plug` cable would use, minus SSH): the alternative the VXLAN
+design was chosen over.
 """
 
 from __future__ import annotations
 
+import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,7 +41,8 @@ def _run(cmd: list[str]) -> tuple[float, str]:
     proc = subprocess.run(cmd, capture_output=True, text=True, env=ENV, cwd=REPO, check=False)
     wall = time.monotonic() - start
     if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}")
+        fatal = "\n".join(re.findall(r"^fatal: .*|^    msg: .*(?:\n        .*){0,3}", proc.stdout, re.M))
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{fatal or proc.stdout[-3000:]}\n{proc.stderr[-2000:]}")
     return wall, proc.stdout
 
 
@@ -64,8 +76,101 @@ def mininet(hosts: int) -> float | None:
     return float(proc.stdout.split()[0])
 
 
+def _rtt(expdir: Path, source: str, target: str, count: int = 200) -> float:
+    """Median RTT in ms of COUNT pings from SOURCE to TARGET (after a warm-up ping)."""
+    exec_ = [sys.executable, "-m", "containerize.cli", "exec", str(expdir), source, "--"]
+    subprocess.run([*exec_, "ping", "-c", "2", "-W", "2", target], capture_output=True, env=ENV, cwd=REPO,
+                   check=False)
+    out = subprocess.run([*exec_, "ping", "-n", "-c", str(count), "-i", "0.01", "-W", "2", target],
+                         capture_output=True, text=True, env=ENV, cwd=REPO, check=False).stdout
+    samples = [float(m) for m in re.findall(r"time=([\d.]+) ms", out)]
+    if len(samples) < count // 2:
+        raise SystemExit(f"{source} -> {target}: too few replies\n{out[-2000:]}")
+    return statistics.median(samples)
+
+
+def _cable_rtt(expdir: Path, placement: dict, source: str, target: str) -> float:
+    """Cross-pnode RTT with the two pnodes' switches joined by a VDE cable instead of VXLAN.
+
+    The uplink plugs are stopped first (their switch ports close, so the switches forget the MACs
+    learned there); the swap-out that follows cleans up as usual.
+    """
+    import os
+    import signal
+
+    import yaml
+
+    tag = yaml.safe_load((expdir / "inventory" / "group_vars" / "all.yml").read_text())["containerize_exp_tag"]
+    sockets = []
+    for pnode in (placement[source], placement[target]):
+        pvars = yaml.safe_load((expdir / "inventory" / "host_vars" / f"{pnode}.yml").read_text())
+        run_dir = Path(pvars["containerize_root"]) / "run" / tag
+        switch = pvars["containerize_uplinks"][0]["switch"]
+        os.kill(int((run_dir / f"{switch}.uplink.pid").read_text()), signal.SIGTERM)
+        sockets.append(str(run_dir / f"{switch}.ctl"))
+    # dpipe makes its own process group (and fails as a session leader): kill that group at the end
+    cable = subprocess.Popen(["dpipe", "vde_plug", sockets[0], "=", "vde_plug", sockets[1]],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.5)
+        return _rtt(expdir, source, target)
+    finally:
+        os.killpg(cable.pid, signal.SIGTERM)
+        cable.wait()
+
+
+def pnodes_table(counts: list[int], nodes: int) -> int:
+    """Swap-in of NODES nodes on one LAN over each number of local pnodes, and the cross-pnode RTT."""
+    import yaml
+
+    header = (f"{'pnodes':>6} {'nodes':>5} {'swap-in s':>9} {'no-op re-run s':>14} {'changed':>7} {'swap-out s':>10} "
+              f"{'local RTT ms':>12} {'cross RTT ms':>12} {'added ms':>8} {'cable RTT ms':>12}")
+    print(header)
+    print("-" * len(header))
+    workdir = Path(tempfile.mkdtemp(prefix="bench-pnodes-"))
+    try:
+        source = workdir / "lan.tcl"
+        source.write_text(one_lan(nodes))
+        for count in counts:
+            expdir = workdir / f"lan{count}"
+            subprocess.run([sys.executable, "-m", "containerize.cli", "--no-image", "--force", f"--size={count}",
+                            "--default-container=process", "--out", str(expdir), "bench", f"pn{count}", str(source)],
+                           check=True, capture_output=True, env=ENV, cwd=REPO)
+            playbook = ["ansible-playbook", "-i", str(expdir / "inventory")]
+            swapin, _ = _run([*playbook, "playbooks/swapin.yml"])
+            try:
+                rerun, out = _run([*playbook, "playbooks/swapin.yml"])
+                assignment = yaml.safe_load((expdir / "assignment").read_text())
+                placement = {n: p for p, names in assignment.items() for n in names}
+                first = next(iter(assignment.values()))
+                local = _rtt(expdir, first[0], first[1])
+                cross = cable = None
+                if count > 1:
+                    other = list(assignment.values())[1][0]
+                    cross = _rtt(expdir, first[0], other)
+                    cable = _cable_rtt(expdir, placement, first[0], other)
+            finally:
+                swapout, _ = _run([*playbook, "playbooks/swapout.yml"])
+
+            def ms(value):
+                return f"{value:.3f}" if value is not None else "-"
+
+            added = ms(cross - local) if cross is not None else "-"
+            print(f"{count:>6} {nodes:>5} {swapin:>9.2f} {rerun:>14.2f} {_changed(out):>7} {swapout:>10.2f} "
+                  f"{ms(local):>12} {ms(cross):>12} {added:>8} {ms(cable):>12}", flush=True)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
 def main() -> int:
-    sizes = [int(a) for a in sys.argv[1:]] or [10, 50, 100, 250]
+    args = sys.argv[1:]
+    if "--pnodes" in args:
+        at = args.index("--pnodes")
+        counts = [int(c) for c in args[at + 1].split(",")]
+        nodes = int(args[args.index("--nodes") + 1]) if "--nodes" in args else 100
+        return pnodes_table(counts, nodes)
+    sizes = [int(a) for a in args] or [10, 50, 100, 250]
     header = (f"{'topology':<10} {'nodes':>5} {'swap-in s':>9} {'no-op re-run s':>14} {'changed':>7} "
               f"{'swap-out s':>10} {'mininet up s':>12} {'ratio':>6}")
     print(header)

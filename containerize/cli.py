@@ -26,6 +26,15 @@ EXIT_USAGE = 2
 # `containerize NAME ARGS...`: NAME -> "module:function(argv) -> exit status". Anything else compiles.
 SUBCOMMANDS = {
     "exec": ".exec:run_exec",
+    "console": ".exec:run_console",
+    "shell": ".exec:run_console",
+    "info": ".exec:run_info",
+    "status": ".status:run_status",
+    "status-server": ".status:run_server",
+    "list": ".listing:run_list",
+    "image": ".image:run_image",
+    "shape": ".shape:run_shape",
+    "annotate": ".annotate:run_annotate",
 }
 
 

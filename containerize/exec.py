@@ -1,59 +1,190 @@
-"""`containerize exec EXPDIR NODE -- CMD [ARGS...]`: run a command inside a node, like ssh to it.
+"""Enter a node: `containerize exec`, `console` (alias `shell`) and `info`, for every kind of node.
 
-The command runs with the node's network namespace, its /etc/hosts (ip netns exec binds
-/etc/netns/NS over /etc) and its /var/containers; the exit status is the command's own.
+  containerize exec EXPDIR NODE -- CMD [ARGS...]     run a command in the node, like ssh to it
+  containerize console EXPDIR NODE                   an interactive shell in the node
+  containerize info [EXPDIR NODE] [--json]           DETER's info.py --all: node, project, experiment,
+                                                     kind, interfaces (without EXPDIR: of the node it runs in)
+
+How a node is entered, per kind (one function each, see ``ENTER``):
+
+- ``process``: its network namespace (``ip netns exec``, which binds /etc/netns/NS over /etc), a
+  fresh UTS namespace with the node's hostname, and its node directory on /var/containers.
+- ``qemu``: the guest's exec agent (``guest_exec`` of library/qemu_guests.py: a command file in
+  the node directory, which the guest sees on /var/containers over 9p). No terminal: ``console``
+  is a line-by-line shell.
+- ``openvz``: the container's namespaces and root (``nsenter`` on its init, the child of the
+  ``systemd-nspawn`` whose pid the openvz role keeps in ``run_dir/NODE.openvz.pid``).
+- ``embedded_pnode``: the pnode itself (inside the namespace and root the embedded_pnode role ran
+  its start command in, when it simulates the machine).
+
+The exit status is the command's own. On a testbed target (pnodes reached over SSH), process,
+openvz and embedded_pnode nodes are entered through ``ssh PNODE``; qemu nodes need a shell on
+their pnode.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
+import shlex
 import shutil
+import subprocess
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from .errors import ContainerizeError
+from .expdir import LIBRARY, ExperimentDir, library_module
 
-# Runs inside `ip netns exec`, whose private mount namespace keeps the bind mount to this node.
-# The node directory and the command arrive as arguments, never as shell text.
-BIND_AND_EXEC = 'mount --bind "$1" /var/containers 2>/dev/null; shift; exec "$@"'
+# Runs inside `ip netns exec` (a private mount namespace) and `unshare --uts`: bind the node
+# directory, set the hostname, run the command. Directory, hostname and command are arguments,
+# never shell text.
+BIND_AND_EXEC = 'mount --bind "$1" /var/containers 2>/dev/null; hostname "$2" 2>/dev/null; shift 2; exec "$@"'
+INTERACTIVE_SHELL = 'if command -v bash >/dev/null 2>&1; then exec bash -i; else exec sh -i; fi'
+SSH = ["ssh", "-o", "BatchMode=yes"]
 
 
-def _load(path: Path):
+@dataclass
+class Entry:
+    """How to run a command in a node: an argv to exec (``argv``), or a function (``call``)."""
+
+    node: str
+    kind: str
+    argv: list[str] = field(default_factory=list)
+    call: object = None  # callable(command: list[str]) -> exit status
+    interactive_ok: bool = True
+
+
+# ----------------------------------------------------------------------------------------------
+# per kind
+
+
+def _process(expdir: ExperimentDir, node: str, guest: dict, command: list[str]) -> Entry:
+    ns = str(guest.get("namespace") or "")
+    if expdir.target == "local" and not Path(f"/run/netns/{ns}").exists():
+        raise ContainerizeError(f"node {node!r} is not running here (no namespace {ns}); swap in first")
+    argv = ["ip", "netns", "exec", ns, "unshare", "--uts", "--", "sh", "-c", BIND_AND_EXEC, "sh",
+            expdir.node_dir(node), str(guest.get("hostname") or node), *command]  # fmt: skip
+    return Entry(node, "process", argv=argv)
+
+
+def qemu_runner(node_dir: str):
+    """The one place that knows how to run a command in a qemu guest: the qemu role's exec agent."""
+    qemu_guests = library_module("qemu_guests")
+    if not hasattr(qemu_guests, "guest_exec"):
+        raise ContainerizeError("library/qemu_guests.py has no guest_exec(); cannot enter qemu guests")
+
+    def call(command: list[str]) -> int:
+        sys.stdout.flush()
+        return qemu_guests.guest_exec(node_dir, command)
+
+    return call
+
+
+def _qemu(expdir: ExperimentDir, node: str, guest: dict, command: list[str]) -> Entry:
+    if expdir.target != "local":
+        raise ContainerizeError(f"node {node!r} is a qemu guest on a remote pnode; ssh to its pnode and run "
+                                "`python3 library/qemu_guests.py exec NODE_DIR -- CMD` there")
+    if not (LIBRARY / "qemu_guests.py").exists():
+        raise ContainerizeError(f"cannot enter qemu guests: {LIBRARY / 'qemu_guests.py'} is missing")
+    pnode = expdir.pnode_of(node)
+    status_module = library_module("experiment_status")
+    ctx = status_module.Context(expdir.module_params(pnode))
+    state = status_module.qemu_status(ctx, guest)
+    if state["state"] == "dead":
+        raise ContainerizeError(f"node {node!r} is not running ({state['detail']}); swap in first")
+    return Entry(node, "qemu", call=qemu_runner(expdir.node_dir(node)), interactive_ok=False)
+
+
+def openvz_leader(expdir: ExperimentDir, node: str) -> int:
+    """Pid of the init of NODE's container: the child of systemd-nspawn (the openvz role's NODE.openvz.pid)."""
+    pidfile = Path(expdir.run_dir(expdir.pnode_of(node))) / f"{node}.openvz.pid"
     try:
-        with open(path, encoding="utf-8") as handle:
-            return yaml.load(handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except OSError as exc:
-        raise ContainerizeError(f"cannot read {path}: {exc.strerror}; is it an experiment directory?") from None
+        nspawn = int(pidfile.read_text().split()[0])
+        children = Path(f"/proc/{nspawn}/task/{nspawn}/children").read_text().split()
+    except (OSError, ValueError, IndexError):
+        raise ContainerizeError(f"node {node!r} is an openvz container that is not running here "
+                                f"(no live systemd-nspawn in {pidfile}); swap in first") from None
+    if not children:
+        raise ContainerizeError(f"node {node!r}: its container has no init yet (systemd-nspawn {nspawn} is starting)")
+    return int(children[0])
+
+
+def _openvz(expdir: ExperimentDir, node: str, guest: dict, command: list[str]) -> Entry:
+    if expdir.target == "local":
+        leader = openvz_leader(expdir, node)
+        return Entry(node, "openvz", argv=["nsenter", "-t", str(leader), "-m", "-u", "-i", "-n", "-p", "-C",
+                                           "-r", "-w", "--", *command])  # fmt: skip
+    pidfile = shlex.quote(f"{expdir.run_dir(expdir.pnode_of(node))}/{node}.openvz.pid")
+    script = (f'nspawn=$(cat {pidfile}) && leader=$(cut -d" " -f1 /proc/$nspawn/task/$nspawn/children) && '
+              'exec nsenter -t "$leader" -m -u -i -n -p -C -r -w -- "$@"')
+    return Entry(node, "openvz", argv=["sh", "-c", script, "sh", *command])
+
+
+def _embedded(expdir: ExperimentDir, node: str, guest: dict, command: list[str]) -> Entry:
+    wrap = []
+    if expdir.target == "local":
+        status_module = library_module("experiment_status")
+        wrap = status_module.embedded_wrap(status_module.Context(expdir.module_params(expdir.pnode_of(node))), node)
+    return Entry(node, "embedded_pnode", argv=[*wrap, *command])
+
+
+ENTER = {"process": _process, "qemu": _qemu, "openvz": _openvz, "embedded_pnode": _embedded}
+
+
+def entry_for(expdir: ExperimentDir, node: str, command: list[str], interactive: bool = False) -> Entry:
+    guest = expdir.guest(node)
+    kind = str(guest.get("kind") or "process")
+    enter = ENTER.get(kind)
+    if enter is None:
+        raise ContainerizeError(f"node {node!r} has kind {kind!r}, which containerize exec cannot enter")
+    entry = enter(expdir, node, guest, command)
+    if entry.argv and expdir.target != "local":
+        from .listing import pnode_address
+
+        pnode = expdir.pnode_of(node)
+        address = pnode_address(expdir, list(expdir.pnodes).index(pnode), pnode)
+        entry.argv = [*SSH, *(["-t"] if interactive else []), address, "--", shlex.join(entry.argv)]
+    return entry
+
+
+def run_entry(entry: Entry, command: list[str]) -> int:
+    if entry.call is not None:
+        return int(entry.call(command))
+    sys.stdout.flush()
+    program = shutil.which(entry.argv[0])
+    if program is None:
+        raise ContainerizeError(f"{entry.argv[0]}: command not found (needed to enter {entry.kind} nodes)")
+    os.execv(program, entry.argv)
+    return 127  # not reached
+
+
+# back compatible helpers (tests and other modules use them)
 
 
 def find_guest(expdir: Path, node: str) -> tuple[dict, dict]:
     """(pnode host_vars, guest entry) for NODE."""
-    embedding = _load(expdir / "embedding.yaml")
-    entry = (embedding.get("nodes") or {}).get(node)
-    if entry is None:
-        known = ", ".join(list(embedding.get("nodes") or {})[:10])
-        raise ContainerizeError(f"{expdir}: no node {node!r} in this experiment (nodes: {known}...)")
-    pnode_vars = _load(expdir / "inventory" / "host_vars" / f"{entry['pnode']}.yml")
-    for guest in pnode_vars.get("containerize_guests", []):
-        if guest["name"] == node:
-            return pnode_vars, guest
-    raise ContainerizeError(f"{expdir}: node {node!r} is missing from {entry['pnode']}'s host_vars; recompile")
+    exp = ExperimentDir(expdir)
+    guest = exp.guest(node)
+    return exp.pnode_vars(exp.pnode_of(node)), guest
 
 
 def exec_argv(expdir: Path, node: str, command: list[str]) -> list[str]:
-    pnode_vars, guest = find_guest(expdir, node)
-    embedding = _load(expdir / "embedding.yaml")
-    if guest["kind"] != "process":
-        raise ContainerizeError(f"node {node!r} is a {guest['kind']} node; exec supports process nodes so far")
-    if embedding.get("target", "local") != "local":
-        raise ContainerizeError("exec on a testbed target is not supported yet; ssh to the pnode")
-    nodedir = f"{pnode_vars['containerize_root']}/nodes/{embedding['experiment']}.{embedding['project']}/{node}"
-    return ["ip", "netns", "exec", guest["namespace"], "sh", "-c", BIND_AND_EXEC, "sh", nodedir, *command]
+    entry = entry_for(ExperimentDir(expdir), node, command)
+    if not entry.argv:
+        raise ContainerizeError(f"node {node!r} is a {entry.kind} node, entered through a function, not an argv")
+    return entry.argv
+
+
+# ----------------------------------------------------------------------------------------------
+# commands
 
 
 def run_exec(argv: list[str]) -> int:
+    if argv[:1] in (["-h"], ["--help"]):
+        print("usage: containerize exec EXPDIR NODE -- CMD [ARGS...]\n\nRun a command inside a node "
+              "(any kind) with the node's network, /etc/hosts and /var/containers; exits with its status.")
+        return 0
     if "--" in argv:
         split = argv.index("--")
         head, command = argv[:split], argv[split + 1:]
@@ -61,10 +192,75 @@ def run_exec(argv: list[str]) -> int:
         head, command = argv[:2], argv[2:]
     if len(head) != 2 or not command:
         raise ContainerizeError("usage: containerize exec EXPDIR NODE -- CMD [ARGS...]")
-    expdir, node = Path(head[0]), head[1]
-    argv_exec = exec_argv(expdir, node, command)
-    if not Path(f"/run/netns/{argv_exec[3]}").exists():
-        raise ContainerizeError(f"node {node!r} is not running here (no namespace {argv_exec[3]}); swap in first")
-    sys.stdout.flush()
-    os.execvp(shutil.which("ip") or "ip", argv_exec)
-    return 127  # not reached
+    expdir, node = ExperimentDir(head[0]), head[1]
+    return run_entry(entry_for(expdir, node, command), command)
+
+
+def _line_shell(entry: Entry) -> int:
+    """A line-by-line shell for nodes without a terminal (qemu guests): each line runs as `sh -c LINE`."""
+    print(f"{entry.node}: commands run one line at a time (no terminal, the directory does not persist); "
+          "exit or Ctrl-D to leave")
+    status = 0
+    while True:
+        try:
+            line = input(f"{entry.node}# ")
+        except EOFError:
+            print()
+            return status
+        if line.strip() in ("exit", "logout"):
+            return status
+        if not line.strip():
+            continue
+        status = int(entry.call(["sh", "-c", line]))
+        if status:
+            print(f"[exit {status}]")
+
+
+def run_console(argv: list[str]) -> int:
+    parser = _parser("console", "An interactive shell inside a node (a line-by-line shell for qemu guests).")
+    parser.add_argument("expdir", metavar="EXPDIR")
+    parser.add_argument("node", metavar="NODE")
+    args = parser.parse_args(argv)
+    expdir = ExperimentDir(args.expdir)
+    command = ["sh", "-c", INTERACTIVE_SHELL]
+    entry = entry_for(expdir, args.node, command, interactive=True)
+    if not entry.interactive_ok:
+        return _line_shell(entry)
+    return run_entry(entry, command)
+
+
+def info_command(expdir: ExperimentDir, node: str, as_json: bool) -> list[str]:
+    script = library_module("experiment_status").INFO_SCRIPT
+    guest = expdir.guest(node)
+    return ["sh", "-c", script, "info", "--json" if as_json else "--all", node, str(guest.get("kind") or "process"),
+            expdir.project, expdir.experiment, expdir.pnode_of(node)]
+
+
+def run_info(argv: list[str]) -> int:
+    parser = _parser("info", "Print what DETER's info.py --all did: node, project, experiment, kind and each "
+                             "interface with address, netmask and MAC, read inside the node. Without EXPDIR "
+                             "and NODE, of the node this runs in (facts from /var/containers).")
+    parser.add_argument("expdir", metavar="EXPDIR", nargs="?")
+    parser.add_argument("node", metavar="NODE", nargs="?")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument("--all", action="store_true", help="everything (the default; for DETER's scripts)")
+    args = parser.parse_args(argv)
+    if args.expdir is None:
+        script = library_module("experiment_status").INFO_SCRIPT
+        return subprocess.run(["sh", "-c", script, "info", "--json" if args.json else "--all"],  # noqa: S603
+                              check=False).returncode
+    if args.node is None:
+        raise ContainerizeError("usage: containerize info [EXPDIR NODE] [--json]")
+    expdir = ExperimentDir(args.expdir)
+    command = info_command(expdir, args.node, args.json)
+    return run_entry(entry_for(expdir, args.node, command), command)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # noqa: D401 - argparse API
+        sys.stderr.write(f"{self.prog}: error: {message} (see --help)\n")
+        raise SystemExit(2)
+
+
+def _parser(name: str, description: str) -> argparse.ArgumentParser:
+    return _Parser(prog=f"containerize {name}", description=description)

@@ -104,6 +104,7 @@ missing_packages:
   returned: always
 """
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -134,12 +135,13 @@ def _hosts_with_block(text, exp_name, block):
     """The hosts file with this experiment's block replaced (or removed when block is empty)."""
     begin, end = f"# BEGIN containerize experiment {exp_name}", f"# END containerize experiment {exp_name}"
     lines = text.splitlines()
+    wanted = [begin, *block.rstrip("\n").splitlines(), end] if block.strip() else []
     if begin in lines and end in lines[lines.index(begin):]:
+        # replace the block where it stands, so other experiments' blocks never make it move
         start = lines.index(begin)
-        stop = lines.index(end, start)
-        del lines[start:stop + 1]
-    if block.strip():
-        lines += [begin, *block.rstrip("\n").splitlines(), end]
+        lines[start:lines.index(end, start) + 1] = wanted
+    else:
+        lines += wanted
     return "\n".join(lines) + "\n" if lines else ""
 
 
@@ -200,18 +202,36 @@ def run(params, check):
                 changes.append(f"remove empty {base}")
                 if not check:
                     os.rmdir(base)
+        # a simulated pnode's root is {pnode_root}/pnodes/pnode-NNNN: the last one out removes pnodes/
+        parent = os.path.dirname(os.path.normpath(root))
+        if os.path.basename(parent) == "pnodes" and os.path.isdir(parent) and not os.listdir(parent):
+            changes.append(f"remove empty {parent}")
+            if not check:
+                try:
+                    os.rmdir(parent)
+                except OSError:  # another pnode of this machine got there first, or just made its root
+                    pass
 
     hosts_path = params["etc_hosts"]
-    current = _read(hosts_path)
-    if current is not None:
-        block = "".join(f"{h['address']} {' '.join(h['names'])}\n" for h in params["hosts"])
-        wanted = _hosts_with_block(current, exp_name, block if present and params["hosts_block"] else "")
-        if wanted != current:
-            changes.append(f"update the experiment's block in {hosts_path}")
-            before[hosts_path], after[hosts_path] = current, wanted
-            if not check:
-                # Rewrite in place: /etc/hosts is often a bind mount that a rename would break.
-                with open(hosts_path, "w", encoding="utf-8") as handle:
+    try:
+        handle = open(hosts_path, "r+" if not check else "r", encoding="utf-8")  # noqa: SIM115
+    except OSError:
+        handle = None
+    if handle is not None:
+        with handle:
+            # Several pnodes of one machine (local target) and other experiments rewrite this file
+            # at the same time: read, compare and rewrite under one lock, or a block gets lost.
+            fcntl.flock(handle, fcntl.LOCK_SH if check else fcntl.LOCK_EX)
+            current = handle.read()
+            block = "".join(f"{h['address']} {' '.join(h['names'])}\n" for h in params["hosts"])
+            wanted = _hosts_with_block(current, exp_name, block if present and params["hosts_block"] else "")
+            if wanted != current:
+                changes.append(f"update the experiment's block in {hosts_path}")
+                before[hosts_path], after[hosts_path] = current, wanted
+                if not check:
+                    # Rewrite in place: /etc/hosts is often a bind mount that a rename would break.
+                    handle.seek(0)
+                    handle.truncate()
                     handle.write(wanted)
     return changes, before, after
 

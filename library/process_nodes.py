@@ -35,13 +35,17 @@ description:
   - A later run leaves a running or finished start command alone. If the supervisor died without
     recording an exit status (it was killed), its process group is killed and the command started
     again.
-  - Guests whose C(kind) is not C(process) are ignored. Guests recorded in O(run_dir) (C(NODE.ns))
-    that are no longer planned are removed.
+  - Guests whose C(kind) is not in O(kinds) (by default only C(process)) are ignored. Guests recorded
+    in O(run_dir) (C(NODE.ns)) that are no longer planned (under any kind) are removed.
+  - Other kinds reuse the same network part: the C(openvz) role calls this module with
+    O(kinds=[openvz]) and O(start_commands=false), then starts each container in its namespace.
   - With O(state=absent), supervisors (with their process groups) and plugs are killed, remaining
     processes in the namespaces are killed, the namespaces, C(/etc/netns/NS) and
     C(root/nodes/exp_name) are removed. The namespaces are found from O(guests), from the
     C(NODE.ns) records in O(run_dir), and by scanning C(/run/netns) for C(PREFIX*.EID.PID), so a
-    half-failed swap-in is cleaned too.
+    half-failed swap-in is cleaned too. When O(kinds) does not contain C(process), only the
+    guests of O(guests) whose kind is in O(kinds) are removed (their namespaces, C(/etc/netns/NS),
+    node directories and records), and nothing is scanned.
 version_added: "0.1.0"
 author:
   - containerize authors
@@ -78,7 +82,8 @@ options:
     default: []
   guests:
     description:
-      - The guests of this pnode (C(containerize_guests)); entries of another C(kind) are ignored.
+      - The guests of this pnode (C(containerize_guests)); entries whose C(kind) is not in O(kinds) are
+        ignored, but their names count as planned.
       - Keys other than the ones below are ignored.
     type: list
     elements: dict
@@ -89,7 +94,7 @@ options:
         type: str
         required: true
       kind:
-        description: Guest kind; only C(process) is handled.
+        description: Guest kind; only kinds in O(kinds) are handled.
         type: str
         default: process
       ghost:
@@ -125,6 +130,18 @@ options:
         type: list
         elements: dict
         default: []
+  kinds:
+    description: The guest kinds this call realizes (their network part).
+    type: list
+    elements: str
+    default: [process]
+  start_commands:
+    description:
+      - Run the start commands of the guests under the supervisor. C(false) when the guests run them
+        themselves (an C(openvz) container runs its own from C(rc.local)); a supervisor left running
+        from an earlier call is stopped.
+    type: bool
+    default: true
   state:
     description: C(present) realizes the guests, C(absent) removes every process guest of the experiment.
     type: str
@@ -575,6 +592,7 @@ class Context:
         self.prefix = p["prefix"] or ""
         self.hosts = render_hosts(p["hosts"])
         self.timeout = p["timeout"]
+        self.start_commands = p["start_commands"]
         self.exp_dir = os.path.join(self.root, "nodes", self.exp_name)
         self.supervisor = os.path.join(self.run_dir, SUPERVISOR_NAME)
         self.write_hostname = os.path.exists("/etc/hostname")
@@ -681,7 +699,7 @@ class Guest:
         ]  # fmt: skip
 
     def wants_start(self):
-        return bool(self.startcmd.strip()) and not self.ghost
+        return bool(self.startcmd.strip()) and not self.ghost and self.ctx.start_commands
 
     def etc_dir(self):
         return os.path.join(ETC_NETNS, self.ns)
@@ -1191,6 +1209,15 @@ def scanned_namespaces(ctx):
 
 
 def run_absent(ctx, guests, result):
+    if "process" not in ctx.module.params["kinds"]:
+        # another kind's role removes its own guests only; the process role sweeps the rest
+        nodes = {g["name"]: g["namespace"] for g in guests}
+        before = sorted(ns for ns in nodes.values() if os.path.lexists(netns_path(ns)))
+        result["changed"] = remove_nodes(ctx, nodes, (), result)
+        if result["changed"]:
+            result["stopped"] = sorted(nodes)
+        result["diff"] = {"before": {"namespaces": before}, "after": {"namespaces": []}}
+        return
     nodes = recorded_nodes(ctx)
     scanned = scanned_namespaces(ctx)
     for node, ns in scanned.items():
@@ -1232,7 +1259,7 @@ def create_namespaces(ctx, guests):
     return {g["namespace"] for g in missing if netns_inode(g["namespace"])}
 
 
-def run_present(ctx, guests, workers, result):
+def run_present(ctx, guests, workers, result, planned):
     module = ctx.module
     if not ctx.check:
         os.makedirs(ctx.run_dir, mode=0o755, exist_ok=True)
@@ -1248,7 +1275,6 @@ def run_present(ctx, guests, workers, result):
                 os.makedirs("/var/containers", mode=0o755, exist_ok=True)
 
     # guests recorded earlier but no longer planned
-    planned = {g["name"] for g in guests}
     stale = {n: ns for n, ns in recorded_nodes(ctx).items() if n not in planned}
     if stale:
         if remove_nodes(ctx, stale, (), result):
@@ -1292,6 +1318,8 @@ def main():
             "prefix": {"type": "str", "default": ""},
             "hosts": {"type": "raw", "default": []},
             "guests": {"type": "list", "elements": "dict", "default": []},
+            "kinds": {"type": "list", "elements": "str", "default": ["process"]},
+            "start_commands": {"type": "bool", "default": True},
             "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
             "workers": {"type": "int", "default": 4},
             "timeout": {"type": "float", "default": 5.0},
@@ -1302,7 +1330,9 @@ def main():
     for key in ("exp_name", "project", "experiment"):
         if not NS_RE.match(module.params[key]) or "/" in module.params[key]:
             module.fail_json(msg=f"{key} {module.params[key]!r} is not a valid name")
-    guests = [g for g in module.params["guests"] if (g.get("kind") or "process") == "process"]
+    kinds = module.params["kinds"]
+    guests = [g for g in module.params["guests"] if (g.get("kind") or "process") in kinds]
+    planned = {str(g.get("name")) for g in module.params["guests"]}
     result = {"changed": False, "guests": {}, "started": [], "restarted": [], "stopped": []}
     errors = validate(ctx, guests)
     if errors:
@@ -1313,7 +1343,7 @@ def main():
         for prog in ("ip", "vde_plug2tap", "unshare"):
             if guests and not module.get_bin_path(prog):
                 module.fail_json(msg=f"{prog} not found (packages iproute2, vde2, util-linux)")
-        run_present(ctx, guests, module.params["workers"], result)
+        run_present(ctx, guests, module.params["workers"], result, planned)
     if not module._diff:
         result.pop("diff", None)
     module.exit_json(**result)

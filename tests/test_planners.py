@@ -623,7 +623,7 @@ def test_link_between_switched_and_tc_nodes_adds_up(ns):
     topo = ns("""\
         set vm [$ns node]
         set ct [$ns node]
-        tb-add-node-attribute $ct containers:node_type openvz
+        tb-add-node-attribute $ct containers:node_type embedded_pnode
         set l [$ns duplex-link $vm $ct 10Mb 20ms DropTail]
         tb-set-link-loss $l 0.1
         tb-set-link-simplex-params $l $ct 40ms 1Mb 0.0
@@ -636,7 +636,7 @@ def test_link_between_switched_and_tc_nodes_adds_up(ns):
 
 
 def test_lan_mixing_shaping_methods_warns(ns):
-    topo = ns(LAN + "tb-add-node-attribute $n(2) containers:node_type openvz\n")
+    topo = ns(LAN + "tb-add-node-attribute $n(2) containers:node_type embedded_pnode\n")
     shaped(topo)
     assert len(topo.warnings) == 1 and "only approximate" in topo.warnings[0]
 

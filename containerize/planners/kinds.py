@@ -27,4 +27,4 @@ def assign_kinds(topo: Topology, options: Options) -> None:
 
 def switched_kinds(options: Options) -> set[str]:
     """Kinds whose interfaces plug into VDE switches (site key switched_containers)."""
-    return set(as_list(options.site.get("switched_containers", "qemu,process")))
+    return set(as_list(options.site.get("switched_containers", "qemu,process,openvz")))

@@ -4,17 +4,34 @@ Each pnode runs one switch per substrate that has a switched interface on it. A 
 interface gets a small private switch and a wirefilter joining it to the substrate switch,
 so the guest (tap or qemu) always plugs into a switch, and shaping never sits on the
 substrate switch itself (a LAN is shaped per member, as DETER did).
+
+A substrate whose switches sit on more than one pnode is carried between them over the
+experiment network ("pnet"): each such switch gets an uplink, a tap plugged into the switch and
+bridged with a VXLAN device whose VNI comes from the experiment tag and the substrate index.
+Shaping stays at the node side (the wirefilters), so an uplink adds none. With the local target
+every pnode's "physical" side is a network namespace joined to the others by a veth wire into a
+shared namespace standing for the experiment LAN; with the testbed target it is the pnode itself.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 
+from ..errors import ContainerizeError
 from ..model import Topology
+from .addresses import experiment_tag
 from .kinds import switched_kinds
 from .shaping import InterfaceShaping, as_dict
 
 PRIVATE_PORTS = 4
+PNET_SUBNET = "198.18.0.0/15"  # RFC 2544 benchmarking range: never a guest's or a control network's
+PNET_MIN_PREFIX = 24  # the pnet is at least a /24 (DETER's habit), larger when there are more pnodes
+PNET_DEVICE = "pnet"  # local target: name of this pnode's end of the veth wire, in its namespace
+PNET_BRIDGE = "pnet"  # local target: the bridge standing for the experiment LAN, in the wire namespace
+VXLAN_HEADROOM = 50  # outer Ethernet + IP + UDP + VXLAN headers
+GUEST_MTU = 1500
+VNI_SPACE = (1 << 24) - 1  # VNIs 1 .. 2**24-1
 
 
 @dataclass
@@ -23,6 +40,10 @@ class PnodeNetwork:
     wirefilters: list[dict] = field(default_factory=list)
     # (node, ifname) -> {"switch": id, "port": n, "tc": dict|None}
     attachments: dict[tuple[str, str], dict] = field(default_factory=dict)
+    # this pnode on the experiment network joining pnodes (None with a single pnode)
+    pnet: dict | None = None
+    # one per substrate switch of this pnode whose substrate crosses pnodes
+    uplinks: list[dict] = field(default_factory=list)
 
 
 def plan_switches(topo: Topology, assignment: dict[str, list[str]], shaping: list[InterfaceShaping],
@@ -75,4 +96,67 @@ def plan_switches(topo: Topology, assignment: dict[str, list[str]], shaping: lis
     for net in plans.values():
         for switch in net.switches:
             switch["crosses_pnodes"] = switch["substrate"] in crossing
+    plan_uplinks(topo, plans, crossing, options)
     return plans, crossing
+
+
+def pnet_addresses(pnodes: list[str], subnet: str = PNET_SUBNET) -> tuple[dict[str, str], int]:
+    """({pnode: address}, prefix) on the experiment network: pnode i gets the (i+1)th address."""
+    try:
+        net = ipaddress.IPv4Network(subnet, strict=True)
+    except ValueError as exc:
+        raise ContainerizeError(f"site key pnet_subnet = {subnet!r}: {exc}") from None
+    prefix = max(net.prefixlen, min(PNET_MIN_PREFIX, 32 - (len(pnodes) + 1).bit_length()))
+    if len(pnodes) > (1 << (32 - prefix)) - 2:
+        raise ContainerizeError(f"site key pnet_subnet = {subnet!r} is too small for {len(pnodes)} pnodes")
+    return {p: str(net.network_address + i + 1) for i, p in enumerate(pnodes)}, prefix
+
+
+def uplink_vni(tag: str, substrate_index: int) -> int:
+    """VXLAN network identifier of a substrate: deterministic, distinct within the experiment."""
+    return (int(tag, 16) + substrate_index) % VNI_SPACE + 1
+
+
+def uplink_names(tag: str, substrate_index: int) -> dict[str, str]:
+    """Interface names of an uplink: kind letter + tag + hex index (at most 15 characters)."""
+    suffix = f"{tag}{substrate_index:x}"
+    return {"tap": f"t{suffix}", "bridge": f"b{suffix}", "vxlan": f"x{suffix}"}
+
+
+def plan_uplinks(topo: Topology, plans: dict[str, PnodeNetwork], crossing: list[str], options) -> None:
+    """Give every pnode its place on the experiment network and an uplink per crossing substrate switch."""
+    if len(plans) < 2:
+        return
+    tag = experiment_tag(options.project, options.experiment)
+    local = options.site.get("target", "local") == "local"
+    pnodes = list(plans)
+    addresses, prefix = pnet_addresses(pnodes, options.site.get("pnet_subnet") or PNET_SUBNET)
+    for pnode in pnodes:
+        plans[pnode].pnet = {
+            "address": addresses[pnode], "prefix": prefix,
+            # local: the veth end in the pnode's namespace; testbed: the experiment interface
+            # (None: whichever interface holds the address)
+            "device": PNET_DEVICE if local else (options.site.get("pnet_device") or None),
+            "mtu": GUEST_MTU + VXLAN_HEADROOM if local else None,
+            "namespace": f"cz-{tag}-{pnode}" if local else None,
+            "wire_namespace": f"cz-{tag}-pnet" if local else None,
+            "wire_bridge": PNET_BRIDGE if local else None,
+            "wire_port": pnode if local else None,
+        }
+    sub_index = {name: i for i, name in enumerate(topo.substrates)}
+    carriers: dict[str, list[str]] = {}  # substrate -> pnodes with a switch for it
+    for pnode, net in plans.items():
+        for switch in net.switches:
+            if switch["role"] == "substrate" and switch["substrate"] in crossing:
+                carriers.setdefault(switch["substrate"], []).append(pnode)
+    for pnode, net in plans.items():
+        for switch in net.switches:
+            substrate = switch["substrate"]
+            peers = [addresses[p] for p in carriers.get(substrate, []) if p != pnode]
+            if switch["role"] != "substrate" or not peers:
+                continue
+            index = sub_index[substrate]
+            # the switch's highest port: never a guest's or a wirefilter's (endpoints sharing a VDE
+            # port do not hear each other, and the uplink may be plugged before the guests)
+            net.uplinks.append({"substrate": substrate, "switch": switch["id"], "port": switch["ports"] - 1,
+                                "vni": uplink_vni(tag, index), **uplink_names(tag, index), "peers": peers})

@@ -20,7 +20,9 @@ def write_experiment(exp: Experiment, out: Path, source: Path, input_topdl: byte
     planned = topdl_bytes(exp.topology, planned=True)  # kinds and partitions are both decided by now
     (out / "annotated.xml").write_bytes(planned)
     (out / "partitioned.xml").write_bytes(planned)
-    write_phys_topo(exp.topology, exp.partitioning.assignment, exp.options.project, exp.options.experiment, out)
+    write_phys_topo(exp.topology, exp.partitioning.assignment, exp.options.project, exp.options.experiment, out,
+                    pnode_types=exp.partitioning.pnode_types, site=exp.options.site,
+                    pnet={pnode: net.pnet for pnode, net in exp.networks.items()})
     if image:
         from .picture import write_picture
 

@@ -99,5 +99,7 @@ def write_inventory(exp: Experiment, out: Path) -> None:
             "containerize_kinds": sorted({exp.topology.nodes[n].kind for n in names}),
             "containerize_switches": net.switches,
             "containerize_wirefilters": net.wirefilters,
+            "containerize_pnet": net.pnet,
+            "containerize_uplinks": net.uplinks,
             "containerize_guests": [guest_vars(exp, pnode, n) for n in names],
         }, inv / "host_vars" / f"{pnode}.yml", HEADER)
