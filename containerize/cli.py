@@ -87,7 +87,8 @@ def compile_parser() -> argparse.ArgumentParser:
         prog="containerize",
         description="Compile an ns2 (.tcl/.ns) or TopDL topology into an experiment directory whose "
                     "Ansible inventory `ansible-playbook -i EXPDIR/inventory playbooks/swapin.yml` realizes. "
-                    "Other commands: `containerize exec EXPDIR NODE -- CMD...` runs a command in a node.",
+                    "Other commands (each with its own --help): exec, console/shell, info, status, status-server, "
+                    "list, image, shape, annotate; see docs/operations.md.",
     )
     parser.add_argument("project", metavar="PROJECT[/GROUP]", help="project (and group) owning the experiment")
     parser.add_argument("experiment", metavar="EXPERIMENT", help="experiment name")

@@ -149,7 +149,9 @@ notes:
   - On the testbed target the experiment interface needs an MTU of O(mtu)+50 for guest frames of
     O(mtu) bytes to cross unfragmented; with less, the kernel's VXLAN path MTU discovery makes
     guests use smaller packets (TCP adapts; ICMP with C(-M do) beyond it fails).
-  - The testbed target is written and documented but has not been run against a real testbed.
+  - The experiment network must carry UDP port O(port) between pnodes (no firewall in between).
+  - The testbed target is written and documented but has not been run against a real testbed; its
+    code path is exercised in network namespaces standing for two testbed pnodes.
 requirements:
   - iproute2
   - vde2
@@ -974,7 +976,8 @@ class Uplinks:
             if added and added.get("device") in links and added.get("address") in links[added["device"]]["inet"]:
                 cmds.append(f"addr del {added['address']} dev {added['device']}")
             if cmds:
-                self.note(f"remove {', '.join(own) or 'the address ' + added['address']}")
+                removed = own + ([f"address {added['address']} of {added['device']}"] if len(cmds) > len(own) else [])
+                self.note(f"remove {', '.join(removed)}")
                 if not self.check:
                     self.side.batch("ip", cmds)
         if os.path.exists(self.rpath(RECORD)):

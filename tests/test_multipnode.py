@@ -16,6 +16,7 @@ and Ansible runs); the compiler's part of the design is checked first, fast.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -23,6 +24,7 @@ import shutil
 import signal
 import statistics
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -367,3 +369,61 @@ def test_swapout_after_interrupted_multipnode_swapin(tmp_path_factory):
         proc.wait()
         playbook(expdir, "swapout")
         _assert_nothing_left(before, host_state(), _marks(expdir))
+
+
+@slow
+def test_testbed_mode_between_two_namespaces(tmp_path):
+    """The testbed target's code path (no pnode namespace: the uplinks live in the pnode's own stack),
+    run in two namespaces standing for two testbed pnodes joined by a veth. Pnode 1 names its
+    experiment interface (the module adds the address), pnode 2 already has the address."""
+    module = REPO / "library" / "vde_uplinks.py"
+    tag = "abcdef01"
+    pnodes, nodes = [f"cz-test-tb{i}" for i in (1, 2)], [f"cz-test-node{i}" for i in (1, 2)]
+
+    def sh(*argv):
+        subprocess.run(argv, check=True, capture_output=True)
+
+    def call(i, state, **extra):
+        args = {"run_dir": str(tmp_path / f"run{i}"), "tag": tag, "state": state,
+                "pnet": {"address": f"198.18.0.{i}", "prefix": 24}, **extra}
+        (tmp_path / "args.json").write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
+        argv = ["ip", "netns", "exec", pnodes[i - 1], sys.executable, str(module), str(tmp_path / "args.json")]
+        out = subprocess.run(argv, capture_output=True, text=True, check=False).stdout
+        result = json.loads(out)
+        assert not result.get("failed"), result
+        return result
+
+    uplink = {"switch": "s0", "port": 7, "vni": 42, "tap": f"t{tag}0", "bridge": f"b{tag}0", "vxlan": f"x{tag}0"}
+    try:
+        for ns in pnodes + nodes:
+            sh("ip", "netns", "add", ns)
+        sh("ip", "link", "add", "exp0", "netns", pnodes[0], "type", "veth", "peer", "name", "exp0", "netns", pnodes[1])
+        sh("ip", "-n", pnodes[1], "addr", "add", "198.18.0.2/24", "dev", "exp0")
+        sh("ip", "-n", pnodes[1], "link", "set", "exp0", "up")
+        for i in (1, 2):
+            run_dir = tmp_path / f"run{i}"
+            run_dir.mkdir()
+            sh("vde_switch", "-d", "-s", f"{run_dir}/s0.ctl", "-p", f"{run_dir}/s0.pid", "-n", "8")
+        time.sleep(0.3)
+        for i in (1, 2):
+            peers = [f"198.18.0.{3 - i}"]
+            device = {"device": "exp0"} if i == 1 else {}
+            assert call(i, "present", uplinks=[{**uplink, "peers": peers}], **device)["changed"]
+            assert not call(i, "present", uplinks=[{**uplink, "peers": peers}], **device)["changed"]
+            sh("ip", "netns", "exec", nodes[i - 1], "vde_plug2tap", "-d", "-P", f"{tmp_path}/node{i}.pid",
+               "-s", f"{tmp_path}/run{i}/s0.ctl", "-p", "1", "eth0")
+            sh("ip", "-n", nodes[i - 1], "addr", "add", f"10.9.9.{i}/24", "dev", "eth0")
+            sh("ip", "-n", nodes[i - 1], "link", "set", "eth0", "up")
+        sh("ip", "netns", "exec", nodes[0], "ping", "-c", "2", "-W", "3", "10.9.9.2")
+        for i in (1, 2):
+            assert call(i, "absent", device="exp0" if i == 1 else None)["changed"]
+            assert not call(i, "absent")["changed"]
+            links = subprocess.run(["ip", "-n", pnodes[i - 1], "-br", "addr"], capture_output=True, text=True).stdout
+            assert tag not in links and ("198.18.0.1" not in links if i == 1 else "198.18.0.2" in links), links
+    finally:
+        for pidfile in [*tmp_path.glob("node*.pid"), *tmp_path.glob("run*/*.pid")]:
+            with contextlib.suppress(OSError, ValueError):
+                os.kill(int(pidfile.read_text()), signal.SIGTERM)
+        for ns in pnodes + nodes:
+            subprocess.run(["ip", "netns", "delete", ns], capture_output=True, check=False)
+

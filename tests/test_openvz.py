@@ -86,11 +86,11 @@ def run_dir(expdir: Path, node: str) -> Path:
 def test_routed_openvz_node_and_the_rest_reach_each_other_by_name(routed):
     for target in ROUTED_NODES:
         if target != "c-2":
-            proc = node_exec(routed, "c-2", "ping", "-c", "1", "-W", "3", target)
+            proc = node_exec(routed, "c-2", "ping", "-c", "3", "-i", "0.2", "-W", "3", target)
             assert proc.returncode == 0, f"c-2 -> {target}: {proc.stdout}{proc.stderr}"
     for source in ROUTED_NODES:
         if source != "c-2":
-            proc = node_exec(routed, source, "ping", "-c", "1", "-W", "3", "c-2")
+            proc = node_exec(routed, source, "ping", "-c", "3", "-i", "0.2", "-W", "3", "c-2")
             assert proc.returncode == 0, f"{source} -> c-2: {proc.stdout}{proc.stderr}"
 
 
@@ -125,7 +125,7 @@ def test_routed_rerun_repairs_the_container(routed, breakage):
         hosts.write_text("127.0.0.1 localhost\n10.9.9.9 r2\n")
     time.sleep(0.3)
     assert changed(playbook(routed, "swapin")) > 0
-    proc = node_exec(routed, "c-2", "ping", "-c", "1", "-W", "3", "r1")
+    proc = node_exec(routed, "c-2", "ping", "-c", "3", "-i", "0.2", "-W", "3", "r1")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert changed(playbook(routed, "swapin")) == 0
 
@@ -166,9 +166,9 @@ def test_routed_two_pnodes_openvz_node_reached_over_the_uplink(tmp_path_factory,
     try:
         assert guest(expdir, "c-2")[0]["containerize_pnode"] == "pnode-0001"
         for other in ("r2", "c-1", "a-1"):
-            proc = node_exec(expdir, "c-2", "ping", "-c", "1", "-W", "3", other)
+            proc = node_exec(expdir, "c-2", "ping", "-c", "3", "-i", "0.2", "-W", "3", other)
             assert proc.returncode == 0, f"c-2 -> {other}: {proc.stdout}"
-            proc = node_exec(expdir, other, "ping", "-c", "1", "-W", "3", "c-2")
+            proc = node_exec(expdir, other, "ping", "-c", "3", "-i", "0.2", "-W", "3", "c-2")
             assert proc.returncode == 0, f"{other} -> c-2: {proc.stdout}"
     finally:
         playbook(expdir, "swapout")

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.e2e import ENV, REPO, changed, compile_topology, host_state, node_exec, ping_rtt, playbook
 
@@ -78,12 +79,14 @@ def _pid_of(pattern: str) -> int:
 def test_star_rerun_repairs(star, breakage):
     guest = _guest(star, "n-4")
     namespace = guest["namespace"]
+    tag = yaml.safe_load((star / "inventory" / "group_vars" / "all.yml").read_text())["containerize_exp_tag"]
+    run_dir = re.escape(f"/run/{tag}/")  # only this experiment's daemons, whatever else runs here
     if breakage == "switch":
-        os.kill(_pid_of(r"vde_switch .*/s3\.ctl"), signal.SIGKILL)
+        os.kill(_pid_of(rf"vde_switch .*{run_dir}s3\.ctl"), signal.SIGKILL)
     elif breakage == "wirefilter":
-        os.kill(_pid_of(r"wirefilter .*w4-0"), signal.SIGKILL)
+        os.kill(_pid_of(rf"wirefilter .*{run_dir}w4-0"), signal.SIGKILL)
     elif breakage == "plug":
-        os.kill(_pid_of(r"vde_plug2tap .*n-4\.eth0"), signal.SIGKILL)
+        os.kill(_pid_of(rf"vde_plug2tap .*{run_dir}n-4\.eth0"), signal.SIGKILL)
     elif breakage == "namespace":
         os.system(f"ip netns pids {namespace} | xargs -r kill -9; ip netns delete {namespace}")
     elif breakage == "hosts":
