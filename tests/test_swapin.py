@@ -116,7 +116,7 @@ def test_routed_every_node_reaches_every_other(routed):
     for source in nodes:
         for target in nodes:
             if source != target:
-                proc = node_exec(routed, source, "ping", "-c", "1", "-W", "3", target)
+                proc = node_exec(routed, source, "ping", "-c", "3", "-i", "0.2", "-W", "3", target)
                 assert proc.returncode == 0, f"{source} -> {target}: {proc.stdout}"
 
 
