@@ -727,15 +727,19 @@ class Uplinks:
             rc, out = spawn_daemon(argv, self.timeout)
             if rc != 0:
                 failures.append(f"{sid} (rc={rc}): {out}")
+        # vde_plug2tap writes its pid file before it makes the tap: ready is alive and its tap there
         pending = set(start)
+        taps = {u["switch"]: u["tap"] for u in self.uplinks}
 
         def all_up():
-            pending.difference_update({s for s in pending if proc_alive(read_pid(self.plug_pidfile(s)),
-                                                                          self.plug_pidfile(s))})
+            alive = {s for s in pending if proc_alive(read_pid(self.plug_pidfile(s)), self.plug_pidfile(s))}
+            if alive:
+                present = self.side.links()
+                pending.difference_update({s for s in alive if taps[s] in present})
             return not pending
 
         if not failures and not wait_for(all_up, self.timeout):
-            failures += [f"{sid}: vde_plug2tap did not come up" for sid in sorted(pending)]
+            failures += [f"{sid}: vde_plug2tap did not come up (or made no tap {taps[sid]})" for sid in sorted(pending)]
         if failures:
             raise RuntimeError("uplink plugs did not start: " + "; ".join(failures))
         for sid, (argv, switch_pid) in start.items():
