@@ -13,7 +13,7 @@ description:
   - Reports which required packages are missing, so a package task runs only when it must.
   - With O(state=absent) removes exactly what it made for this experiment, and the base directories
     under the root when they are left empty.
-  - One call does all of it: every extra task costs about half a second.
+  - One call does all of it; every extra task costs about half a second.
 version_added: "0.1.0"
 author: containerize developers
 options:
