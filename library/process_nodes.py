@@ -37,7 +37,7 @@ description:
     again.
   - Guests whose C(kind) is not in O(kinds) (by default only C(process)) are ignored. Guests recorded
     in O(run_dir) (C(NODE.ns)) that are no longer planned (under any kind) are removed.
-  - Other kinds reuse the same network part: the C(openvz) role calls this module with
+  - Other kinds reuse the same network part; the C(openvz) role calls this module with
     O(kinds=[openvz]) and O(start_commands=false), then starts each container in its namespace.
   - With O(state=absent), supervisors (with their process groups) and plugs are killed, remaining
     processes in the namespaces are killed, the namespaces, C(/etc/netns/NS) and
@@ -515,6 +515,14 @@ def sysctl_in_netns(ns, key, value=None):
     return str(value)
 
 
+def tap_exists(ns, ifname):
+    """Whether interface IFNAME exists in namespace NS (read through its /proc/sys, no process)."""
+    try:
+        return sysctl_in_netns(ns, f"net.ipv4.conf.{ifname}.forwarding") is not None
+    except OSError:
+        return False
+
+
 def parse_json_stream(text):
     decoder = json.JSONDecoder()
     values, pos = [], 0
@@ -908,7 +916,11 @@ class Guest:
             kill_pid(read_pid(pidfile), pidfile, ctx.timeout)
             remove_path(pidfile)
             rc, out = spawn_daemon(argv, ctx.timeout)
-            ok = rc == 0 and wait_for(lambda pf=pidfile: proc_alive(read_pid(pf), pf), ctx.timeout)
+            # vde_plug2tap writes its pid file before it makes the tap: ready means both
+            ok = rc == 0 and wait_for(
+                lambda pf=pidfile, name=ifname: proc_alive(read_pid(pf), pf) and tap_exists(self.ns, name),
+                ctx.timeout,
+            )
             if not ok:
                 raise RuntimeError(f"vde_plug2tap for {self.name} {ifname} did not start (rc={rc}): {out}")
             write_json(
