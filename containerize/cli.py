@@ -143,6 +143,8 @@ def _options(args) -> Options:
             raise ContainerizeError(f"invalid {label} name {value!r}; use letters, digits and '-'")
     if args.openvz_diskspace is not None and not re.fullmatch(r"[1-9][0-9]*(\.[0-9]+)?[KMGT]?", args.openvz_diskspace):
         raise ContainerizeError(f"--openvz-diskspace {args.openvz_diskspace!r}: expected a size like 2G or 500M")
+    if not all(p.isdigit() for p in as_list(args.pass_nodes_only)):
+        raise ContainerizeError(f"--pass-nodes-only {args.pass_nodes_only!r}: expected pass numbers P[,P]")
     site = load_site_config(args.config)
     return Options(
         project=project, group=group or project, experiment=args.experiment,
@@ -151,7 +153,7 @@ def _options(args) -> Options:
         pass_pack=_pass_table(args.pass_pack, "--pass-pack"), pass_size=_pass_table(args.pass_size, "--pass-size"),
         pnode_types=as_list(args.pnode_types) or ["pc"], pass_pnodes=_pass_pnodes(args.pass_pnodes),
         nodes_only=args.nodes_only,
-        pass_nodes_only={int(p) for p in as_list(args.pass_nodes_only) if p.isdigit()},
+        pass_nodes_only={int(p) for p in as_list(args.pass_nodes_only)},
         end_node_shaping=args.end_node_shaping, openvz_diskspace=args.openvz_diskspace,
         openvz_template=args.openvz_template, openvz_template_dir=as_list(args.openvz_template_dir),
         qemu_prefer_users=as_list(args.qemu_prefer_users), site=site,
@@ -174,8 +176,6 @@ def run_compile(argv: list[str]) -> int:
     args = compile_parser().parse_args(argv)
     started = time.monotonic()
     try:
-        if args.pass_nodes_only and not all(p.isdigit() for p in as_list(args.pass_nodes_only)):
-            raise ContainerizeError(f"--pass-nodes-only {args.pass_nodes_only!r}: expected pass numbers P[,P]")
         options = _options(args)
         topo_path = Path(args.topology)
         topo = read_topology(topo_path)

@@ -153,9 +153,14 @@ def _write(path, content):
     os.replace(tmp, path)
 
 
+def _host_lines(hosts):
+    """The compiler's list of {address, names} as hosts-file lines."""
+    return "".join(f"{h['address']} {' '.join(h['names'])}\n" for h in hosts)
+
+
 def experiment_files(params):
     """Name -> content of the files in config/EXP_NAME."""
-    hosts = "".join(f"{h['address']} {' '.join(h['names'])}\n" for h in params["hosts"])
+    hosts = _host_lines(params["hosts"])
     site = "".join(f"{key} = {params['site'][key]}\n" for key in sorted(params["site"]))
     return {
         "hosts": "127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n" + hosts,
@@ -223,7 +228,7 @@ def run(params, check):
             # at the same time: read, compare and rewrite under one lock, or a block gets lost.
             fcntl.flock(handle, fcntl.LOCK_SH if check else fcntl.LOCK_EX)
             current = handle.read()
-            block = "".join(f"{h['address']} {' '.join(h['names'])}\n" for h in params["hosts"])
+            block = _host_lines(params["hosts"])
             wanted = _hosts_with_block(current, exp_name, block if present and params["hosts_block"] else "")
             if wanted != current:
                 changes.append(f"update the experiment's block in {hosts_path}")

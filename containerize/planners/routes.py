@@ -92,7 +92,7 @@ def _static(topo: Topology) -> None:
                 shared[mine[0]] = []
             continue
         counts = Counter(via.values())
-        main_gateway = max(counts, key=lambda gw: (counts[gw], -list(via.values()).index(gw)))
+        main_gateway = counts.most_common(1)[0][0]  # ties go to the gateway seen first
         wanted = {int(networks[dest].network_address) >> 24 for dest, gw in via.items() if gw == main_gateway}
         node.routes = [Route(str(block), main_gateway) for block in everything
                        if int(block.network_address) >> 24 in wanted]
