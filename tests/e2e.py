@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 from pathlib import Path
+
+import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
@@ -30,6 +34,22 @@ def playbook(expdir: Path, name: str, *extra: str) -> dict[str, dict[str, int]]:
             for m in RECAP.findall(proc.stdout)}
 
 
+def playbook_changes(expdir: Path, name: str, *extra: str) -> list[dict]:
+    """Run playbooks/NAME.yml; return what changed: one {task, host, result} per changed task and host."""
+    record = expdir.parent / f".changes-{os.getpid()}.jsonl"
+    record.unlink(missing_ok=True)
+    env = {**ENV, "RECORD_CHANGES_FILE": str(record), "ANSIBLE_CALLBACKS_ENABLED": "record_changes",
+           "ANSIBLE_CALLBACK_PLUGINS": str(REPO / "tests" / "callback_plugins")}
+    cmd = ["ansible-playbook", "-i", str(expdir / "inventory"), str(REPO / "playbooks" / f"{name}.yml"), *extra]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, check=False)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    if not record.exists():
+        return []
+    changes = [json.loads(line) for line in record.read_text().splitlines()]
+    record.unlink()
+    return changes
+
+
 def changed(recap: dict[str, dict[str, int]]) -> int:
     return sum(host["changed"] for host in recap.values())
 
@@ -39,12 +59,28 @@ def node_exec(expdir: Path, node: str, *command: str, timeout: float = 60) -> su
     return subprocess.run(cmd, capture_output=True, text=True, env=ENV, cwd=REPO, timeout=timeout, check=False)
 
 
-def ping_rtt(expdir: Path, node: str, target: str, count: int = 10) -> float:
-    """Average RTT in ms of `count` pings (after one warm-up ping that resolves ARP)."""
-    node_exec(expdir, node, "ping", "-c", "1", "-W", "2", target)
-    proc = node_exec(expdir, node, "ping", "-c", str(count), "-i", "0.05", "-W", "2", target)
+def ping_rtts(expdir: Path, node: str, target: str, count: int = 20) -> list[float]:
+    """Round trips in ms of COUNT pings from NODE to TARGET (after one warm-up ping that resolves ARP)."""
+    node_exec(expdir, node, "ping", "-n", "-c", "1", "-W", "2", target)
+    proc = node_exec(expdir, node, "ping", "-n", "-c", str(count), "-i", "0.05", "-W", "2", target)
     assert proc.returncode == 0, f"{node} -> {target}: {proc.stdout}{proc.stderr}"
-    return float(re.search(r"= [\d.]+/([\d.]+)/", proc.stdout).group(1))
+    return [float(rtt) for rtt in re.findall(r"time=([\d.]+) ms", proc.stdout)]
+
+
+def delay_error(rtts: list[float], want: float) -> str | None:
+    """Why the round trips RTTS (ms) do not show the planned round trip WANT (ms), or None if they do.
+
+    The delay a link adds is what the fastest packet sees: the smallest round trip must be within 10 %
+    (or 1 ms, for VDE and the namespaces) of the plan and never clearly below it. The median may be later,
+    by scheduling on a shared machine, but not by more than a quarter (plus 2 ms): that would be a wrong
+    delay, not noise. bench/fidelity.py measures the same on a quiet machine with the error printed.
+    """
+    fastest, median = min(rtts), statistics.median(rtts)
+    if not 0.9 * want - 0.5 <= fastest <= max(1.1 * want, want + 1.0):
+        return f"fastest of {len(rtts)} round trips {fastest:.2f} ms, want {want:.2f} ms +-10% (or 1 ms)"
+    if median > 1.25 * want + 2.0:
+        return f"median of {len(rtts)} round trips {median:.2f} ms, want at most {1.25 * want + 2.0:.2f} ms"
+    return None
 
 
 def host_state() -> dict[str, set[str]]:
@@ -71,3 +107,24 @@ def host_state() -> dict[str, set[str]]:
         "files": tree("/var/containers") | tree("/etc/netns") | tree("/run/netns"),
         "hosts": set(Path("/etc/hosts").read_text().splitlines()),
     }
+
+
+def experiment_marks(expdir: Path) -> list[str]:
+    """Strings that only this experiment's traces on this machine carry (run directory tag, names)."""
+    group = yaml.safe_load((expdir / "inventory" / "group_vars" / "all.yml").read_text())
+    tag, name = group["containerize_exp_tag"], group["containerize_exp_name"]
+    # (a simulated pnode's root is shared by every experiment using that pnode: not a mark)
+    return [tag, f".{name}", f"/{name}", f"containerize experiment {name}"]
+
+
+def traces(state: dict[str, set[str]], expdir: Path) -> dict[str, set[str]]:
+    """The part of a host_state() that belongs to the experiment EXPDIR."""
+    marks = experiment_marks(expdir)
+    return {key: {item for item in items if any(mark in item for mark in marks)} for key, items in state.items()}
+
+
+def assert_nothing_left(expdir: Path, before: dict[str, set[str]]) -> None:
+    """Nothing of the experiment EXPDIR is on this machine that was not there at BEFORE (a host_state())."""
+    after = host_state()
+    left = traces({key: after[key] - before[key] for key in before}, expdir)
+    assert not any(left.values()), f"left behind: { {k: sorted(v) for k, v in left.items() if v} }"

@@ -22,7 +22,6 @@ import os
 import re
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import time
@@ -34,7 +33,17 @@ import yaml
 from containerize.cli import main
 from containerize.planners.switches import pnet_addresses, uplink_names, uplink_vni
 from containerize.readers.ns2 import read_ns2
-from tests.e2e import ENV, REPO, changed, compile_topology, host_state, node_exec, playbook
+from tests.e2e import (
+    ENV,
+    REPO,
+    assert_nothing_left,
+    changed,
+    compile_topology,
+    delay_error,
+    host_state,
+    node_exec,
+    playbook,
+)
 
 slow = pytest.mark.slow
 EXAMPLES = REPO / "examples"
@@ -55,25 +64,8 @@ def _pnode_vars(expdir: Path) -> dict[str, dict]:
     return {p.stem: _load(p) for p in sorted((expdir / "inventory" / "host_vars").glob("pnode-*.yml"))}
 
 
-def _marks(expdir: Path) -> list[str]:
-    """Strings that only this experiment's traces carry (on this machine)."""
-    group = _load(expdir / "inventory" / "group_vars" / "all.yml")
-    tag, name = group["containerize_exp_tag"], group["containerize_exp_name"]
-    # (a simulated pnode's root is shared by every experiment using that pnode: not a mark)
-    return [tag, f".{name}", f"/{name}", f"containerize experiment {name}"]
-
-
-def _ours(state: dict[str, set[str]], marks: list[str]) -> dict[str, set[str]]:
-    return {key: {item for item in items if any(mark in item for mark in marks)} for key, items in state.items()}
-
-
-def _assert_nothing_left(before: dict, after: dict, marks: list[str]) -> None:
-    left = _ours({key: after[key] - before[key] for key in before}, marks)
-    assert not any(left.values()), f"left behind: { {k: sorted(v) for k, v in left.items() if v} }"
-
-
-def _rtts(expdir: Path, source: str, targets: list[str], count: int = 5) -> dict[str, float]:
-    """Median RTT in ms from SOURCE to each target (the median: this machine is shared and noisy)."""
+def _rtts(expdir: Path, source: str, targets: list[str], count: int = 8) -> dict[str, list[float]]:
+    """Round trips in ms from SOURCE to each target, pinged in parallel."""
     proc = node_exec(expdir, source, "sh", "-c", PING_ALL, "sh", str(count), *targets, timeout=120)
     samples: dict[str, list[float]] = {}
     for line in proc.stdout.splitlines():
@@ -81,19 +73,20 @@ def _rtts(expdir: Path, source: str, targets: list[str], count: int = 5) -> dict
         samples.setdefault(target, []).append(float(rtt))
     missing = sorted(set(targets) - set(samples))
     assert not missing, f"{source} cannot reach {missing}: {proc.stdout}{proc.stderr}"
-    return {target: statistics.median(values) for target, values in samples.items()}
+    return samples
 
 
 def _assert_rtts(expdir: Path, source: str, planned: dict[str, float]) -> None:
-    """The median RTT from SOURCE to each target is the planned one +-15% (measured again, longer, if not)."""
+    """The round trips from SOURCE to each target show the planned delay (measured again, longer, if not)."""
 
     def off(rtts):
-        return [t for t, want in planned.items() if not 0.85 * want <= rtts[t] <= 1.15 * want]
+        return {t: error for t, want in planned.items() if (error := delay_error(rtts[t], want))}
 
     rtts = _rtts(expdir, source, list(planned))
     if off(rtts):  # a busy moment of this shared machine, or really wrong: look longer
-        rtts.update(_rtts(expdir, source, off(rtts), count=15))
-    wrong = [f"{source} -> {t}: {rtts[t]:.2f} ms, want {planned[t]:.2f} ms +-15%" for t in off(rtts)]
+        for target, samples in _rtts(expdir, source, list(off(rtts)), count=20).items():
+            rtts[target] += samples
+    wrong = [f"{source} -> {t}: {error}" for t, error in off(rtts).items()]
     assert not wrong, "\n".join(wrong)
 
 
@@ -287,7 +280,7 @@ def test_two_pnodes_cross_hop_goes_over_vxlan(two):
 def test_two_pnodes_swapout_from_the_record_leaves_nothing(two):
     expdir, source, before = two
     _swapout_from_the_record(expdir, source)
-    _assert_nothing_left(before, host_state(), _marks(expdir))
+    assert_nothing_left(expdir, before)
 
 
 # -- star10.tcl, 4 per pnode: 3 pnodes, six links cross -------------------------------------------
@@ -353,7 +346,7 @@ def test_star_rerun_repairs_uplinks(star, breakage):
 def test_star_swapout_from_the_record_leaves_nothing(star):
     expdir, source, before = star
     _swapout_from_the_record(expdir, source)
-    _assert_nothing_left(before, host_state(), _marks(expdir))
+    assert_nothing_left(expdir, before)
 
 
 @slow
@@ -368,7 +361,7 @@ def test_swapout_after_interrupted_multipnode_swapin(tmp_path_factory):
         os.killpg(proc.pid, signal.SIGKILL)  # the playbook and the modules it was running
         proc.wait()
         playbook(expdir, "swapout")
-        _assert_nothing_left(before, host_state(), _marks(expdir))
+        assert_nothing_left(expdir, before)
 
 
 @slow

@@ -25,7 +25,7 @@ import pytest
 import yaml
 
 from containerize.expdir import ExperimentDir, library_module
-from tests.e2e import ENV, RECAP, REPO, compile_topology, node_exec
+from tests.e2e import ENV, RECAP, REPO, compile_topology, delay_error, ping_rtts
 
 EXAMPLES = REPO / "examples"
 QEMU_IMAGE_DIR = Path("/var/cache/containerize/test-image")
@@ -418,27 +418,18 @@ def test_image_of_the_swapped_in_sample(sample, tmp_path):
         assert text in svg
 
 
-def ping_rtt(expdir: Path, node: str, target: str, count: int = 10) -> float:
-    """Smallest round trip in ms of COUNT pings: the planned delay shows there even on a loaded machine."""
-    node_exec(expdir, node, "ping", "-c", "1", "-W", "2", target)
-    proc = node_exec(expdir, node, "ping", "-c", str(count), "-i", "0.05", "-W", "2", target)
-    assert proc.returncode == 0, f"{node} -> {target}: {proc.stdout}{proc.stderr}"
-    return float(re.search(r"= ([\d.]+)/[\d.]+/", proc.stdout).group(1))
-
-
-def near(rtt: float, want: float) -> bool:
-    """Within 15 %, plus a millisecond for the namespaces and VDE."""
-    return 0.85 * want <= rtt <= 1.15 * want + 1.0
+def delay_is(expdir: Path, node: str, target: str, want: float) -> None:
+    error = delay_error(ping_rtts(expdir, node, target), want)
+    assert not error, f"{node} -> {target}: {error}"
 
 
 @pytest.mark.slow
 def test_live_delay_change_shows_in_round_trips(sample):
-    assert near(ping_rtt(sample.expdir, "a", "b"), 20.0)
+    delay_is(sample.expdir, "a", "b", 20.0)
     pids = sample.wirefilter_pids()
     proc = cz("shape", sample.expdir, "link0", "--delay", "40ms")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    rtt = ping_rtt(sample.expdir, "a", "b")
-    assert near(rtt, 80.0), f"a -> b after --delay 40ms: {rtt} ms, want 80"
+    delay_is(sample.expdir, "a", "b", 80.0)
     assert sample.wirefilter_pids() == pids, "a wirefilter was restarted"
     links = json.loads(cz("status", sample.expdir, "--links", "--json").stdout)
     shown = [link for e in links["pnodes"].values() for link in e["links"].values()
@@ -448,12 +439,12 @@ def test_live_delay_change_shows_in_round_trips(sample):
     # a swap-in re-run keeps the new delay and restarts nothing
     _changed, output = run_playbook(sample.expdir, sample.swapin, "--diff")
     assert sample.wirefilter_pids() == pids
-    assert near(ping_rtt(sample.expdir, "a", "b"), 80.0)
+    delay_is(sample.expdir, "a", "b", 80.0)
     assert changed_tasks(output) <= HOSTS_BLOCK, output[-3000:]
     # back, through Ansible (playbooks/shape.yml)
     proc = cz("shape", sample.expdir, "link0", "--delay", "10ms", "--ansible")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert near(ping_rtt(sample.expdir, "a", "b"), 20.0)
+    delay_is(sample.expdir, "a", "b", 20.0)
     assert sample.wirefilter_pids() == pids
 
 
