@@ -181,6 +181,7 @@ def annotate_parser() -> argparse.ArgumentParser:
                                  "TopDL) for nodes chosen by name patterns; edits apply in order.")
     parser.add_argument("input", metavar="IN", help="TopDL file, or ns2 file (.tcl/.ns) to convert")
     parser.add_argument("output", metavar="OUT", help="TopDL file to write ('-' for standard output)")
+    parser.add_argument("--force", action="store_true", help="replace OUT if it exists (also when it is IN)")
     parser.add_argument("--type", dest="type", nargs=2, action=_Edit, metavar=("PATTERN", "KIND"),
                         help=f"containers:node_type ({', '.join(KINDS)})")
     parser.add_argument("--partition", dest="partition", nargs=2, action=_Edit, metavar=("PATTERN", "N"),
@@ -208,6 +209,8 @@ def run_annotate(argv: list[str]) -> int:
         out = Path(args.output)
         if not out.parent.is_dir():
             raise ContainerizeError(f"{out.parent}: no such directory")
+        if out.exists() and not args.force:
+            raise ContainerizeError(f"{out} already exists; pass --force to replace it, or name another OUT")
         tmp = out.with_name(f".{out.name}.tmp")
         tmp.write_bytes(data)
         os.replace(tmp, out)

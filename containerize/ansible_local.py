@@ -14,7 +14,6 @@ other connection takes the normal path, so a remote pnode behaves exactly as bef
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 import json
 import os
@@ -23,6 +22,8 @@ import traceback
 from ansible.module_utils import basic
 from ansible.module_utils.common import json as module_json
 from ansible.plugins.action import ActionBase
+
+from .modules import load_module_file
 
 PROFILE = "legacy"  # the serialization profile of modules without metadata, as ours are
 
@@ -68,11 +69,9 @@ def _run_module_file(path: str, module_args: dict) -> dict:
     basic._ANSIBLE_PROFILE = PROFILE
     stdout, stderr, rc = io.StringIO(), io.StringIO(), 0
     try:
-        spec = importlib.util.spec_from_file_location(f"containerize_inproc_{os.path.basename(path)[:-3]}", path)
-        module = importlib.util.module_from_spec(spec)
         with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
             try:
-                spec.loader.exec_module(module)
+                module = load_module_file(path, f"containerize_inproc_{os.path.basename(path)[:-3]}")
                 module.main()
             except SystemExit as exc:
                 rc = exc.code if isinstance(exc.code, int) else 1

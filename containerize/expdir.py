@@ -7,7 +7,6 @@ Only what the compiler wrote is read (``embedding.yaml``, ``inventory/group_vars
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -18,11 +17,11 @@ from pathlib import Path
 import yaml
 
 from .errors import ContainerizeError
+from .modules import LIBRARY, REPO, library_module  # noqa: F401  (re-exported for the commands)
+from .writers.yamlout import LOADER
 
-REPO = Path(__file__).resolve().parent.parent
-LIBRARY = REPO / "library"
 PLAYBOOKS = REPO / "playbooks"
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_LOADER = LOADER  # the safe loader that reads the compiler's !unsafe strings as plain data
 
 
 def load_yaml(path: Path, what: str = "an experiment directory"):
@@ -35,14 +34,6 @@ def load_yaml(path: Path, what: str = "an experiment directory"):
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         raise ContainerizeError(f"{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
-
-
-def library_module(name: str):
-    """Import library/NAME.py (an Ansible module of this project) to call its functions directly."""
-    spec = importlib.util.spec_from_file_location(f"containerize_library_{name}", LIBRARY / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 class ExperimentDir:

@@ -217,6 +217,7 @@ def image_parser() -> argparse.ArgumentParser:
     parser.add_argument("--topo", metavar="FILE", help="an ns2 (.tcl/.ns) or TopDL file, drawn as written")
     parser.add_argument("-o", "--out", metavar="FILE",
                         help="output .png, .svg, .pdf or .dot (default EXPDIR/topology.png, or TOPO-NAME.png)")
+    parser.add_argument("--force", action="store_true", help="replace the picture named by --out if it exists")
     parser.add_argument("--partitions", action="store_true", help="draw a box around the nodes of each pnode")
     parser.add_argument("--program", choices=PROGRAMS, help=f"Graphviz layout program (fdp; sfdp above "
                                                             f"{SFDP_ABOVE} nodes)")
@@ -233,6 +234,8 @@ def run_image(argv: list[str]) -> int:
         raise ContainerizeError(f"{out}: unknown picture format; use .png, .svg, .pdf or .dot")
     if not out.parent.is_dir():
         raise ContainerizeError(f"{out.parent}: no such directory")
+    if args.out and out.exists() and not args.force:  # (the default picture is the experiment's own, redrawn)
+        raise ContainerizeError(f"{out} already exists; pass --force to replace it, or name another --out")
     program = args.program or ("sfdp" if len(topo.nodes) + len(topo.substrates) > SFDP_ABOVE else "fdp")
     started = time.monotonic()
     if sys.stderr.isatty() and len(topo.nodes) > 200:

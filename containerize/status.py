@@ -130,8 +130,11 @@ def _shaping(values: dict | None) -> str:
 
 def _same(live: dict | None, planned: dict | None) -> bool:
     live, planned = live or {}, planned or {}
-    for key in ("delay_ms", "loss"):
-        if abs(float(live.get(key) or 0) - float(planned.get(key) or 0)) > 1e-6 + 1e-5 * float(planned.get(key) or 0):
+    # wirefilter delays by whole ms: a hop planned at 2.5 ms runs 3 ms one way and 2 ms the other
+    # (library/vde_network.py wirefilter_delay), so half a millisecond of delay is the plan
+    for key, slack in (("delay_ms", 0.5), ("loss", 0.0)):
+        want = float(planned.get(key) or 0)
+        if abs(float(live.get(key) or 0) - want) > slack + 1e-6 + 1e-5 * want:
             return False
     a, b = live.get("bandwidth") or 0, planned.get("bandwidth") or 0
     return abs(a - b) <= max(8, 1e-5 * b)

@@ -170,8 +170,16 @@ import subprocess
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.containerize_daemons import (
+    NETNS_DIR,
+    parse_json_stream,
+    proc_alive,
+    read_json,
+    read_pid,
+    read_text,
+    write_json,
+)
 
-NETNS_DIR = "/run/netns"
 SUPERVISOR = r"""# containerize start command supervisor (embedded_nodes): $1 pid file (unused here), $2 command
 log=/var/containers/log
 mkdir -p "$log" || exit 1
@@ -192,48 +200,6 @@ def run(argv, stdin=None, timeout=60):
     except (OSError, subprocess.TimeoutExpired) as exc:
         return 127, "", str(exc)
     return proc.returncode, proc.stdout, proc.stderr
-
-
-def read_text(path):
-    try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            return handle.read()
-    except OSError:
-        return None
-
-
-def read_pid(path):
-    try:
-        with open(path, encoding="ascii") as handle:
-            return int(handle.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def proc_alive(pid, needle=None):
-    """True when PID runs (not a zombie) and, if NEEDLE is given, has it as one of its arguments."""
-    if not pid or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as handle:
-            for line in handle:
-                if line.startswith("State:"):
-                    if line.split()[1] in ("Z", "X"):
-                        return False
-                    break
-        if needle is not None:
-            with open(f"/proc/{pid}/cmdline", "rb") as handle:
-                if needle.encode() not in handle.read().split(b"\0"):
-                    return False
-    except OSError:
-        return False
-    return True
 
 
 def kill_group(pid, timeout):
@@ -257,22 +223,6 @@ def write_file(path, text, mode=0o644):
         handle.write(text)
 
 
-def read_json(path):
-    text = read_text(path)
-    try:
-        return json.loads(text) if text else {}
-    except ValueError:
-        return {}
-
-
-def write_json(path, data):
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, sort_keys=True)
-        handle.write("\n")
-    os.replace(tmp, path)
-
-
 def hosts_with_block(text, exp_name, block):
     """TEXT with this experiment's block replaced (or removed when BLOCK is empty)."""
     begin, end = f"# BEGIN containerize experiment {exp_name}", f"# END containerize experiment {exp_name}"
@@ -290,18 +240,6 @@ def norm_dest(dest):
     if dest in ("default", "0.0.0.0/0"):
         return "default"
     return str(ipaddress.ip_network(dest, strict=False))
-
-
-def parse_json_stream(text):
-    decoder = json.JSONDecoder()
-    values, pos = [], 0
-    while True:
-        while pos < len(text) and text[pos].isspace():
-            pos += 1
-        if pos >= len(text):
-            return values
-        value, pos = decoder.raw_decode(text, pos)
-        values.append(value)
 
 
 class Machine:
@@ -414,7 +352,7 @@ class Node:
         self.exp_name = p["exp_name"]
         self.record_path = os.path.join(self.run_dir, f"{self.name}.embedded.json")
         self.pidfile = os.path.join(self.run_dir, f"{self.name}.embedded-start.pid")
-        self.record = read_json(self.record_path)
+        self.record = read_json(self.record_path, {})
         self.changes = []
         self.started = False
         self.devices = {}

@@ -163,9 +163,15 @@ import subprocess
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.containerize_daemons import (
+    NETNS_DIR,
+    proc_alive,
+    read_json,
+    read_pid,
+    read_text,
+)
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*$")
-NETNS_DIR = "/run/netns"
 BOOTED_MARKER = "containerize: booted"
 WF_PROMPT = b"VDEwf$ "
 WF_NUMBER = r"(-?[0-9.]+(?:[eE][-+]?[0-9]+)?)"
@@ -252,56 +258,6 @@ exit 0
 
 # ----------------------------------------------------------------------------------------------
 # helpers (modules ship alone: the few process helpers are repeated here)
-
-
-def read_pid(path):
-    try:
-        with open(path, encoding="ascii") as handle:
-            return int(handle.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def proc_alive(pid, needle=None):
-    """True when PID runs (not a zombie) and, if NEEDLE is given, has it among its arguments."""
-    if not pid or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as handle:
-            for line in handle:
-                if line.startswith("State:"):
-                    if line.split()[1] in ("Z", "X"):
-                        return False
-                    break
-        if needle is not None:
-            with open(f"/proc/{pid}/cmdline", "rb") as handle:
-                if needle.encode() not in handle.read().split(b"\0"):
-                    return False
-    except OSError:
-        return False
-    return True
-
-
-def read_text(path):
-    try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            return handle.read()
-    except OSError:
-        return None
-
-
-def read_json(path):
-    text = read_text(path)
-    try:
-        return json.loads(text) if text else None
-    except ValueError:
-        return None
 
 
 def netns_exists(ns):

@@ -98,6 +98,13 @@ import socket
 import subprocess
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.containerize_daemons import (
+    proc_alive,
+    read_json,
+    read_pid,
+    write_json,
+)
+from ansible.module_utils.containerize_wirefilter import fmt_num, shaping_args, wirefilter_delay
 
 WF_PROMPT = b"VDEwf$ "
 WF_NUMBER = r"(-?[0-9.]+(?:[eE][-+]?[0-9]+)?)"
@@ -105,83 +112,12 @@ WF_LINE = re.compile(rf"^(Loss|Delay|Bandw)\s+L->R\s+{WF_NUMBER}\+\S*\s+R->L\s+{
 DIRECTIONS = (("LR", "left_to_right"), ("RL", "right_to_left"))
 
 
-def read_pid(path):
-    try:
-        with open(path, encoding="ascii") as handle:
-            return int(handle.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def proc_alive(pid, needle=None):
-    """True when PID runs (not a zombie) and, if NEEDLE is given, has it among its arguments."""
-    if not pid or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as handle:
-            for line in handle:
-                if line.startswith("State:"):
-                    if line.split()[1] in ("Z", "X"):
-                        return False
-                    break
-        if needle is not None:
-            with open(f"/proc/{pid}/cmdline", "rb") as handle:
-                if needle.encode() not in handle.read().split(b"\0"):
-                    return False
-    except OSError:
-        return False
-    return True
-
-
-def read_json(path):
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except (OSError, ValueError):
-        return None
-
-
-def write_json(path, data):
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, sort_keys=True)
-        handle.write("\n")
-    os.replace(tmp, path)
-
-
-def fmt_num(value):
-    text = f"{float(value):.6f}".rstrip("0").rstrip(".")
-    return text or "0"
-
-
-def shaping_args(direction, spec):
-    """wirefilter arguments for one direction; the same as vde_network's, so its records match."""
-    spec = spec or {}
-    args = []
-    delay = spec.get("delay_ms") or 0
-    if float(delay) > 0:
-        args += ["-d", f"{direction}{fmt_num(delay)}"]
-    bandwidth = spec.get("bandwidth")
-    if bandwidth:
-        args += ["-b", f"{direction}{max(1, int(bandwidth) // 8)}"]
-    loss = spec.get("loss") or 0
-    if float(loss) > 0:
-        args += ["-l", f"{direction}{fmt_num(float(loss) * 100.0)}"]
-    return args
-
-
-def wanted(spec):
-    """The wirefilter's own units: delay ms, bandwidth bytes/s (0 unlimited), loss percent."""
+def wanted(direction, spec):
+    """The wirefilter's own units: delay whole ms, bandwidth bytes/s (0 unlimited), loss percent."""
     spec = spec or {}
     bandwidth = spec.get("bandwidth")
     return {
-        "delay": float(spec.get("delay_ms") or 0),
+        "delay": float(wirefilter_delay(direction, spec.get("delay_ms"))),
         "bandwidth": max(1, int(bandwidth) // 8) if bandwidth else 0,
         "loss": float(spec.get("loss") or 0) * 100.0,
     }
@@ -238,7 +174,7 @@ def shape_wirefilter(ctx, wf, result, before, after):
         live = session.values()
         commands = []
         for short, key in DIRECTIONS:
-            want = wanted(wf.get(key))
+            want = wanted(short, wf.get(key))
             for name in ("delay", "bandwidth", "loss"):
                 have = live[short].get(name)
                 if have is None or not close(have, want[name]):
@@ -246,7 +182,7 @@ def shape_wirefilter(ctx, wf, result, before, after):
         if commands:
             result["shaped"].append(wid)
             before[wid] = live
-            after[wid] = {short: wanted(wf.get(key)) for short, key in DIRECTIONS}
+            after[wid] = {short: wanted(short, wf.get(key)) for short, key in DIRECTIONS}
             if not ctx["check"]:
                 for command in commands:
                     reply = session.command(command)

@@ -262,7 +262,6 @@ stopped:
 
 import concurrent.futures
 import hashlib
-import json
 import os
 import re
 import shutil
@@ -271,10 +270,21 @@ import subprocess
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.containerize_daemons import (
+    NETNS_DIR,
+    netns_inode,
+    proc_alive,
+    proc_netns_inode,
+    read_json,
+    read_pid,
+    read_text,
+    remove_path,
+    wait_for,
+    write_json,
+)
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*$")
 NS_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-NETNS_DIR = "/run/netns"
 TEMPLATE_EXTS = (".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.zst", ".tar.zstd", ".tzst", ".tar.bz2", ".tbz2", ".tar")
 SIZE_RE = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*([KMGT]?)i?B?$", re.I)
 MIN_IMAGE = 32 << 20
@@ -310,57 +320,12 @@ exit 0
 # process and file helpers (the same few functions live in process_nodes.py: modules ship alone)
 
 
-def read_pid(path):
-    try:
-        with open(path, encoding="ascii") as handle:
-            return int(handle.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def proc_alive(pid, needle=None):
-    """True when PID runs (not a zombie) and, if NEEDLE is given, has it as one of its arguments."""
-    if not pid or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as handle:
-            for line in handle:
-                if line.startswith("State:"):
-                    if line.split()[1] in ("Z", "X"):
-                        return False
-                    break
-        if needle is not None:
-            with open(f"/proc/{pid}/cmdline", "rb") as handle:
-                if needle.encode() not in handle.read().split(b"\0"):
-                    return False
-    except OSError:
-        return False
-    return True
-
-
 def children(pid):
     try:
         with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as handle:
             return [int(p) for p in handle.read().split()]
     except (OSError, ValueError):
         return []
-
-
-def wait_for(predicate, timeout, step=0.02):
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(step)
-        step = min(step * 1.5, 0.2)
 
 
 def run(argv, stdin=None, timeout=600):
@@ -379,67 +344,14 @@ def must(argv, what, **kwargs):
     return out
 
 
-def read_text(path):
-    try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            return handle.read()
-    except OSError:
-        return None
-
-
-def read_json(path):
-    text = read_text(path)
-    try:
-        return json.loads(text) if text is not None else None
-    except ValueError:
-        return None
-
-
-def write_json(path, data):
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, sort_keys=True)
-        handle.write("\n")
-    os.replace(tmp, path)
-
-
 def write_in_place(path, text, mode=0o644):
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(text)
 
 
-def remove_path(path):
-    try:
-        if os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path)
-        else:
-            os.unlink(path)
-        return True
-    except FileNotFoundError:
-        return False
-
-
 def short_hash(text):
     return None if text is None else hashlib.sha1(text.encode()).hexdigest()[:12]
-
-
-def netns_inode(ns):
-    """Inode of a mounted namespace file, None when missing, 0 when the file is not a namespace."""
-    path = os.path.join(NETNS_DIR, ns)
-    try:
-        st = os.stat(path)
-        parent = os.stat(NETNS_DIR)
-    except OSError:
-        return None
-    return st.st_ino if st.st_dev != parent.st_dev else 0
-
-
-def proc_netns_inode(pid):
-    try:
-        return os.stat(f"/proc/{pid}/ns/net").st_ino
-    except OSError:
-        return None
 
 
 def render_hosts(hosts):
@@ -1061,12 +973,19 @@ class Container:
         for index, iface in enumerate(self.spec.get("interfaces") or []):
             mac = str(iface.get("mac") or "").upper()
             netif.append(f"ifname={iface['ifname']},mac={mac},host_ifname=veth{ctid}.{index}")
-        return "".join(f'{key}="{value}"\n' for key, value in (
+        lines = []
+        for key, value in (
             ("ONBOOT", "no"), ("VE_LAYOUT", "simfs"), ("VE_ROOT", os.path.join(self.private, "mnt")),
             ("VE_PRIVATE", self.rootfs), ("OSTEMPLATE", self.template), ("HOSTNAME", self.hostname),
             ("DISKSPACE", f"{self.size >> 10}:{self.size >> 10}"), ("PHYSPAGES", "0:unlimited"),
             ("SWAPPAGES", "0:unlimited"), ("NETIF", ";".join(netif)),
-        ))  # fmt: skip
+        ):  # fmt: skip
+            # CTID.conf is sourced by shells (vzctl's scripts, CTID.mount): a value is data, never code
+            if re.search(r'["\\$`\n]', str(value)):
+                raise RuntimeError(f"{key} {value!r} cannot be written to {ctid}.conf: no quotes, backslashes, "
+                                   "'$', backquotes or newlines")
+            lines.append(f'{key}="{value}"\n')
+        return "".join(lines)
 
     def vz_mount_script(self):
         binds = [(self.nodedir, "/var/containers", False), *self.shares()]

@@ -221,21 +221,34 @@ import concurrent.futures
 import ctypes
 import hashlib
 import ipaddress
-import json
 import os
 import re
 import shutil
-import signal
 import subprocess
-import tempfile
-import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.containerize_daemons import (
+    NETNS_DIR,
+    kill_many,
+    kill_pid,
+    netns_inode,
+    netns_path,
+    parse_json_stream,
+    proc_alive,
+    proc_netns_inode,
+    read_json,
+    read_pid,
+    read_text,
+    remove_path,
+    spawn_daemon,
+    stop_strays,
+    wait_for,
+    write_json,
+)
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*$")
 NS_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 SUN_PATH_MAX = 107
-NETNS_DIR = "/run/netns"
 ETC_NETNS = "/etc/netns"
 CLONE_NEWNET = 0x40000000
 SUPERVISOR_NAME = "start-supervisor.sh"
@@ -270,104 +283,6 @@ exit $rc
 # process helpers (the same few functions live in vde_network.py: modules ship alone)
 
 
-def read_pid(path):
-    try:
-        with open(path, encoding="ascii") as handle:
-            return int(handle.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def proc_alive(pid, needle=None):
-    """True when PID runs (not a zombie) and, if NEEDLE is given, has it in one of its arguments."""
-    if not pid or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as handle:
-            for line in handle:
-                if line.startswith("State:"):
-                    if line.split()[1] in ("Z", "X"):
-                        return False
-                    break
-        if needle is not None:
-            with open(f"/proc/{pid}/cmdline", "rb") as handle:
-                if needle.encode() not in handle.read().split(b"\0"):
-                    return False
-    except OSError:
-        return False
-    return True
-
-
-def proc_netns_inode(pid):
-    try:
-        return os.stat(f"/proc/{pid}/ns/net").st_ino
-    except OSError:
-        return None
-
-
-def wait_for(predicate, timeout, step=0.01):
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(step)
-        step = min(step * 1.5, 0.1)
-
-
-def kill_many(targets, timeout):
-    """Stop many processes at once: TERM to all, wait, then KILL the rest.
-
-    TARGETS is a list of (pid, needle, group): NEEDLE must be among the arguments of a live PID
-    (None: no check); GROUP kills the whole process group PID leads. Returns the pids that ran.
-    """
-    running = []
-    for pid, needle, group in targets:
-        if not pid:
-            continue
-        alive = proc_alive(pid, needle)
-        if alive:
-            running.append((pid, group))
-        try:
-            if group:
-                os.killpg(pid, signal.SIGTERM)
-            elif alive:
-                os.kill(pid, signal.SIGTERM)
-        except OSError:
-            pass
-
-    def all_dead():
-        return not any(proc_alive(pid) for pid, _group in running)
-
-    if running and not wait_for(all_dead, timeout):
-        for pid, group in running:
-            if proc_alive(pid):
-                try:
-                    (os.killpg if group else os.kill)(pid, signal.SIGKILL)
-                except OSError:
-                    pass
-        wait_for(all_dead, timeout)
-    for pid, _needle, group in targets:
-        if pid and group:
-            try:
-                os.killpg(pid, signal.SIGKILL)  # whatever of the group ignored TERM
-            except OSError:
-                pass
-    return {pid for pid, _group in running}
-
-
-def kill_pid(pid, needle, timeout, group=False):
-    """Stop PID (its process group when GROUP): TERM, then KILL. True when it was running."""
-    return bool(pid) and pid in kill_many([(pid, needle, group)], timeout)
-
-
 def run(argv, stdin=None, timeout=30):
     """Run ARGV (a list, never a shell string) and return (rc, stdout, stderr)."""
     try:
@@ -384,71 +299,11 @@ def run(argv, stdin=None, timeout=30):
     return proc.returncode, proc.stdout, proc.stderr
 
 
-def spawn_daemon(argv, timeout):
-    """Run a self-daemonizing program in its own session; return (rc, output)."""
-    with tempfile.TemporaryFile() as out:
-        try:
-            proc = subprocess.run(  # noqa: S603
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                close_fds=True,
-                timeout=timeout,
-                check=False,
-            )
-            rc = proc.returncode
-        except subprocess.TimeoutExpired:
-            rc = -1
-        except OSError as exc:
-            return 127, str(exc)
-        out.seek(0)
-        return rc, out.read().decode(errors="replace").strip()
-
-
-def read_text(path):
-    try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            return handle.read()
-    except OSError:
-        return None
-
-
 def write_in_place(path, text, mode=0o644):
     """Write TEXT into PATH keeping its inode: files bind-mounted into nodes see the new content."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(text)
-
-
-def read_json(path):
-    text = read_text(path)
-    if text is None:
-        return None
-    try:
-        return json.loads(text)
-    except ValueError:
-        return None
-
-
-def write_json(path, data):
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, sort_keys=True)
-        handle.write("\n")
-    os.replace(tmp, path)
-
-
-def remove_path(path):
-    try:
-        if os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path)
-        else:
-            os.unlink(path)
-        return True
-    except FileNotFoundError:
-        return False
 
 
 def short_hash(text):
@@ -463,21 +318,6 @@ try:
     _SETNS = _LIBC.setns
 except (OSError, AttributeError):  # pragma: no cover - every glibc has setns
     _SETNS = None
-
-
-def netns_path(ns):
-    return os.path.join(NETNS_DIR, ns)
-
-
-def netns_inode(ns):
-    """Inode of a mounted namespace file, None when missing, 0 when the file is not a namespace."""
-    path = netns_path(ns)
-    try:
-        st = os.stat(path)
-        parent = os.stat(NETNS_DIR)
-    except OSError:
-        return None
-    return st.st_ino if st.st_dev != parent.st_dev else 0
 
 
 def sysctl_in_netns(ns, key, value=None):
@@ -521,18 +361,6 @@ def tap_exists(ns, ifname):
         return sysctl_in_netns(ns, f"net.ipv4.conf.{ifname}.forwarding") is not None
     except OSError:
         return False
-
-
-def parse_json_stream(text):
-    decoder = json.JSONDecoder()
-    values, pos = [], 0
-    while True:
-        while pos < len(text) and text[pos].isspace():
-            pos += 1
-        if pos >= len(text):
-            return values
-        value, pos = decoder.raw_decode(text, pos)
-        values.append(value)
 
 
 def norm_dest(dest):
@@ -1271,6 +1099,11 @@ def create_namespaces(ctx, guests):
     return {g["namespace"] for g in missing if netns_inode(g["namespace"])}
 
 
+def is_ours(ctx, argv):
+    """True for the processes this module runs: node plugs and start command supervisors."""
+    return any(arg.endswith(".plug.pid") for arg in argv) or ctx.supervisor in argv
+
+
 def run_present(ctx, guests, workers, result, planned):
     module = ctx.module
     if not ctx.check:
@@ -1285,6 +1118,13 @@ def run_present(ctx, guests, workers, result, planned):
             result["changed"] = True
             if not ctx.check:
                 os.makedirs("/var/containers", mode=0o755, exist_ok=True)
+
+    # plugs and supervisors whose pid file is lost (run directory removed by hand) still hold taps and
+    # run start commands: stop them before starting their replacements
+    strays = stop_strays(ctx.run_dir, lambda argv: is_ours(ctx, argv), ctx.timeout, ctx.check)
+    if strays:
+        result["changed"] = True
+        result["stopped"].extend(f"pid {pid}" for pid in strays)
 
     # guests recorded earlier but no longer planned
     stale = {n: ns for n, ns in recorded_nodes(ctx).items() if n not in planned}

@@ -327,7 +327,6 @@ import pwd
 import re
 import shlex
 import shutil
-import signal
 import socket
 import stat
 import subprocess
@@ -338,6 +337,16 @@ import urllib.parse
 import urllib.request
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.containerize_daemons import (
+    kill_many,
+    proc_alive,
+    read_json,
+    read_pid,
+    read_text,
+    remove_path,
+    wait_for,
+    write_json,
+)
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*$")
 NS_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -713,40 +722,6 @@ exec chroot "$R" /dev/cz/busybox env PATH=/dev/cz/bin TMPDIR=/dev/cz/tmp \
 # process helpers (the same few functions live in vde_network.py and process_nodes.py: modules ship alone)
 
 
-def read_pid(path):
-    try:
-        with open(path, encoding="ascii") as handle:
-            return int(handle.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def proc_alive(pid, needle=None):
-    """True when PID runs (not a zombie) and, if NEEDLE is given, has it in one of its arguments."""
-    if not pid or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as handle:
-            for line in handle:
-                if line.startswith("State:"):
-                    if line.split()[1] in ("Z", "X"):
-                        return False
-                    break
-        if needle is not None:
-            with open(f"/proc/{pid}/cmdline", "rb") as handle:
-                if needle.encode() not in handle.read().split(b"\0"):
-                    return False
-    except OSError:
-        return False
-    return True
-
-
 def proc_rss_kib(pid):
     try:
         with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as handle:
@@ -758,34 +733,6 @@ def proc_rss_kib(pid):
     return None
 
 
-def wait_for(predicate, timeout, step=0.01):
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(step)
-        step = min(step * 1.5, 0.2)
-
-
-def kill_many(pids, timeout):
-    """TERM every live pid of PIDS, wait up to TIMEOUT, KILL the rest."""
-    alive = [pid for pid in pids if proc_alive(pid)]
-    for pid in alive:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except OSError:
-            pass
-    if alive and not wait_for(lambda: not any(proc_alive(p) for p in alive), timeout):
-        for pid in alive:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
-        wait_for(lambda: not any(proc_alive(p) for p in alive), timeout)
-
-
 def run(argv, stdin=None, timeout=60):
     """Run ARGV (a list, never a shell string) and return (rc, stdout, stderr)."""
     try:
@@ -795,32 +742,6 @@ def run(argv, stdin=None, timeout=60):
     except (OSError, subprocess.TimeoutExpired) as exc:
         return 127, "", str(exc)
     return proc.returncode, proc.stdout, proc.stderr
-
-
-def read_text(path):
-    try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            return handle.read()
-    except OSError:
-        return None
-
-
-def read_json(path):
-    text = read_text(path)
-    if text is None:
-        return None
-    try:
-        return json.loads(text)
-    except ValueError:
-        return None
-
-
-def write_json(path, data):
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, sort_keys=True)
-        handle.write("\n")
-    os.replace(tmp, path)
 
 
 def write_file(path, data, mode=0o644):
@@ -841,17 +762,6 @@ def write_file(path, data, mode=0o644):
     os.chmod(tmp, mode)
     os.replace(tmp, path)
     return True
-
-
-def remove_path(path):
-    try:
-        if os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path)
-        else:
-            os.unlink(path)
-        return True
-    except FileNotFoundError:
-        return False
 
 
 def sha256_file(path):
@@ -1678,7 +1588,7 @@ def stop_guests(guests, stop_timeout, timeout):
     quit_asked = [(pid, sock) for pid, sock in rest if qmp(sock, "quit")]
     if quit_asked:
         wait_for(lambda: all_dead(quit_asked), min(timeout, 10))
-    kill_many([pid for _name, pid, _sock in alive], min(timeout, 10))
+    kill_many([(pid, None) for _name, pid, _sock in alive], min(timeout, 10))
 
 
 def probe_accel(ctx):

@@ -92,6 +92,10 @@ options:
           - Shaping of traffic leaving the node, C({bandwidth, delay_ms, loss}).
           - I(bandwidth) is bit/s or null (unlimited), I(delay_ms) one-way milliseconds,
             I(loss) a probability from 0 to 1.
+          - wirefilter delays by whole milliseconds only (it truncates), so twice I(delay_ms) is rounded
+            to whole milliseconds and split, the larger half here and the smaller in I(right_to_left);
+            node to node (this hop then the peer's I(right_to_left) hop, each half of the link's delay)
+            keeps the planned delay to within half a millisecond.
         type: dict
       right_to_left:
         description: Shaping of traffic arriving at the node, same keys as I(left_to_right).
@@ -176,16 +180,25 @@ pids:
   sample: {s0: 1234, w-a-eth0: 1240}
 """
 
-import json
 import os
 import re
 import shutil
-import signal
-import subprocess
-import tempfile
-import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.containerize_daemons import (
+    kill_many,
+    proc_alive,
+    proc_cmdline,
+    read_json,
+    read_pid,
+    remove_path,
+    spawn_daemon,
+    stop_strays,
+    stray_processes,
+    wait_for,
+    write_json,
+)
+from ansible.module_utils.containerize_wirefilter import shaping_args
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*$")
 SUN_PATH_MAX = 107
@@ -195,196 +208,13 @@ SUN_PATH_MAX = 107
 # process helpers (the same few functions live in process_nodes.py: modules ship alone)
 
 
-def read_pid(path):
-    try:
-        with open(path, encoding="ascii") as handle:
-            return int(handle.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def proc_alive(pid, needle=None):
-    """True when PID runs (not a zombie) and, if NEEDLE is given, has it as one of its arguments."""
-    if not pid or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as handle:
-            for line in handle:
-                if line.startswith("State:"):
-                    if line.split()[1] in ("Z", "X"):
-                        return False
-                    break
-        if needle is not None:
-            with open(f"/proc/{pid}/cmdline", "rb") as handle:
-                if needle.encode() not in handle.read().split(b"\0"):
-                    return False
-    except OSError:
-        return False
-    return True
-
-
-def proc_cmdline(pid):
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as handle:
-            raw = handle.read()
-    except OSError:
-        return None
-    return [a.decode(errors="replace") for a in raw.split(b"\0")[:-1]]
-
-
-def wait_for(predicate, timeout, step=0.01):
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(step)
-        step = min(step * 1.5, 0.1)
-
-
-def kill_many(targets, timeout):
-    """Stop many processes at once: TERM to all, wait, then KILL the rest.
-
-    TARGETS is a list of (pid, needle, group): NEEDLE must be among the arguments of a live PID
-    (None: no check); GROUP kills the whole process group PID leads. Returns the pids that ran.
-    """
-    running = []
-    for pid, needle, group in targets:
-        if not pid:
-            continue
-        alive = proc_alive(pid, needle)
-        if alive:
-            running.append((pid, group))
-        try:
-            if group:
-                os.killpg(pid, signal.SIGTERM)
-            elif alive:
-                os.kill(pid, signal.SIGTERM)
-        except OSError:
-            pass
-
-    def all_dead():
-        return not any(proc_alive(pid) for pid, _group in running)
-
-    if running and not wait_for(all_dead, timeout):
-        for pid, group in running:
-            if proc_alive(pid):
-                try:
-                    (os.killpg if group else os.kill)(pid, signal.SIGKILL)
-                except OSError:
-                    pass
-        wait_for(all_dead, timeout)
-    for pid, _needle, group in targets:
-        if pid and group:
-            try:
-                os.killpg(pid, signal.SIGKILL)  # whatever of the group ignored TERM
-            except OSError:
-                pass
-    return {pid for pid, _group in running}
-
-
-def kill_pid(pid, needle, timeout, group=False):
-    """Stop PID (its process group when GROUP): TERM, then KILL. True when it was running."""
-    return bool(pid) and pid in kill_many([(pid, needle, group)], timeout)
-
-
-def pids_using(run_dir):
-    """Live processes with an argument inside RUN_DIR (switches, wirefilters, plugs, supervisors)."""
-    prefix = (run_dir.rstrip("/") + "/").encode()
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as handle:
-                args = handle.read().split(b"\0")
-        except OSError:
-            continue
-        if any(arg.startswith(prefix) for arg in args) and proc_alive(int(entry)):
-            found.append(int(entry))
-    return found
-
-
-def spawn_daemon(argv, timeout):
-    """Run a self-daemonizing program in its own session; return (rc, output)."""
-    with tempfile.TemporaryFile() as out:
-        try:
-            proc = subprocess.run(  # noqa: S603 - argv list, never a shell
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                close_fds=True,
-                timeout=timeout,
-                check=False,
-            )
-            rc = proc.returncode
-        except subprocess.TimeoutExpired:
-            rc = -1
-        except OSError as exc:
-            return 127, str(exc)
-        out.seek(0)
-        return rc, out.read().decode(errors="replace").strip()
-
-
-def remove_path(path):
-    try:
-        if os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path)
-        else:
-            os.unlink(path)
-        return True
-    except FileNotFoundError:
-        return False
-
-
-def read_json(path):
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except (OSError, ValueError):
-        return None
-
-
-def write_json(path, data):
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, sort_keys=True)
-        handle.write("\n")
-    os.replace(tmp, path)
+def vde_daemon(argv):
+    """True for the processes this module runs: switches and wirefilters."""
+    return os.path.basename(argv[0]) in ("vde_switch", "wirefilter")
 
 
 # ----------------------------------------------------------------------------------------------
 # plan
-
-
-def fmt_num(value):
-    text = f"{float(value):.6f}".rstrip("0").rstrip(".")
-    return text or "0"
-
-
-def shaping_args(direction, spec):
-    """wirefilter arguments for one direction (LR or RL) of a {bandwidth, delay_ms, loss} dict."""
-    spec = spec or {}
-    args = []
-    delay = spec.get("delay_ms") or 0
-    if float(delay) > 0:
-        args += ["-d", f"{direction}{fmt_num(delay)}"]
-    bandwidth = spec.get("bandwidth")
-    if bandwidth:
-        args += ["-b", f"{direction}{max(1, int(bandwidth) // 8)}"]
-    loss = spec.get("loss") or 0
-    if float(loss) > 0:
-        args += ["-l", f"{direction}{fmt_num(float(loss) * 100.0)}"]
-    return args
 
 
 class Plan:
@@ -589,6 +419,12 @@ def run_present(module, plan, runner, result):
         if not module.check_mode:
             os.makedirs(run_dir, mode=0o755, exist_ok=True)
 
+    # daemons whose pid file is lost (run directory removed by hand) still hold their sockets: stop them
+    for pid in stop_strays(run_dir, vde_daemon, runner.timeout, module.check_mode):
+        before["switches"][f"pid {pid}"] = {"running": True}
+        result["stopped"].append(f"pid {pid}")
+        result["changed"] = True
+
     # stop what is not (or no longer) planned
     stale = []
     for (kind, ident), name in scan_pidfiles(run_dir).items():
@@ -671,7 +507,7 @@ def run_absent(module, runner, result):
             targets.append((pid, pidfile, kind == "start"))
     # daemons whose pid file is gone (run directory removed by hand): found by their arguments
     known = {pid for pid, _needle, _group in targets}
-    for pid in pids_using(run_dir):
+    for pid in stray_processes(run_dir, lambda argv: True, known):
         if pid not in known:
             before["daemons"].append(f"pid {pid}")
             result["stopped"].append(str(pid))

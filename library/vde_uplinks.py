@@ -220,103 +220,37 @@ device:
 """
 
 import errno
-import json
 import os
 import re
-import shutil
-import signal
 import socket
 import subprocess
-import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.containerize_daemons import (
+    kill_many,
+    netns_inode,
+    netns_path,
+    parse_json_stream,
+    proc_alive,
+    proc_netns_inode,
+    read_json,
+    read_pid,
+    remove_path,
+    spawn_daemon,
+    wait_for,
+    write_json,
+)
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*$")
 IFNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$")
 NS_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 TAG_RE = re.compile(r"^[0-9a-f]{8}$")
-NETNS_DIR = "/run/netns"
 RECORD = "uplinks.json"
 ZERO_MAC = "00:00:00:00:00:00"
 
 # ----------------------------------------------------------------------------------------------
 # process helpers (the same few functions live in vde_network.py and process_nodes.py: modules ship alone)
-
-
-def read_pid(path):
-    try:
-        with open(path, encoding="ascii") as handle:
-            return int(handle.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def proc_alive(pid, needle=None):
-    """True when PID runs (not a zombie) and, if NEEDLE is given, has it as one of its arguments."""
-    if not pid or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as handle:
-            for line in handle:
-                if line.startswith("State:"):
-                    if line.split()[1] in ("Z", "X"):
-                        return False
-                    break
-        if needle is not None:
-            with open(f"/proc/{pid}/cmdline", "rb") as handle:
-                if needle.encode() not in handle.read().split(b"\0"):
-                    return False
-    except OSError:
-        return False
-    return True
-
-
-def proc_netns_inode(pid):
-    try:
-        return os.stat(f"/proc/{pid}/ns/net").st_ino
-    except OSError:
-        return None
-
-
-def wait_for(predicate, timeout, step=0.01):
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(step)
-        step = min(step * 1.5, 0.1)
-
-
-def kill_many(targets, timeout):
-    """TERM every live (pid, needle) of TARGETS, wait, KILL what is left. Returns the pids that ran."""
-    running = [pid for pid, needle in targets if pid and proc_alive(pid, needle)]
-    for pid in running:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except OSError:
-            pass
-
-    def all_dead():
-        return not any(proc_alive(pid) for pid in running)
-
-    if running and not wait_for(all_dead, timeout):
-        for pid in running:
-            if proc_alive(pid):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
-        wait_for(all_dead, timeout)
-    return set(running)
 
 
 def run(argv, stdin=None, timeout=30):
@@ -330,84 +264,8 @@ def run(argv, stdin=None, timeout=30):
     return proc.returncode, proc.stdout, proc.stderr
 
 
-def spawn_daemon(argv, timeout):
-    """Run a self-daemonizing program in its own session; return (rc, output)."""
-    with tempfile.TemporaryFile() as out:
-        try:
-            proc = subprocess.run(  # noqa: S603 - argv list, never a shell
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                close_fds=True,
-                timeout=timeout,
-                check=False,
-            )
-            rc = proc.returncode
-        except subprocess.TimeoutExpired:
-            rc = -1
-        except OSError as exc:
-            return 127, str(exc)
-        out.seek(0)
-        return rc, out.read().decode(errors="replace").strip()
-
-
-def read_json(path):
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except (OSError, ValueError):
-        return None
-
-
-def write_json(path, data):
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, sort_keys=True)
-        handle.write("\n")
-    os.replace(tmp, path)
-
-
-def remove_path(path):
-    try:
-        if os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path)
-        else:
-            os.unlink(path)
-        return True
-    except FileNotFoundError:
-        return False
-
-
-def parse_json_stream(text):
-    decoder = json.JSONDecoder()
-    values, pos = [], 0
-    while True:
-        while pos < len(text) and text[pos].isspace():
-            pos += 1
-        if pos >= len(text):
-            return values
-        value, pos = decoder.raw_decode(text, pos)
-        values.append(value)
-
-
 # ----------------------------------------------------------------------------------------------
 # network namespaces and links
-
-
-def netns_path(ns):
-    return os.path.join(NETNS_DIR, ns)
-
-
-def netns_inode(ns):
-    """Inode of a mounted namespace file, None when missing, 0 when the file is not a namespace."""
-    try:
-        st = os.stat(netns_path(ns))
-        parent = os.stat(NETNS_DIR)
-    except OSError:
-        return None
-    return st.st_ino if st.st_dev != parent.st_dev else 0
 
 
 def processes_in_netns(inode):

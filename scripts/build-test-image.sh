@@ -19,10 +19,12 @@ for tool in busybox mke2fs qemu-img ip tc tar gzip sha256sum; do
     command -v "$tool" >/dev/null || { echo "build-test-image: $tool is missing (scripts/install.sh installs it)" >&2; exit 1; }
 done
 busybox_bin=$(command -v busybox)
-if ! file_out=$(LC_ALL=C "$busybox_bin" 2>&1 | head -1); then
+# (all of its output, then the first line: `| head -1` would let SIGPIPE fail the run under pipefail)
+if ! busybox_help=$(LC_ALL=C "$busybox_bin" 2>&1); then
     echo "build-test-image: cannot run $busybox_bin" >&2
     exit 1
 fi
+file_out=${busybox_help%%$'\n'*}
 
 # what the image is made of; the image is rebuilt only when this changes
 stamp_text=$(

@@ -140,6 +140,12 @@ def test_annotate_converts_ns2_and_sets_attributes(tmp_path):
     cleared = tmp_path / "cleared.xml"
     assert cz("annotate", out, cleared, "--clear", "*", "containers:partition").returncode == 0
     assert "containers:partition" not in cleared.read_text() and "containers:PartitionPass" in cleared.read_text()
+    # a file that exists is replaced only with --force, and is left as it was otherwise
+    before = out.read_bytes()
+    proc = cz("annotate", out, out, "--type", "*", "process")
+    assert proc.returncode == 2 and "--force" in proc.stderr and out.read_bytes() == before
+    assert cz("annotate", out, out, "--type", "*", "process", "--force").returncode == 0
+    assert out.read_bytes() != before
 
 
 @pytest.mark.parametrize("args", [
@@ -226,6 +232,9 @@ def test_image_of_100_nodes_is_readable(tmp_path):
     text = dot.read_text()
     assert text.count("subgraph \"cluster_pnode-") == 4
     assert "10.0.7.1" in text and "lan-3" in text
+    proc = cz("image", expdir, "-o", dot)
+    assert proc.returncode == 2 and "--force" in proc.stderr and dot.read_text() == text
+    assert cz("image", expdir, "-o", dot, "--force").returncode == 0
     svg = tmp_path / "routed.svg"
     proc = cz("image", "--topo", EXAMPLES / "routed.tcl", "--link-labels", "--program", "neato", "-o", svg)
     assert proc.returncode == 0, proc.stderr
