@@ -56,19 +56,33 @@ experiment_dir: ..
 import os
 import sys
 
+import yaml
 from ansible.errors import AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin, Constructable
-
-try:
-    import yaml
-except ImportError:  # pragma: no cover - ansible-core requires PyYAML
-    yaml = None
 
 KINDS = ("embedded_pnode", "qemu", "openvz", "process")
 
 
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """Safe loader that reads the compiler's ``!unsafe`` strings (text that looks like Jinja) as data."""
+
+
+def _construct_unsafe(loader, node):
+    if isinstance(node, yaml.MappingNode):
+        return loader.construct_mapping(node, deep=True)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node, deep=True)
+    return loader.construct_scalar(node)
+
+
+_Loader.add_constructor("!unsafe", _construct_unsafe)
+
+
 class InventoryModule(BaseInventoryPlugin, Constructable):
     NAME = "containerize"
+    # Nothing this plugin sets is a template: names and paths from the experiment are data (the
+    # default since ansible-core 2.19, stated so that it stays true).
+    trusted_by_default = False
 
     def verify_file(self, path):
         return super().verify_file(path) and os.path.basename(path).endswith(("containerize.yml", "containerize.yaml"))
@@ -132,7 +146,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
         path = os.path.join(expdir, "embedding.yaml")
         try:
             with open(path, encoding="utf-8") as handle:
-                data = yaml.safe_load(handle)
+                data = yaml.load(handle, Loader=_Loader)  # noqa: S506 - a safe loader
         except OSError as exc:
             raise AnsibleParserError(f"cannot read {path}: {exc.strerror}; is {expdir} an experiment "
                                      "directory written by containerize?") from exc

@@ -169,7 +169,11 @@ import signal
 import subprocess
 import time
 
+import ansible.module_utils
 from ansible.module_utils.basic import AnsibleModule
+
+# run as a script from a checkout (tests, `qemu_guests.py exec`), module_utils/ is beside library/
+ansible.module_utils.__path__.append(os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "module_utils"))
 from ansible.module_utils.containerize_daemons import (
     NETNS_DIR,
     parse_json_stream,

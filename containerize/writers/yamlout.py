@@ -4,14 +4,31 @@ Files are written in YAML's flow syntax as produced by the JSON encoder: every J
 is valid YAML, and Ansible and PyYAML read it unchanged. The top two levels are spread over
 lines for reading and diffing; below that each item is one compact line, which keeps the C
 encoder in play (a YAML emitter takes tens of seconds on a 10,000-node inventory).
+
+No string is ever a template. Ansible renders any string it loads from host_vars/group_vars that
+looks like Jinja (``{{``, ``{%``, ``{#`` or a leading ``#jinja2:``), so a start command or
+attribute value such as ``{{ lookup('pipe', 'touch /x') }}`` would run on the controller. Such
+strings are written with YAML's ``!unsafe`` tag (``"startcmd": !unsafe "..."``), which Ansible
+keeps as literal text; every other string stays plain JSON, so ordinary files are unchanged.
+Read these files with ``LOADER`` (a safe loader that knows ``!unsafe``), not ``yaml.safe_load``.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
+import yaml
+
 _compact = json.JSONEncoder(ensure_ascii=True, separators=(", ", ": ")).encode
+# What makes Ansible treat a string as a template (ansible-core's is_possibly_template). The JSON
+# encoder never escapes these characters, and '{' followed by '{', '%' or '#' never occurs
+# outside a string in its output, so the checks can run on the encoded text.
+_JINJA_MARKS = ("{{", "{%", "{#")
+_JINJA_HEADER = '"#jinja2:'
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+UNSAFE_TAG = "!unsafe"
 
 
 def _render(data, depth: int = 0) -> str:
@@ -25,7 +42,48 @@ def _render(data, depth: int = 0) -> str:
     return _compact(data)
 
 
+def _templatable(token: str) -> bool:
+    """True when the JSON string TOKEN ("...") holds text Ansible would template."""
+    return token.startswith(_JINJA_HEADER) or any(mark in token for mark in _JINJA_MARKS)
+
+
+def _has_marks(text: str) -> bool:
+    return _JINJA_HEADER in text or any(mark in text for mark in _JINJA_MARKS)
+
+
+def _mark_unsafe(text: str) -> str:
+    """TEXT (JSON) with every string Ansible would template tagged !unsafe (keys too)."""
+    if not _has_marks(text):
+        return text  # the usual case: a few scans of the text
+    # a string never spans lines (the encoder escapes newlines): tokenize only the lines that need it
+    lines = text.split("\n")
+    for index, line in enumerate(lines):
+        if _has_marks(line):
+            lines[index] = _STRING.sub(lambda m: f"{UNSAFE_TAG} {m[0]}" if _templatable(m[0]) else m[0], line)
+    return "\n".join(lines)
+
+
+def render(data) -> str:
+    return _mark_unsafe(_render(data))
+
+
 def dump(data, path: Path, header: str = "") -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     comment = f"# {header}\n" if header else ""
-    path.write_text(comment + _render(data) + "\n", encoding="utf-8")
+    path.write_text(comment + render(data) + "\n", encoding="utf-8")
+
+
+class Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """PyYAML's safe loader (the C one when there is one) that reads ``!unsafe`` values as plain data."""
+
+
+def _construct_unsafe(loader, node):
+    if isinstance(node, yaml.MappingNode):
+        return loader.construct_mapping(node, deep=True)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node, deep=True)
+    return loader.construct_scalar(node)
+
+
+Loader.add_constructor(UNSAFE_TAG, _construct_unsafe)
+LOADER = Loader
