@@ -555,7 +555,10 @@ class Guest:
         o["pid"] = read_text(os.path.join(self.nodedir, "pid"))
         o["eid"] = read_text(os.path.join(self.nodedir, "eid"))
         o["logdir"] = os.path.isdir(os.path.join(self.nodedir, "log"))
-        o["ip"] = observe_ip(self.ns) if o["ns_inode"] else None
+        if self.created:  # just made: nothing but a down lo, no need to ask `ip` (one process per node)
+            o["ip"] = {"links": {"lo": {"mac": None, "up": False, "addresses": [], "qdisc": None}}, "routes": []}
+        else:
+            o["ip"] = observe_ip(self.ns) if o["ns_inode"] else None
         o["forwarding"] = None
         if o["ns_inode"]:
             value = sysctl_in_netns(self.ns, "net.ipv4.ip_forward")
