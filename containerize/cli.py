@@ -7,8 +7,10 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import re
+import stat
 import sys
 import time
 import traceback
@@ -16,12 +18,15 @@ from pathlib import Path
 
 from . import __version__
 from .config import as_list, load_site_config
-from .errors import ContainerizeError, ErrorList
+from .errors import ContainerizeError, ErrorList, shown
 from .model import KINDS
 from .options import Options
-from .planners.names import valid_name
+from .planners.names import valid_name, valid_user, valid_word
+from .units import parse_disk_size
 
 EXIT_USAGE = 2
+MAX_TOPOLOGY_BYTES = 256 << 20  # a 100,000-node TopDL file is about 30 MB
+_WHOLE = re.compile(r"[0-9]{1,18}")  # ASCII digits only: int() would also take '٣' and '1_0'
 
 # `containerize NAME ARGS...`: NAME -> "module:function(argv) -> exit status". Anything else compiles.
 SUBCOMMANDS = {
@@ -58,28 +63,57 @@ class _JoinAction(argparse.Action):
         setattr(namespace, self.dest, f"{previous}{self.sep}{values}" if previous else values)
 
 
+def _pass_number(text: str, option: str, item: str, expected: str) -> int:
+    if not _WHOLE.fullmatch(text.strip()):
+        raise ContainerizeError(f"{option} {shown(item)}: expected {expected} (passes are numbered from 0)")
+    return int(text)
+
+
 def _pass_table(text: str, option: str) -> dict[int, int]:
-    table = {}
+    expected = "PASS:NUMBER[,PASS:NUMBER...]"
+    table: dict[int, int] = {}
     for item in as_list(text):
         pass_no, _, value = item.partition(":")
-        try:
-            table[int(pass_no)] = int(value)
-        except ValueError:
-            raise ContainerizeError(f"{option} {item!r}: expected PASS:NUMBER[,PASS:NUMBER...]") from None
+        number = _pass_number(pass_no, option, item, expected)
+        if not re.fullmatch(r"-?[0-9]{1,100}", value.strip()):
+            raise ContainerizeError(f"{option} {shown(item)}: expected {expected}")
+        if number in table and table[number] != int(value):
+            raise ContainerizeError(f"{option} gives pass {number} two values ({table[number]} and {int(value)}); "
+                                    "give each pass once")
+        table[number] = int(value)
     return table
 
 
 def _pass_pnodes(text: str) -> dict[int, list[str]]:
-    table = {}
+    expected = "PASS:TYPE[,TYPE];PASS:TYPE"
+    table: dict[int, list[str]] = {}
     for item in (part.strip() for part in text.split(";") if part.strip()):
         pass_no, _, types = item.partition(":")
-        try:
-            table[int(pass_no)] = as_list(types)
-        except ValueError:
-            raise ContainerizeError(f"--pass-pnodes {item!r}: expected PASS:TYPE[,TYPE];PASS:TYPE") from None
-        if not table[int(pass_no)]:
-            raise ContainerizeError(f"--pass-pnodes {item!r}: no pnode type given for pass {pass_no}")
+        number = _pass_number(pass_no, "--pass-pnodes", item, expected)
+        found = as_list(types)
+        if not found:
+            raise ContainerizeError(f"--pass-pnodes {shown(item)}: no pnode type given for pass {number}")
+        _check_words(found, "--pass-pnodes", "pnode type")
+        if number in table and table[number] != found:
+            raise ContainerizeError(f"--pass-pnodes gives pass {number} two type lists ({','.join(table[number])} "
+                                    f"and {','.join(found)}); give each pass once")
+        table[number] = found
     return table
+
+
+def _check_words(values: list[str], option: str, what: str) -> None:
+    for value in values:
+        if not valid_word(value):
+            raise ContainerizeError(f"{option}: {shown(value)} is not a {what}; use letters, digits and . _ - + : /")
+
+
+def _whole_number(text: str) -> int:
+    """argparse type of --packing and --size: a whole number written in ASCII digits."""
+    if not re.fullmatch(r"[-+]?[0-9]+", text.strip(), re.ASCII):
+        raise argparse.ArgumentTypeError(f"invalid int value: {shown(text)}")
+    if len(text.strip()) > 100:
+        raise argparse.ArgumentTypeError(f"{shown(text)} is too large a number")
+    return int(text)
 
 
 def compile_parser() -> argparse.ArgumentParser:
@@ -101,8 +135,9 @@ def compile_parser() -> argparse.ArgumentParser:
     part = parser.add_argument_group("partitioning")
     part.add_argument("--force-partition", action="store_true",
                       help="partition even when nodes carry containers:partition")
-    part.add_argument("--packing", type=int, default=10, metavar="N", help="nodes per pnode (default 10)")
-    part.add_argument("--size", type=int, metavar="N", help="number of pnodes to pack onto (overrides --packing)")
+    part.add_argument("--packing", type=_whole_number, default=10, metavar="N", help="nodes per pnode (default 10)")
+    part.add_argument("--size", type=_whole_number, metavar="N",
+                      help="number of pnodes to pack onto (overrides --packing)")
     part.add_argument("--pass-pack", action=_JoinAction, sep=",", default="",
                       metavar="P:N[,P:N]", help="packing per partition pass")
     part.add_argument("--pass-size", action=_JoinAction, sep=",", default="",
@@ -140,29 +175,93 @@ def _options(args) -> Options:
     project, _, group = args.project.partition("/")
     for label, value in (("project", project), ("group", group or project), ("experiment", args.experiment)):
         if not valid_name(value):
-            raise ContainerizeError(f"invalid {label} name {value!r}; use letters, digits and '-'")
-    if args.openvz_diskspace is not None and not re.fullmatch(r"[1-9][0-9]*(\.[0-9]+)?[KMGT]?", args.openvz_diskspace):
-        raise ContainerizeError(f"--openvz-diskspace {args.openvz_diskspace!r}: expected a size like 2G or 500M")
-    if not all(p.isdigit() for p in as_list(args.pass_nodes_only)):
-        raise ContainerizeError(f"--pass-nodes-only {args.pass_nodes_only!r}: expected pass numbers P[,P]")
+            raise ContainerizeError(f"invalid {label} name {shown(value)}; use letters, digits and '-'")
+    if args.openvz_diskspace is not None:
+        try:
+            parse_disk_size(args.openvz_diskspace)
+        except ValueError as exc:
+            raise ContainerizeError(f"--openvz-diskspace {exc}") from None
+    if args.openvz_template is not None and not valid_word(args.openvz_template, slash=False):
+        raise ContainerizeError(f"--openvz-template {shown(args.openvz_template)}: expected a template name such "
+                                "as debian-12 (letters, digits and . _ - +, no '/')")
+    template_dirs = as_list(args.openvz_template_dir)
+    for directory in template_dirs:
+        if not directory.startswith("/") or not directory.isprintable():
+            raise ContainerizeError(f"--openvz-template-dir {shown(directory)}: expected absolute directories "
+                                    "(/share/..., /proj/...)")
+    users = as_list(args.qemu_prefer_users)
+    for user in users:
+        if not valid_user(user):
+            raise ContainerizeError(f"--qemu-prefer-users {shown(user)}: not a user name (letters, digits, "
+                                    "'_', '-' and '.', at most 32 characters)")
+    pnode_types = as_list(args.pnode_types)
+    _check_words(pnode_types, "--pnode-types", "pnode type")
+    pass_nodes_only = as_list(args.pass_nodes_only)
+    if not all(_WHOLE.fullmatch(p) for p in pass_nodes_only):
+        raise ContainerizeError(f"--pass-nodes-only {shown(args.pass_nodes_only)}: expected pass numbers P[,P] "
+                                "(passes are numbered from 0)")
+    if args.out is not None and not args.out.strip():
+        raise ContainerizeError("--out '': expected the experiment directory to write")
     site = load_site_config(args.config)
     return Options(
         project=project, group=group or project, experiment=args.experiment,
         default_container=args.default_container, force_partition=args.force_partition,
         packing=args.packing, size=args.size,
         pass_pack=_pass_table(args.pass_pack, "--pass-pack"), pass_size=_pass_table(args.pass_size, "--pass-size"),
-        pnode_types=as_list(args.pnode_types) or ["pc"], pass_pnodes=_pass_pnodes(args.pass_pnodes),
+        pnode_types=pnode_types or ["pc"], pass_pnodes=_pass_pnodes(args.pass_pnodes),
         nodes_only=args.nodes_only,
-        pass_nodes_only={int(p) for p in as_list(args.pass_nodes_only)},
+        pass_nodes_only={int(p) for p in pass_nodes_only},
         end_node_shaping=args.end_node_shaping, openvz_diskspace=args.openvz_diskspace,
-        openvz_template=args.openvz_template, openvz_template_dir=as_list(args.openvz_template_dir),
-        qemu_prefer_users=as_list(args.qemu_prefer_users), site=site,
+        openvz_template=args.openvz_template, openvz_template_dir=template_dirs,
+        qemu_prefer_users=users, site=site,
     )
 
 
+def _check_out(out: Path) -> None:
+    """The experiment directory must be creatable: no file where a parent directory should be."""
+    for parent in [out, *out.parents]:
+        if parent.exists() or parent.is_symlink():
+            if parent != out and not parent.is_dir():
+                raise ContainerizeError(f"--out {out}: {parent} is a file, not a directory")
+            return
+
+
+def _check_replace(out: Path, protected: list[tuple[str, Path]]) -> None:
+    """--force replaces OUT with everything in it: refuse when that would delete the input or the place the
+    user stands in."""
+    if not out.exists():
+        return
+    target = out.resolve()
+    if target == Path(target.anchor):
+        raise ContainerizeError(f"--out {out}: --force would replace the root directory; choose an experiment "
+                                "directory")
+    cwd = Path.cwd().resolve()
+    if target == cwd or target in cwd.parents:
+        raise ContainerizeError(f"--out {out} is the current directory or holds it; --force would replace it "
+                                "with the experiment directory; choose another --out")
+    for what, path in protected:
+        resolved = path.resolve()
+        if target == resolved:
+            raise ContainerizeError(f"--out {out} is the {what} file; --force would delete it; choose another --out")
+        if target in resolved.parents:
+            raise ContainerizeError(f"--out {out} holds the {what} {path}; --force would delete it; choose "
+                                    "another --out")
+
+
 def read_topology(path: Path):
-    if not path.is_file():
-        raise ContainerizeError("no such topology file", str(path))
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise ContainerizeError("no such topology file", str(path)) from None
+    except OSError as exc:
+        raise ContainerizeError(f"cannot read the topology: {exc.strerror or exc}", str(path)) from None
+    if stat.S_ISDIR(info.st_mode):
+        raise ContainerizeError("is a directory, not a topology file", str(path))
+    if not stat.S_ISREG(info.st_mode):
+        raise ContainerizeError("is not a regular file (a device, pipe or socket); give a topology file", str(path))
+    if info.st_size > MAX_TOPOLOGY_BYTES:
+        raise ContainerizeError(f"the file has {info.st_size >> 20} MiB; a topology may have at most "
+                                f"{MAX_TOPOLOGY_BYTES >> 20} MiB", str(path))
     if path.suffix in (".tcl", ".ns"):
         from .readers.ns2 import read_ns2
 
@@ -175,27 +274,47 @@ def read_topology(path: Path):
 def run_compile(argv: list[str]) -> int:
     args = compile_parser().parse_args(argv)
     started = time.monotonic()
+    collecting = gc.isenabled()
+    gc.disable()  # the model is acyclic; collecting while 100,000 nodes are built costs a third of the time
     try:
         options = _options(args)
         topo_path = Path(args.topology)
+        out = Path(args.out) if args.out else Path("experiments") / options.project / options.experiment
+        _check_out(out)
+        if args.force:
+            _check_replace(out, [("topology", topo_path)] + ([("site configuration", Path(args.config))]
+                                                           if args.config else []))
         topo = read_topology(topo_path)
-        from .compiler import plan
+        from .compiler import check, plan
         from .output import write_atomically
         from .writers.experiment import write_experiment
         from .writers.topdl import topdl_bytes
 
+        check(topo)  # the cheap checks first: a 100,000-node input fails in seconds, not after planning
         input_topdl = topdl_bytes(topo)  # before the planners fill in addresses and kinds
-        exp = plan(topo, options)
-        out = Path(args.out) if args.out else Path("experiments") / options.project / options.experiment
-        write_atomically(out, args.force, args.keep_tmp,
-                         lambda tmp: write_experiment(exp, tmp, topo_path, input_topdl, image=args.image))
+        exp = plan(topo, options, checked=True)
+        created = [p for p in [out.absolute(), *out.absolute().parents] if not p.exists()]  # deepest first
+        try:
+            write_atomically(out, args.force, args.keep_tmp,
+                             lambda tmp: write_experiment(exp, tmp, topo_path, input_topdl, image=args.image))
+        except BaseException:
+            for directory in created:  # nothing half-written: not even the parents made for it
+                if directory.exists():
+                    try:
+                        directory.rmdir()
+                    except OSError:  # not empty (--keep-tmp) or not ours after all
+                        break
+            raise
     except ErrorList as exc:
-        for error in exc.errors:
-            print(str(error), file=sys.stderr)
+        for line in exc.lines():
+            print(line, file=sys.stderr)
         return EXIT_USAGE
     except ContainerizeError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_USAGE
+    finally:
+        if collecting:
+            gc.enable()
     for warning in topo.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     nodes, pnodes = len(topo.nodes), len(exp.partitioning.assignment)

@@ -7,7 +7,7 @@ from functools import cached_property
 
 from .model import Topology
 from .options import Options
-from .planners.addresses import assign_addresses, experiment_tag
+from .planners.addresses import assign_addresses, experiment_tag, fixed_subnets
 from .planners.kinds import assign_kinds
 from .planners.names import check_names
 from .planners.partition import Partitioning, partition
@@ -49,8 +49,16 @@ class Experiment:
         return f"{prefix}{node}.{self.options.experiment}.{self.options.project}"
 
 
-def plan(topo: Topology, options: Options) -> Experiment:
+def check(topo: Topology) -> None:
+    """The checks that need no planning (names, values, the subnets the file fixes): linear and cheap, so a
+    huge input with a mistake fails in seconds. plan() runs them too unless told they passed."""
     check_names(topo)
+    fixed_subnets(topo)
+
+
+def plan(topo: Topology, options: Options, *, checked: bool = False) -> Experiment:
+    if not checked:
+        check_names(topo)
     assign_kinds(topo, options)
     parts = partition(topo, options)
     assign_addresses(topo, options.project, options.experiment)

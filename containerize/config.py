@@ -6,8 +6,11 @@ Values stay strings, as in the original file; planners convert what they use.
 from __future__ import annotations
 
 import configparser
+import os
+import re
+import stat
 
-from .errors import ContainerizeError
+from .errors import ContainerizeError, shown
 
 SITE_DEFAULTS: dict[str, str] = {
     "exec_root": "/share/containers",
@@ -42,8 +45,18 @@ def load_site_config(path: str | None) -> dict[str, str]:
         return site
     parser = configparser.ConfigParser(interpolation=None)
     try:
+        info = os.stat(path)
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError(21, "Is a directory")
+        if not stat.S_ISREG(info.st_mode) and os.path.realpath(path) != os.devnull:
+            # /dev/zero would never end, a pipe may block forever
+            raise ContainerizeError("cannot read site configuration: not a regular file", path)
         with open(path, encoding="utf-8") as handle:
-            parser.read_file(handle)
+            text = handle.read(MAX_BYTES + 1)
+        if len(text) > MAX_BYTES:
+            raise ContainerizeError(f"cannot read site configuration: more than {MAX_BYTES} characters, far more "
+                                    "than a site.conf holds", path)
+        parser.read_string(text, source=path)
     except OSError as exc:
         raise ContainerizeError(f"cannot read site configuration: {exc.strerror}", path) from None
     except UnicodeDecodeError:
@@ -58,16 +71,23 @@ def load_site_config(path: str | None) -> dict[str, str]:
     for key, value in parser.defaults().items():
         site[key] = value
     for key in INT_KEYS:
-        if not site[key].strip().isdigit() or int(site[key]) < 1:
-            raise ContainerizeError(f"site key {key} = {site[key]!r}: expected a whole number of at least 1", path)
+        if not re.fullmatch(r"[0-9]{1,9}", site[key].strip()) or int(site[key]) < 1:
+            raise ContainerizeError(f"site key {key} = {shown(site[key])}: expected a whole number of at least 1",
+                                    path)
     for key in BOOL_KEYS:
         if site[key].strip().lower() not in _BOOLEANS:
-            raise ContainerizeError(f"site key {key} = {site[key]!r}: expected true or false", path)
+            raise ContainerizeError(f"site key {key} = {shown(site[key])}: expected true or false", path)
+    for key in WORD_KEYS:
+        if site[key] and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._:+/-]{0,127}", site[key]):
+            raise ContainerizeError(f"site key {key} = {shown(site[key])}: expected a plain name (letters, digits "
+                                    "and . _ : + - /)", path)
     return site
 
 
+MAX_BYTES = 1 << 20
 INT_KEYS = ("qemu_max_interfaces",)  # keys the planners read as numbers
 BOOL_KEYS = ("switch_shaping",)  # keys the planners read as booleans (as_bool)
+WORD_KEYS = ("qemu_host_hw", "qemu_host_os", "openvz_host_os")  # written unquoted into phys_topo.ns
 _BOOLEANS = ("1", "true", "yes", "on", "0", "false", "no", "off")
 
 

@@ -644,8 +644,8 @@ def test_endless_loop_is_stopped(ns):
     assert "time limit" in err.message and err.line in (2, 3)
 
 
-def test_default_time_limit_is_ten_seconds():
-    assert read_ns2.__kwdefaults__["time_limit"] == 10.0
+def test_default_time_limit_is_thirty_seconds():
+    assert read_ns2.__kwdefaults__["time_limit"] == 30.0
 
 
 def test_endless_recursion_is_stopped(ns):

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from ..config import as_list
-from ..errors import Collector
+from ..errors import Collector, shown
 from ..model import KINDS, Topology
 from ..options import Options
+from ..units import parse_disk_size
+from .names import valid_word
 
 
 def assign_kinds(topo: Topology, options: Options) -> None:
@@ -15,9 +17,19 @@ def assign_kinds(topo: Topology, options: Options) -> None:
     for node in topo.nodes.values():
         kind = node.attributes.get("containers:node_type") or node.kind or options.default_container
         if kind not in KINDS:
-            errors.add(f"node {node.name!r}: unknown container kind {kind!r}; valid kinds: {', '.join(KINDS)}",
+            errors.add(f"node {node.name!r}: unknown container kind {shown(kind)}; valid kinds: {', '.join(KINDS)}",
                        topo.source, node.line)
             continue
+        diskspace = node.attributes.get("containers:openvz_diskspace")
+        if diskspace:
+            try:
+                parse_disk_size(diskspace)
+            except ValueError as exc:
+                errors.add(f"node {node.name!r}: containers:openvz_diskspace {exc}", topo.source, node.line)
+        template = node.attributes.get("containers:openvz_template")
+        if template and not valid_word(template, slash=False):
+            errors.add(f"node {node.name!r}: containers:openvz_template {shown(template)} is not a template name "
+                       "such as debian-12 (letters, digits and . _ - +, no '/')", topo.source, node.line)
         node.kind = kind
         if kind == "qemu" and len(node.interfaces) > max_ifaces:
             errors.add(f"node {node.name!r}: qemu node has {len(node.interfaces)} interfaces, more than the "

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
-from ..errors import Collector
+from ..errors import Collector, shown
 from ..model import Topology
 from ..options import Options
 
@@ -36,11 +36,21 @@ def _pass_of(node, errors: Collector, source: str) -> int:
     raw = node.attributes.get("containers:PartitionPass")
     if raw is None:
         return 0
-    try:
-        return int(raw)
-    except ValueError:
-        errors.add(f"node {node.name!r}: containers:PartitionPass {raw!r} is not an integer", source, node.line)
+    number = _whole(raw)
+    if number is None:
+        errors.add(f"node {node.name!r}: containers:PartitionPass {shown(raw)} is not a non-negative integer "
+                   f"{WHOLE}", source, node.line)
         return 0
+    return number
+
+
+WHOLE = "(0, 1, 2, ... up to 18 digits)"
+
+
+def _whole(text: str) -> int | None:
+    """A whole number from 0 written in ASCII digits, or None."""
+    text = str(text).strip()
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else None
 
 
 def _dfs_order(topo: Topology, names: list[str]) -> list[str]:
@@ -78,11 +88,12 @@ def partition(topo: Topology, options: Options) -> Partitioning:
     for node in topo.nodes.values():
         raw = node.attributes.get("containers:partition")
         if raw is not None:
-            try:
-                user[node.name] = int(raw)
-            except ValueError:
-                errors.add(f"node {node.name!r}: containers:partition {raw!r} is not an integer",
-                           topo.source, node.line)
+            number = _whole(raw)
+            if number is None:
+                errors.add(f"node {node.name!r}: containers:partition {shown(raw)} is not a non-negative "
+                           f"integer {WHOLE}", topo.source, node.line)
+            else:
+                user[node.name] = number
     passes: dict[int, list[str]] = {}
     for node in topo.nodes.values():
         passes.setdefault(_pass_of(node, errors, topo.source), []).append(node.name)

@@ -110,6 +110,14 @@ def _manual(topo: Topology) -> None:
         node.routes = []
         mine = {i.substrate: i for i in node.interfaces}
         for route in node.manual_routes:
+            if route.dest == node.name:
+                errors.add(f"node {node.name!r}: route to {route.dest!r} leads to the node itself; a route names "
+                           "another node, a link or LAN, or a network", topo.source, node.line)
+                continue
+            if route.gateway == node.name:
+                errors.add(f"node {node.name!r}: route to {_shown_dest(route.dest)} names the node itself as the "
+                           "next hop; the next hop is a neighbour on a shared link or LAN", topo.source, node.line)
+                continue
             dest = _resolve_dest(topo, route.dest)
             gateway = route.gateway
             if gateway in by_node:
@@ -125,6 +133,47 @@ def _manual(topo: Topology) -> None:
                 continue
             node.routes.append(Route(dest, gateway))
     errors.raise_if_any()
+    _check_loops(topo, by_node, errors)
+    errors.raise_if_any()
+
+
+def _shown_dest(dest: str) -> str:
+    return repr(dest.split(":", 1)[1]) if dest.startswith("substrate:") else repr(dest)
+
+
+def _check_loops(topo: Topology, by_node: dict, errors: Collector) -> None:
+    """Manual routes that send a destination round in a circle (a -> b -> a): packets would bounce until
+    their TTL runs out. Follows each destination from node to next-hop node while they have a route for it."""
+    hop: dict[tuple[str, str], str] = {}  # (node, destination as written) -> next-hop node
+    for node in topo.nodes.values():
+        for route in node.manual_routes:
+            if route.gateway in by_node:
+                hop.setdefault((node.name, route.dest), route.gateway)
+    reported: set[tuple[str, frozenset]] = set()
+    done: set[tuple[str, str]] = set()  # walked already: each (node, destination) is followed once
+    for (start, dest) in hop:
+        if (start, dest) in done:
+            continue
+        path = [start]
+        seen = {start: 0}
+        current = start
+        while (current, dest) in hop:
+            current = hop[(current, dest)]
+            if current == dest or (current, dest) in done:
+                break
+            if current in seen:
+                cycle = path[seen[current]:] + [current]
+                key = (dest, frozenset(cycle))
+                if key not in reported:
+                    reported.add(key)
+                    first = by_node[cycle[0]]
+                    errors.add(f"node {cycle[0]!r}: manual routes to {_shown_dest(dest)} go round in a loop "
+                               f"({' -> '.join(cycle)}); each next hop must lead towards the destination",
+                               topo.source, first.line)
+                break
+            seen[current] = len(path)
+            path.append(current)
+        done.update((name, dest) for name in path)
 
 
 def _resolve_dest(topo: Topology, dest: str) -> str | None:

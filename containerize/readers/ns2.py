@@ -39,6 +39,8 @@ handles (``_o12``) dispatched through ``unknown``. What ends up where:
 
 Errors are ContainerizeError(message, source=path, line=N), N being the line of the file where
 it happened (inside procs and loops too). They cannot be caught by the file's own ``catch``.
+The file must be UTF-8 text without NUL bytes, and no value may hold a control character (but tab
+and newline) that the output files could not carry.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import ContainerizeError
+from ..errors import ContainerizeError, shown
 from ..model import RTPROTOS, Interface, Node, Route, Shaping, Substrate, Topology
 from ..units import parse_bandwidth, parse_delay, parse_loss
 
@@ -61,9 +63,14 @@ except ImportError:  # a Python without Tk: said so when an ns2 file is read
 
 COMPAT = Path(__file__).with_name("tb_compat.tcl")
 CHILD = "topology"  # the safe interpreter, as the master names it
+WHERE = "ns2where"  # master command running ::tb::where in the child
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*\Z")
 NAMED_KINDS = ("node", "link", "lan")
 RECURSION_LIMIT = 1000
+# Characters no output file can hold (XML 1.0 forbids them; YAML and Tcl would garble them): control
+# characters but tab, newline and carriage return, lone surrogates and U+FFFE/U+FFFF.
+UNWRITABLE = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+INTERNAL = frozenset({"::tb::name", "::tb::procline", "puts"})  # arguments checked where used, or ignored
 HIDDEN = ("after", "vwait", "interp")  # would block, or make interpreters without our limits
 FORBIDDEN = frozenset({
     "exec", "open", "socket", "file", "load", "unload", "cd", "pwd", "glob", "exit", "fconfigure",
@@ -105,10 +112,11 @@ SKIPPED_TB = (
 )
 
 
-def read_ns2(path, *, time_limit: float = 10.0) -> Topology:
+def read_ns2(path, *, time_limit: float = 30.0) -> Topology:
     """Evaluate the ns2 file ``path`` and return its Topology; raise ContainerizeError on bad input.
 
-    ``time_limit`` (seconds) bounds the evaluation, so an endless loop is an error.
+    ``time_limit`` (wall-clock seconds) bounds the evaluation, so an endless loop is an error; it is generous
+    (a 100,000-node file needs about 4 s of CPU) so that a busy machine does not fail a large topology.
     """
     return _Reader(str(path), time_limit).read()
 
@@ -182,10 +190,14 @@ def _var_to_name(var: str) -> str:
     """DETER's rule, 'n(3)' -> 'n-3' ('(' becomes '-', ')' goes), made valid where that is plain:
     'host(1,2)' -> 'host-1-2', 'my_node' -> 'my-node'; a leading '::' is dropped."""
     name = var[2:] if var.startswith("::") else var
-    m = re.fullmatch(r"([^()]*)\((.*)\)", name, re.S)
-    if m:
-        name = f"{m.group(1)}-{m.group(2).replace(',', '-')}"
+    if "(" in name:
+        m = _ELEMENT.fullmatch(name)
+        if m:
+            name = f"{m.group(1)}-{m.group(2).replace(',', '-')}"
     return name.replace("_", "-")
+
+
+_ELEMENT = re.compile(r"([^()]*)\((.*)\)", re.S)
 
 
 class _Reader:
@@ -204,6 +216,9 @@ class _Reader:
         self.procs: dict[str, int] = {}  # proc name -> line where its body starts
         self.error: ContainerizeError | None = None
         self.bug: BaseException | None = None
+        self.locating = False  # inside where(): commands the file may have put in its way do nothing
+        self.text, self.lines = "", 0
+        self.deadline = float("inf")
         self.tcl = None
         self.commands: list[str] = []  # master commands to delete afterwards
         self.void = self._new(_Obj, "void")
@@ -214,9 +229,11 @@ class _Reader:
         if tkinter is None:
             raise ContainerizeError("reading ns2 needs Python's tkinter module (Tcl 8.6)", self.source)
         try:
-            self.text = Path(self.source).read_bytes().decode("utf-8", errors="replace")
+            data = Path(self.source).read_bytes()
         except OSError as exc:
             raise ContainerizeError(f"cannot read the topology: {exc.strerror or exc}", self.source) from None
+        self.text = _text(data, self.source)
+        self.lines = self.text.count("\n") + 1
         try:
             self._start()
             try:
@@ -243,10 +260,11 @@ class _Reader:
         for name in HIDDEN:
             call("interp", "hide", CHILD, name)
         call("interp", "recursionlimit", CHILD, RECURSION_LIMIT)
+        call("interp", "alias", "", WHERE, CHILD, "::tb::where")  # one call, no script to parse
         self._register_all()
         call("interp", "eval", CHILD, COMPAT.read_text())
         call("interp", "eval", CHILD, ("::tb::set", "::tb::file", self.file))
-        end = time.time() + self.time_limit
+        end = self.deadline = time.time() + self.time_limit
         call("interp", "limit", CHILD, "time", "-seconds", int(end), "-milliseconds", int(end % 1 * 1000))
 
     def _stop(self) -> None:
@@ -265,11 +283,21 @@ class _Reader:
         """Make ``tcl_name`` in the safe interpreter call ``func`` (arguments checked by ``usage``)."""
         low, high = _arity(usage)
 
+        check = tcl_name not in INTERNAL
+
         def command(*args):
+            if self.locating:  # the file replaced ::tb::where with something calling back here
+                return ""
             if self.error is not None or self.bug is not None:
                 return self._cancel()
             if not low <= len(args) <= high:
                 return self._fail(_wrong_args(tcl_name, usage).message)
+            if check:
+                for arg in args:
+                    bad = UNWRITABLE.search(arg)
+                    if bad:
+                        return self._fail(f"{tcl_name}: {shown(arg)} holds the control character "
+                                          f"U+{ord(bad.group()):04X}, which no output file can hold")
             return self._run(func, args)
 
         master = f"ns2py{len(self.commands)}"
@@ -298,11 +326,16 @@ class _Reader:
 
     def where(self) -> int | None:
         """Line of the file being executed (innermost, inside procs too)."""
+        if self.locating:
+            return None
+        self.locating = True
         try:
-            line = int(self.tcl.call("interp", "eval", CHILD, "::tb::where"))
+            line = int(self.tcl.call(WHERE))
         except (tkinter.TclError, ValueError):  # e.g. the time limit struck meanwhile
             return None
-        return line or None
+        finally:
+            self.locating = False
+        return line if 0 < line <= self.lines else None
 
     def _skip(self, key: str, what: str) -> None:
         if key not in self.warned:
@@ -320,7 +353,8 @@ class _Reader:
         except tkinter.TclError:
             info = ""
         line = _ErrorTrace(info, self.file, self.text, self.procs).line()
-        if message == "time limit exceeded":
+        # the limit may strike inside a call into the reader, and then Tcl's message is lost
+        if message == "time limit exceeded" or time.time() >= self.deadline - 0.01:  # Tcl counts whole ms
             message = f"evaluation stopped after {self.time_limit:g} s (time limit): an endless loop?"
         elif message.startswith("too many nested evaluations"):
             message = f"more than {RECURSION_LIMIT} nested calls: is there an endless recursion?"
@@ -337,6 +371,10 @@ class _Reader:
         return obj
 
     def _describe(self, obj: _Obj) -> str:
+        if obj.kind == "sim":
+            return "the Simulator"
+        if obj.kind == "void":
+            return "an ignored object (agent, application, event...)"
         if obj.name:
             return f"{obj.kind} {obj.name}"
         return f"the {obj.kind} created at line {obj.line}" if obj.line else f"a {obj.kind}"
@@ -347,10 +385,28 @@ class _Reader:
         obj = self.objs.get(key) or self.names.get(key)
         wanted = " or ".join(kinds)
         if obj is None:
-            raise ContainerizeError(f"{cmd}: {ref!r} is not a {wanted}")
+            several = self._several(key)
+            if several:
+                shown_objs = ", ".join(self._describe(o) for o in several[:3]) + (", ..." if len(several) > 3 else "")
+                raise ContainerizeError(f"{cmd}: a list of {len(several)} objects ({shown_objs}) given where one "
+                                        f"{wanted} is expected")
+            raise ContainerizeError(f"{cmd}: {shown(ref)} is not a {wanted}")
         if obj.kind not in kinds:
-            raise ContainerizeError(f"{cmd}: {ref!r} is {self._describe(obj)}, not a {wanted}")
+            if key in self.objs:  # a handle means nothing to the user: say what it is
+                raise ContainerizeError(f"{cmd}: {self._describe(obj)} given where a {wanted} is expected")
+            raise ContainerizeError(f"{cmd}: {shown(ref)} is {self._describe(obj)}, not a {wanted}")
         return obj
+
+    def _several(self, text: str) -> list[_Obj]:
+        """The objects of a Tcl list of two or more handles or names, or [] if it is something else."""
+        if not any(c.isspace() for c in text):
+            return []
+        try:
+            items = self.tcl.splitlist(text)
+        except tkinter.TclError:
+            return []
+        found = [self.objs.get(item) or self.names.get(item) for item in items]
+        return found if len(found) > 1 and all(found) else []
 
     def _node(self, ref: str, cmd: str) -> _Node:
         return self._ref(ref, ("node",), cmd)
@@ -471,11 +527,12 @@ class _Reader:
         raise ContainerizeError(f'invalid command name "{name}"')
 
     def _method(self, obj: _Obj, args: tuple):
-        shown = {"sim": "$ns"}.get(obj.kind, f"${obj.kind}")
+        shown = "$ns" if obj.kind == "sim" else f"${obj.kind}"
         if not args:
             raise _wrong_args(shown, "method ?arg ...?")
         method, args = args[0], args[1:]
-        entry = self.methods.get(obj.kind, {}).get(method)
+        table = self.methods.get(obj.kind)
+        entry = table.get(method) if table is not None else None
         if entry is not None:
             func, usage, low, high = entry
             if not low <= len(args) <= high:
@@ -508,14 +565,15 @@ class _Reader:
         if other is not None:
             if other.var == var:  # a reused variable: it keeps naming the first object
                 return
-            raise ContainerizeError(f"duplicate name {name!r}: already used by the {other.kind} "
-                                    f"created at line {other.line}")
+            raise ContainerizeError(f"duplicate name {name!r}: the {obj.kind} in variable {var!r} would take it, "
+                                    f"but the {other.kind} created at line {other.line} has it already")
         obj.name, obj.var = name, var
         self.names[name] = obj
 
     def cmd_procline(self, name: str, line: str):
         """From the trace on `proc`: the body of proc ``name`` (qualified) starts at ``line``."""
-        self.procs[name.lstrip(":")] = int(line)
+        if line.isascii() and line.isdigit() and len(line) < 10:  # the file may call this itself
+            self.procs[name.lstrip(":")] = int(line)
 
     # $ns ...
 
@@ -715,6 +773,19 @@ class _Reader:
                 sub.attributes["queue"] = rec.queue
             topo.substrates[rec.name] = sub
         return topo
+
+
+def _text(data: bytes, source: str) -> str:
+    """The file as text: UTF-8 (a BOM is fine), no NUL bytes. Anything else is not an ns2 file."""
+    nul = data.find(b"\0")
+    if nul >= 0:
+        raise ContainerizeError("the file holds a NUL byte, so it is not text; an ns2 topology is a Tcl script",
+                                source, data.count(b"\n", 0, nul) + 1)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ContainerizeError(f"the file is not UTF-8 text (byte 0x{data[exc.start]:02X}); save it as UTF-8",
+                                source, data.count(b"\n", 0, exc.start) + 1) from None
 
 
 def _value(parse, text: str, cmd: str):

@@ -19,7 +19,8 @@ namespace eval ::tb {
 # are skipped, which reports the line that built them.
 proc ::tb::where {} {
     variable file
-    for {set i [info frame]} {$i > 0} {incr i -1} {
+    set i [info frame]
+    while {[incr i -1] > 0} {
         set f [info frame $i]
         if {[dict get $f type] eq "source" && [dict get $f file] eq $file} {
             return [dict get $f line]
@@ -60,7 +61,8 @@ rename ::set ::tb::set
 proc ::set {args} {
     if {[llength $args] == 2 && [string match {_o[0-9]*} [lindex $args 1]]} {
         ::tb::set var [lindex $args 0]
-        ::tb::set value [uplevel 1 [list ::tb::set $var [lindex $args 1]]]
+        upvar 1 $var target
+        ::tb::set value [::tb::set target [lindex $args 1]]
         if {[info level] == 1
                 || ([info exists ::$var] && ![catch {::tb::set ::$var} global] && $global eq $value)} {
             ::tb::name $value $var

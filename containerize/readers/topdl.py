@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import re
 from pathlib import Path
 
 from lxml import etree
 
-from ..errors import Collector, ContainerizeError
+from ..errors import Collector, ContainerizeError, one_line, shown
 from ..model import KINDS, Interface, Node, Shaping, Substrate, Topology
-from ..units import parse_loss
+from ..units import MAX_BANDWIDTH, parse_disk_size, parse_loss
 
 # Attributes with a meaning in the model; shared with the writer so both agree.
 ATTR_LOSS = "loss"
@@ -41,8 +42,16 @@ ATTR_PNODE = "containers:pnode"
 ATTR_STARTUP = "startup"
 ATTR_TYPE = "type"
 ATTR_OSID = "osid"
+ATTR_DISKSPACE = "containers:openvz_diskspace"
 # Node attributes that must be whole numbers.
-INT_ATTRS = (ATTR_PARTITION, "containers:PartitionPass", "containers:openvz_diskspace")
+INT_ATTRS = (ATTR_PARTITION, "containers:PartitionPass")
+MAX_DIGITS = 18
+# Elements put where TopDL has no place for them, and where they belong.
+MISPLACED = {
+    "computer": "<computer> directly in <experiment>; computers belong inside <elements>",
+    "substrate": "<substrate> in <experiment>; TopDL writes each link or LAN as <substrates>",
+    "interface": "<interface> directly in <experiment>; interfaces belong inside a <computer>",
+}
 
 MAX_LATENCY_MS = 3600_000.0
 
@@ -60,19 +69,40 @@ def _local(el) -> str:
     return tag.rpartition("}")[2] if tag[:1] == "{" else tag
 
 
+class _Grouped:
+    """An element with its child elements grouped by local name, found in one pass: a computer or an
+    interface is asked for a dozen kinds of children, and 100,000 computers must read in seconds."""
+
+    __slots__ = ("groups", "sourceline")
+
+    def __init__(self, el):
+        self.sourceline = el.sourceline
+        self.groups: dict[str, list] = {}
+        for child in el.iterchildren(etree.Element):
+            tag = child.tag
+            self.groups.setdefault(tag[tag.rfind("}") + 1:], []).append(child)
+
+
 def _kids(el, name: str | None = None) -> list:
-    if name is None:
-        return [c for c in el if _local(c)]
-    return [c for c in el if _local(c) == name]
+    """Child elements (no comments or processing instructions), those named ``name`` in any namespace."""
+    if isinstance(el, _Grouped):
+        return [c for group in el.groups.values() for c in group] if name is None else el.groups.get(name, [])
+    return list(el.iterchildren(etree.Element if name is None else "{*}" + name))
 
 
 def _text(el) -> str:
-    return "".join(el.itertext()).strip() if el is not None else ""
+    if el is None:
+        return ""
+    if len(el) == 0:  # no child elements: the text is all there is
+        return (el.text or "").strip()
+    return "".join(el.itertext()).strip()
 
 
 def _first(el, name: str):
-    found = _kids(el, name)
-    return found[0] if found else None
+    if isinstance(el, _Grouped):
+        found = el.groups.get(name)
+        return found[0] if found else None
+    return next(el.iterchildren("{*}" + name), None)
 
 
 class _Reader:
@@ -91,24 +121,29 @@ class _Reader:
     def number(self, text: str, what: str, el, *, minimum: float | None = None, positive: bool = False):
         """A finite float, or None after recording an error naming ``what``."""
         try:
+            if not text.isascii():
+                raise ValueError(text)
             value = float(text)
         except ValueError:
-            self.fail(f"{what} {text!r} is not a number", el)
+            self.fail(f"{what} {shown(text)} is not a number", el)
             return None
         if not math.isfinite(value):
-            self.fail(f"{what} {text!r} must be a finite number", el)
+            self.fail(f"{what} {shown(text)} must be a finite number", el)
             return None
         if positive and value <= 0:
-            self.fail(f"{what} {text!r} must be positive", el)
+            self.fail(f"{what} {shown(text)} must be positive", el)
             return None
         if minimum is not None and value < minimum:
-            self.fail(f"{what} {text!r} must not be negative", el)
+            self.fail(f"{what} {shown(text)} must not be negative", el)
             return None
         return value
 
     def rate(self, text: str, what: str, el) -> float | None:
         """kb/s text -> bit/s (multiplying as units.parse_bandwidth does, so values compare equal)."""
         value = self.number(text, what, el, positive=True)
+        if value is not None and value * 1e3 > MAX_BANDWIDTH:
+            self.fail(f"{what} {shown(text)} is out of range (at most {MAX_BANDWIDTH / 1e3:.0f} kb/s)", el)
+            return None
         return None if value is None else value * 1e3
 
     def latency(self, text: str, what: str, el) -> float | None:
@@ -117,7 +152,7 @@ class _Reader:
         if value is None:
             return None
         if value > MAX_LATENCY_MS:
-            self.fail(f"{what} {text!r} is out of range (0 to {MAX_LATENCY_MS:.0f} ms)", el)
+            self.fail(f"{what} {shown(text)} is out of range (0 to {MAX_LATENCY_MS:.0f} ms)", el)
             return None
         return value * 1e-3
 
@@ -128,8 +163,15 @@ class _Reader:
             self.fail(f"{what}: {exc}", el)
             return None
 
+    def only(self, parent, name: str, what: str):
+        """The one ``<name>`` child of ``parent`` (None if there is none); two or more are an error."""
+        found = _kids(parent, name)
+        if len(found) > 1:
+            self.fail(f"{what}: {len(found)} <{name}> elements where one is expected", found[1])
+        return found[0] if found else None
+
     def capacity(self, parent, what: str) -> float | None:
-        cap = _first(parent, "capacity")
+        cap = self.only(parent, "capacity", what)
         if cap is None:
             return None
         rate = _first(cap, "rate")
@@ -139,7 +181,7 @@ class _Reader:
         return self.rate(_text(rate), f"{what}: capacity rate", rate)
 
     def latency_of(self, parent, what: str) -> float | None:
-        lat = _first(parent, "latency")
+        lat = self.only(parent, "latency", what)
         if lat is None:
             return None
         time = _first(lat, "time")
@@ -160,7 +202,7 @@ class _Reader:
         return result
 
     def name_of(self, el, what: str) -> str | None:
-        name = _text(_first(el, "name"))
+        name = _text(self.only(el, "name", what))
         if not name:
             self.fail(f"{what} without a <name>", el)
             return None
@@ -177,22 +219,41 @@ class _Reader:
         try:
             root = etree.fromstring(data, parser)
         except etree.XMLSyntaxError as exc:
-            raise ContainerizeError(f"not a well-formed XML (TopDL) file: {exc.msg}", self.source,
+            if re.search(rb"<!DOCTYPE[^>]*\[.*<!ENTITY", data[:1 << 20], re.S):  # a billion laughs, say why
+                self._refuse_doctype(data)
+            message = " ".join(str(exc.msg or exc).split())
+            # libxml2's advice is for programmers (parser options), not for the file's author
+            message = re.sub(r",? *(use XML_PARSE_HUGE option|see xmlCtxtSetMaxAmplification\.?)", "", message)
+            message = re.sub(r"\s+,", ",", message)
+            if message.startswith("Invalid bytes in character encoding"):
+                message += " (save the file as UTF-8, or name its encoding in <?xml ... encoding=\"...\"?>)"
+            last = data.rstrip().count(b"\n") + 1
+            if data.strip() and exc.lineno and exc.lineno >= last and not data.rstrip().endswith(b"experiment>"):
+                message += " (the file ends there: is it cut short?)"
+            raise ContainerizeError(f"not a well-formed XML (TopDL) file: {one_line(message)}", self.source,
                                     exc.lineno) from None
         if root is None:
             raise ContainerizeError("not a TopDL file: the document is empty", self.source)
         info = root.getroottree().docinfo
         dtd = info.internalDTD
         if info.system_url or info.public_id or (dtd is not None and any(True for _ in dtd.iterentities())):
-            offset = data.find(b"<!DOCTYPE")
-            line = data.count(b"\n", 0, offset) + 1 if offset >= 0 else None
-            raise ContainerizeError(
-                "DOCTYPE with entity declarations or an external DTD is not allowed in TopDL files "
-                "(entities are never expanded); remove the DOCTYPE", self.source, line)
+            self._refuse_doctype(data)
+        include = next(root.iter("{http://www.w3.org/2001/XInclude}*"), None)
+        if include is not None:
+            raise ContainerizeError(f"<{_local(include)}> (XInclude) is not allowed: a TopDL file is read alone and "
+                                    "includes are never followed; paste the content in", self.source,
+                                    include.sourceline)
         if _local(root) != "experiment":
             raise ContainerizeError(f"not a TopDL file: the root element is <{_local(root) or root.tag}>, "
                                     "expected <experiment>", self.source, root.sourceline)
         return root
+
+    def _refuse_doctype(self, data: bytes):
+        offset = data.find(b"<!DOCTYPE")
+        line = data.count(b"\n", 0, offset) + 1 if offset >= 0 else None
+        raise ContainerizeError(
+            "DOCTYPE with entity declarations or an external DTD is not allowed in TopDL files "
+            "(entities are never expanded); remove the DOCTYPE", self.source, line)
 
     def read(self) -> Topology:
         root = self.load()
@@ -200,6 +261,9 @@ class _Reader:
         if version is not None and _text(version) not in ("1.0", "1"):
             self.topo.warnings.append(f"{self.source}:{version.sourceline}: TopDL version "
                                       f"{_text(version)!r} read as 1.0")
+        misplaced = [el for el in _kids(root) if _local(el) in MISPLACED]
+        if misplaced:  # alone: what follows from it (missing substrates, no nodes) would only confuse
+            raise ContainerizeError(MISPLACED[_local(misplaced[0])], self.source, misplaced[0].sourceline)
         for sub_el in _kids(root, "substrates"):
             self.substrate(sub_el)
         for wrapper in _kids(root, "elements"):
@@ -215,10 +279,15 @@ class _Reader:
 
     # -- substrates ------------------------------------------------------------------------------
     def substrate(self, el) -> None:
+        misplaced = [c for c in _kids(el) if _local(c) in ("computer", "interface")]
+        if misplaced:
+            self.fail(f"<{_local(misplaced[0])}> inside <substrates>; computers belong inside <elements>",
+                      misplaced[0])
+            return
         name = self.name_of(el, "substrate")
         if name is None:
             return
-        what = f"substrate {name!r}"
+        what = f"substrate {shown(name)}"
         if name in self.topo.substrates:
             self.fail(f"duplicate {what} (first defined at line {self.topo.substrates[name].line})", el)
             return
@@ -230,7 +299,7 @@ class _Reader:
                 sub.loss = self.loss(value, f"{what}: loss", attr) or 0.0
             elif key == ATTR_KIND:
                 if value not in ("link", "lan"):
-                    self.fail(f"{what}: {ATTR_KIND} {value!r} must be 'link' or 'lan'", attr)
+                    self.fail(f"{what}: {ATTR_KIND} {shown(value)} must be 'link' or 'lan'", attr)
                 else:
                     self.explicit_kind[name] = (value, attr.sourceline)
             elif key == ATTR_FIXED_NETMASK:
@@ -239,17 +308,18 @@ class _Reader:
                 try:
                     sub.network = str(ipaddress.IPv4Network(value))
                 except ValueError:
-                    self.fail(f"{what}: {ATTR_NETWORK} {value!r} is not an IPv4 network (10.0.1.0/24)", attr)
+                    self.fail(f"{what}: {ATTR_NETWORK} {shown(value)} is not an IPv4 network (10.0.1.0/24)", attr)
             else:
                 sub.attributes[key] = value
         self.topo.substrates[name] = sub
 
     # -- computers -------------------------------------------------------------------------------
     def computer(self, el) -> None:
+        el = _Grouped(el)
         name = self.name_of(el, "computer")
         if name is None:
             return
-        what = f"computer {name!r}"
+        what = f"computer {shown(name)}"
         if name in self.topo.nodes:
             self.fail(f"duplicate {what} (first defined at line {self.topo.nodes[name].line})", el)
             return
@@ -257,14 +327,17 @@ class _Reader:
         for key, value, attr in self.attributes(el, what):
             node.attributes[key] = value  # every attribute is kept, mapped ones too
             if key in INT_ATTRS:
-                try:
-                    number = int(value)
-                except ValueError:
-                    number = None
-                if number is None or number < 0:
-                    self.fail(f"{what}: {key} {value!r} is not a non-negative integer", attr)
+                digits = value.strip()
+                if not (digits.isascii() and digits.isdigit() and len(digits) <= MAX_DIGITS):
+                    self.fail(f"{what}: {key} {shown(value)} is not a non-negative integer (0, 1, 2, ... up to "
+                              f"{MAX_DIGITS} digits)", attr)
                 elif key == ATTR_PARTITION:
-                    node.partition = number
+                    node.partition = int(digits)
+            elif key == ATTR_DISKSPACE:
+                try:
+                    parse_disk_size(value)
+                except ValueError as exc:
+                    self.fail(f"{what}: {key} {exc}", attr)
             elif key == ATTR_NODE_TYPE:
                 # unknown kinds stay in the attributes; the kinds planner reports them
                 node.kind = value if value in KINDS else None
@@ -291,6 +364,7 @@ class _Reader:
         self.topo.nodes[name] = node
 
     def interface(self, el, node: Node, index: int) -> Interface | None:
+        el = _Grouped(el)
         what = f"computer {node.name!r}"
         subs = [_text(s) for s in _kids(el, "substrate")]
         if not subs or not subs[0]:
@@ -321,12 +395,12 @@ class _Reader:
                 try:
                     iface.ip = str(ipaddress.IPv4Address(value))
                 except ValueError:
-                    self.fail(f"{what}: {ATTR_IP} {value!r} is not an IPv4 address", attr)
+                    self.fail(f"{what}: {ATTR_IP} {shown(value)} is not an IPv4 address", attr)
             elif key == ATTR_NETMASK:
                 if _valid_netmask(value):
                     iface.netmask = value
                 else:
-                    self.fail(f"{what}: {ATTR_NETMASK} {value!r} is not a netmask (255.255.255.0)", attr)
+                    self.fail(f"{what}: {ATTR_NETMASK} {shown(value)} is not a netmask (255.255.255.0)", attr)
             elif key == ATTR_MAC:
                 iface.mac = value
             elif key == ATTR_LOSS:
@@ -358,8 +432,14 @@ class _Reader:
         for iface, (bw, delay, loss), direction in self.pending:
             sub = self.topo.substrates.get(iface.substrate)
             if sub is None:
-                self.errors.add(f"computer {iface.node!r}: interface {iface.name!r} references missing "
-                                f"substrate {iface.substrate!r}", self.source, iface.line)
+                if iface.substrate in self.topo.nodes:
+                    itself = " (itself)" if iface.substrate == iface.node else ""
+                    self.errors.add(f"computer {iface.node!r}: interface {iface.name!r} names computer "
+                                    f"{iface.substrate!r}{itself} as its substrate; <substrate> names one of the "
+                                    "<substrates>", self.source, iface.line)
+                else:
+                    self.errors.add(f"computer {iface.node!r}: interface {iface.name!r} references missing "
+                                    f"substrate {shown(iface.substrate)}", self.source, iface.line)
                 continue
             members[sub.name].append(iface)
             # DETER repeats the substrate's values on each interface: only differences override.

@@ -101,6 +101,19 @@ def _quote(text: str) -> str:
     return '"' + re.sub(r'([\\"$\[\]])', r"\\\1", text) + '"'
 
 
+def _word(text: str) -> str:
+    """One Tcl word: as is when plain (pc3000, Ubuntu1404-64-STD), else quoted. Hardware types and OS
+    names come from the topology: `pc; exec ...` or a newline must not become a second command."""
+    return text if re.fullmatch(r"[A-Za-z0-9_.:/+=@%,-]+", text) else _quote(text)
+
+
+def _list(words: list[str]) -> str:
+    """A Tcl list of WORDS: {a b} when every word is plain, else [list "a" "b"]."""
+    if all(_word(w) == w for w in words):
+        return "{" + " ".join(words) + "}"
+    return "[list " + " ".join(_word(w) for w in words) + "]"
+
+
 def phys_ns(phys: Topology, pid: str, eid: str) -> str:
     lines = [
         f"# Physical topology of containerized experiment {eid}.{pid}: one node per pnode.",
@@ -109,15 +122,15 @@ def phys_ns(phys: Topology, pid: str, eid: str) -> str:
         "",
     ]
     for vtype, types in phys.vtypes.items():
-        lines.append(f"tb-make-soft-vtype {vtype} {{{' '.join(types)}}}")
+        lines.append(f"tb-make-soft-vtype {vtype} {_list(types)}")
     if phys.vtypes:
         lines.append("")
     for node in phys.nodes.values():
         ref = _ref(node.name)
         lines.append(f"set {ref[1:]} [$ns node]")
-        lines.append(f"tb-set-hardware {ref} {node.hardware}")
+        lines.append(f"tb-set-hardware {ref} {_word(node.hardware)}")
         if node.os:
-            lines.append(f"tb-set-node-os {ref} {node.os}")
+            lines.append(f"tb-set-node-os {ref} {_word(node.os)}")
         if node.startcmd:
             lines.append(f"tb-set-node-startcmd {ref} {_quote(node.startcmd)}")
     if LAN_NAME in phys.substrates:

@@ -1,0 +1,8 @@
+set ns [new Simulator]
+source tb_compat.tcl
+
+set a [$ns node]
+set b [$ns node]
+set link0 [$ns duplex-link $a $b 100Mb 10ms]
+tb-set-netmask $link0 255.255.255.255
+$ns run

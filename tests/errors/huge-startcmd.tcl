@@ -1,0 +1,8 @@
+set ns [new Simulator]
+source tb_compat.tcl
+
+set a [$ns node]
+set b [$ns node]
+$ns duplex-link $a $b 100Mb 10ms
+tb-set-node-startcmd $a "echo [string repeat x 5000000]"
+$ns run

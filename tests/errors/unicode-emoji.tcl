@@ -1,0 +1,5 @@
+set ns [new Simulator]
+source tb_compat.tcl
+
+set 🖥 [$ns node]
+$ns run

@@ -1,0 +1,5 @@
+set ns [new Simulator]
+source tb_compat.tcl
+
+set admin‮gnp [$ns node]
+$ns run
