@@ -916,10 +916,17 @@ class Container:
                                     "boots": self.boot_lines})
 
     def booted(self):
-        pid = read_pid(self.pidfile)
-        if self.ctx.runtime == "nspawn" and not proc_alive(pid, self.rootfs):
-            status = self.proc.poll() if self.proc is not None else None
-            raise RuntimeError(f"{self.name}: systemd-nspawn exited (status {status}); console: {self.console_tail()}")
+        if self.ctx.runtime == "nspawn":
+            # the child we started is judged by its exit status: until it has exec'd systemd-nspawn, its
+            # /proc cmdline is still this module's (a busy machine stretches that moment)
+            if self.proc is not None:
+                status = self.proc.poll()
+                running = status is None
+            else:
+                status, running = None, proc_alive(read_pid(self.pidfile), self.rootfs)
+            if not running:
+                raise RuntimeError(f"{self.name}: systemd-nspawn exited (status {status}); "
+                                   f"console: {self.console_tail()}")
         return self.boot_count() > self.boot_lines
 
     def console_tail(self):

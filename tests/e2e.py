@@ -67,17 +67,18 @@ def ping_rtts(expdir: Path, node: str, target: str, count: int = 20) -> list[flo
     return [float(rtt) for rtt in re.findall(r"time=([\d.]+) ms", proc.stdout)]
 
 
-def delay_error(rtts: list[float], want: float) -> str | None:
+def delay_error(rtts: list[float], want: float, allowance_ms: float = 1.0) -> str | None:
     """Why the round trips RTTS (ms) do not show the planned round trip WANT (ms), or None if they do.
 
     The delay a link adds is what the fastest packet sees: the smallest round trip must be within 10 %
-    (or 1 ms, for VDE and the namespaces) of the plan and never clearly below it. The median may be later,
+    (or ALLOWANCE_MS, for VDE and the namespaces; more where a path crosses pnodes) of the plan and never
+    clearly below it. The median may be later,
     by scheduling on a shared machine, but not by more than a quarter (plus 2 ms): that would be a wrong
     delay, not noise. bench/fidelity.py measures the same on a quiet machine with the error printed.
     """
     fastest, median = min(rtts), statistics.median(rtts)
-    if not 0.9 * want - 0.5 <= fastest <= max(1.1 * want, want + 1.0):
-        return f"fastest of {len(rtts)} round trips {fastest:.2f} ms, want {want:.2f} ms +-10% (or 1 ms)"
+    if not 0.9 * want - 0.5 <= fastest <= max(1.1 * want, want + allowance_ms):
+        return f"fastest of {len(rtts)} round trips {fastest:.2f} ms, want {want:.2f} ms +-10% (or {allowance_ms:g} ms)"
     if median > 1.25 * want + 2.0:
         return f"median of {len(rtts)} round trips {median:.2f} ms, want at most {1.25 * want + 2.0:.2f} ms"
     return None

@@ -80,7 +80,8 @@ def _assert_rtts(expdir: Path, source: str, planned: dict[str, float]) -> None:
     """The round trips from SOURCE to each target show the planned delay (measured again, longer, if not)."""
 
     def off(rtts):
-        return {t: error for t, want in planned.items() if (error := delay_error(rtts[t], want))}
+        # a path between pnodes crosses two VXLAN uplinks each way (~0.3 ms a round trip on this machine)
+        return {t: error for t, want in planned.items() if (error := delay_error(rtts[t], want, allowance_ms=2.0))}
 
     rtts = _rtts(expdir, source, list(planned))
     if off(rtts):  # a busy moment of this shared machine, or really wrong: look longer

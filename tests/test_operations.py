@@ -273,27 +273,6 @@ KINDS = {"a": "process", "b": "process", "d": "process", "g": "process", "f": "p
          "vm": "qemu"}
 
 
-def _playbooks(work: Path) -> tuple[Path, Path]:
-    """swapin/swapout playbooks with the qemu role (the project's own once they have it)."""
-    books = []
-    for name, state in (("swapin", "present"), ("swapout", "absent")):
-        path = REPO / "playbooks" / f"{name}.yml"
-        plays = yaml.safe_load(path.read_text())
-        roles = plays[0]["roles"]
-        if any((r if isinstance(r, str) else r.get("role")) == "qemu" for r in roles):
-            books.append(path)
-            continue
-        qemu = {"role": "qemu", "vars": {"qemu_state": state}, "when": "'qemu' in (containerize_kinds | default([]))"}
-        names = [r if isinstance(r, str) else r.get("role") for r in roles]
-        if state == "absent":
-            roles.insert(0, qemu)
-        else:  # after the other guests, before the readiness wait
-            roles.insert(names.index("readiness") if "readiness" in names else len(roles), qemu)
-        books.append(work / f"{name}.yml")
-        books[-1].write_text(yaml.safe_dump(plays, sort_keys=False))
-    return books[0], books[1]
-
-
 def run_playbook(expdir: Path, book: Path, *extra: str, check: bool = True) -> tuple[int, str]:
     cmd = ["ansible-playbook", "-i", str(expdir / "inventory"), "-e", json.dumps(QEMU_VARS), *extra, str(book)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=ENV, cwd=REPO, check=False)
@@ -346,7 +325,7 @@ def sample(tmp_path_factory):
     expdir = work / "exp"
     compile_topology(work / "sample.tcl", expdir, "opst", "sample", "--default-container=process",
                      f"--openvz-template-dir={OPENVZ_TEMPLATE_DIR}", "--openvz-template=busybox")
-    swapin, swapout = _playbooks(work)
+    swapin, swapout = REPO / "playbooks" / "swapin.yml", REPO / "playbooks" / "swapout.yml"
     try:
         run_playbook(expdir, swapin)
         yield Sample(expdir, swapin, swapout)
