@@ -47,7 +47,9 @@ def of_kind(measured: dict[str, dict], kind: str) -> list[dict]:
 def test_delay(measured):
     for result in of_kind(measured, "delay"):
         assert result["planned_rtt_ms"] == pytest.approx(result["declared_rtt_ms"]), result["title"]
-        error = delay_error(result["rtts"], result["declared_rtt_ms"])
+        # 2 ms, not the bench's 1 ms target: four wirefilters and two taps add ~0.8 ms, and a shared CI
+        # machine adds its scheduling to even the fastest of 50 pings (bench/fidelity.py reports the 1 ms target)
+        error = delay_error(result["rtts"], result["declared_rtt_ms"], allowance_ms=2.0)
         assert not error, f"{result['title']}: {error}"
 
 
