@@ -162,7 +162,6 @@ started:
   type: bool
 """
 
-import ipaddress
 import json
 import os
 import signal
@@ -176,6 +175,7 @@ from ansible.module_utils.basic import AnsibleModule
 ansible.module_utils.__path__.append(os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "module_utils"))
 from ansible.module_utils.containerize_daemons import (
     NETNS_DIR,
+    norm_dest,
     parse_json_stream,
     proc_alive,
     read_json,
@@ -183,6 +183,7 @@ from ansible.module_utils.containerize_daemons import (
     read_text,
     write_json,
 )
+from ansible.module_utils.containerize_daemons import run as run_argv
 
 SUPERVISOR = r"""# containerize start command supervisor (embedded_nodes): $1 pid file (unused here), $2 command
 log=/var/containers/log
@@ -199,11 +200,8 @@ exit $rc
 
 
 def run(argv, stdin=None, timeout=60):
-    try:
-        proc = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=timeout, check=False)  # noqa: S603
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return 127, "", str(exc)
-    return proc.returncode, proc.stdout, proc.stderr
+    """run_argv() with this module's default timeout (network commands on the machine)."""
+    return run_argv(argv, stdin, timeout)
 
 
 def kill_group(pid, timeout):
@@ -237,13 +235,6 @@ def hosts_with_block(text, exp_name, block):
     if block.strip():
         lines += [begin, *block.rstrip("\n").splitlines(), end]
     return "\n".join(lines) + "\n" if lines else ""
-
-
-def norm_dest(dest):
-    dest = str(dest or "default").strip()
-    if dest in ("default", "0.0.0.0/0"):
-        return "default"
-    return str(ipaddress.ip_network(dest, strict=False))
 
 
 class Machine:

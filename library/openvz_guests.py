@@ -261,7 +261,6 @@ stopped:
 """
 
 import concurrent.futures
-import hashlib
 import os
 import re
 import shutil
@@ -283,9 +282,11 @@ from ansible.module_utils.containerize_daemons import (
     read_pid,
     read_text,
     remove_path,
+    short_hash,
     wait_for,
     write_json,
 )
+from ansible.module_utils.containerize_daemons import run as run_argv
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*$")
 NS_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -333,12 +334,8 @@ def children(pid):
 
 
 def run(argv, stdin=None, timeout=600):
-    """Run ARGV (a list, never a shell string) and return (rc, stdout, stderr)."""
-    try:
-        proc = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=timeout, check=False)  # noqa: S603
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return 127, "", str(exc)
-    return proc.returncode, proc.stdout, proc.stderr
+    """run_argv() with this module's default timeout (unpacking templates and mkfs take minutes)."""
+    return run_argv(argv, stdin, timeout)
 
 
 def must(argv, what, **kwargs):
@@ -352,10 +349,6 @@ def write_in_place(path, text, mode=0o644):
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(text)
-
-
-def short_hash(text):
-    return None if text is None else hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
 def render_hosts(hosts):

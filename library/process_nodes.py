@@ -219,7 +219,6 @@ stopped:
 
 import concurrent.futures
 import ctypes
-import hashlib
 import ipaddress
 import os
 import re
@@ -237,6 +236,7 @@ from ansible.module_utils.containerize_daemons import (
     kill_pid,
     netns_inode,
     netns_path,
+    norm_dest,
     parse_json_stream,
     proc_alive,
     proc_netns_inode,
@@ -244,6 +244,8 @@ from ansible.module_utils.containerize_daemons import (
     read_pid,
     read_text,
     remove_path,
+    run,
+    short_hash,
     spawn_daemon,
     stop_strays,
     wait_for,
@@ -287,31 +289,11 @@ exit $rc
 # process helpers (the same few functions live in vde_network.py: modules ship alone)
 
 
-def run(argv, stdin=None, timeout=30):
-    """Run ARGV (a list, never a shell string) and return (rc, stdout, stderr)."""
-    try:
-        proc = subprocess.run(  # noqa: S603
-            argv,
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return 127, "", str(exc)
-    return proc.returncode, proc.stdout, proc.stderr
-
-
 def write_in_place(path, text, mode=0o644):
     """Write TEXT into PATH keeping its inode: files bind-mounted into nodes see the new content."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(text)
-
-
-def short_hash(text):
-    return None if text is None else hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -365,13 +347,6 @@ def tap_exists(ns, ifname):
         return sysctl_in_netns(ns, f"net.ipv4.conf.{ifname}.forwarding") is not None
     except OSError:
         return False
-
-
-def norm_dest(dest):
-    dest = str(dest or "default").strip()
-    if dest in ("default", "0.0.0.0/0"):
-        return "default"
-    return str(ipaddress.ip_network(dest, strict=False))
 
 
 def observe_ip(ns):

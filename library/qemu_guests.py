@@ -351,6 +351,7 @@ from ansible.module_utils.containerize_daemons import (
     wait_for,
     write_json,
 )
+from ansible.module_utils.containerize_daemons import run as run_argv
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*$")
 NS_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -738,14 +739,8 @@ def proc_rss_kib(pid):
 
 
 def run(argv, stdin=None, timeout=60):
-    """Run ARGV (a list, never a shell string) and return (rc, stdout, stderr)."""
-    try:
-        proc = subprocess.run(  # noqa: S603
-            argv, input=stdin, capture_output=True, text=True, timeout=timeout, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return 127, "", str(exc)
-    return proc.returncode, proc.stdout, proc.stderr
+    """run_argv() with this module's default timeout (image tools)."""
+    return run_argv(argv, stdin, timeout)
 
 
 def write_file(path, data, mode=0o644):

@@ -223,7 +223,6 @@ import errno
 import os
 import re
 import socket
-import subprocess
 import time
 
 import ansible.module_utils
@@ -241,6 +240,7 @@ from ansible.module_utils.containerize_daemons import (
     read_json,
     read_pid,
     remove_path,
+    run,
     spawn_daemon,
     wait_for,
     write_json,
@@ -255,17 +255,6 @@ ZERO_MAC = "00:00:00:00:00:00"
 
 # ----------------------------------------------------------------------------------------------
 # process helpers (the same few functions live in vde_network.py and process_nodes.py: modules ship alone)
-
-
-def run(argv, stdin=None, timeout=30):
-    """Run ARGV (a list, never a shell string) and return (rc, stdout, stderr)."""
-    try:
-        proc = subprocess.run(  # noqa: S603
-            argv, input=stdin, capture_output=True, text=True, timeout=timeout, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return 127, "", str(exc)
-    return proc.returncode, proc.stdout, proc.stderr
 
 
 # ----------------------------------------------------------------------------------------------

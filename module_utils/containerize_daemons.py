@@ -7,6 +7,8 @@ Standard library only: it runs on the pnode's Python.
 
 from __future__ import annotations
 
+import hashlib
+import ipaddress
 import json
 import os
 import shutil
@@ -84,6 +86,19 @@ def parse_json_stream(text):
         values.append(value)
 
 
+def short_hash(text):
+    """A short fingerprint of TEXT (None stays None), recorded to notice a changed command."""
+    return None if text is None else hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def norm_dest(dest):
+    """A route destination as `ip` prints it: "default" or a network in CIDR form."""
+    dest = str(dest or "default").strip()
+    if dest in ("default", "0.0.0.0/0"):
+        return "default"
+    return str(ipaddress.ip_network(dest, strict=False))
+
+
 # --- processes -------------------------------------------------------------------------------------------
 
 
@@ -97,6 +112,22 @@ def wait_for(predicate, timeout, step=0.01, max_step=0.1):
             return False
         time.sleep(step)
         step = min(step * 1.5, max_step)
+
+
+def run(argv, stdin=None, timeout=30):
+    """Run ARGV (a list, never a shell string) and return (rc, stdout, stderr); (127, "", why) if it cannot."""
+    try:
+        proc = subprocess.run(  # noqa: S603
+            argv,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return 127, "", str(exc)
+    return proc.returncode, proc.stdout, proc.stderr
 
 
 def proc_cmdline(pid):
