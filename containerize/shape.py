@@ -154,11 +154,11 @@ def _merge(spec: dict | None, values: dict) -> dict:
     return merged
 
 
-def _dump(data, path: Path) -> None:
+def _dump(data, path: Path, vars_file: bool = False) -> None:
     from .writers.yamlout import dump
 
     tmp = path.with_name(path.name + ".tmp")
-    dump(data, tmp, header=HEADER)
+    dump(data, tmp, header=HEADER, vars_file=vars_file)
     os.replace(tmp, path)
 
 
@@ -187,7 +187,7 @@ def record_change(expdir: ExperimentDir, plan: list[tuple[Member, dict]], line: 
                     wf[direction] = _merge(wf.get(direction), change[direction])
                 new_shaping[key] = {"method": "wirefilter", "outbound": wf["left_to_right"],
                                     "inbound": wf["right_to_left"]}
-        _dump(data, expdir.host_vars_path(pnode))
+        _dump(data, expdir.host_vars_path(pnode), vars_file=True)
         expdir.forget(pnode)
     _update_deter_files(expdir, touched, new_shaping)
     with open(expdir.path / "shape.log", "a", encoding="utf-8") as handle:

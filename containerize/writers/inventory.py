@@ -87,7 +87,7 @@ def write_inventory(exp: Experiment, out: Path) -> None:
         [options.site.get("openvz_template_dir", "")],
         "containerize_hosts": hosts_entries(exp),
         "containerize_site": dict(sorted(options.site.items())),
-    }, inv / "group_vars" / "all.yml", HEADER)
+    }, inv / "group_vars" / "all.yml", HEADER, vars_file=True)
     for index, (pnode, names) in enumerate(assignment.items()):
         net = exp.networks[pnode]
         root, prefix = exp.pnode_place(pnode)
@@ -102,4 +102,4 @@ def write_inventory(exp: Experiment, out: Path) -> None:
             "containerize_pnet": net.pnet,
             "containerize_uplinks": net.uplinks,
             "containerize_guests": [guest_vars(exp, pnode, n) for n in names],
-        }, inv / "host_vars" / f"{pnode}.yml", HEADER)
+        }, inv / "host_vars" / f"{pnode}.yml", HEADER, vars_file=True)

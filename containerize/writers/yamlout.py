@@ -11,6 +11,12 @@ attribute value such as ``{{ lookup('pipe', 'touch /x') }}`` would run on the co
 strings are written with YAML's ``!unsafe`` tag (``"startcmd": !unsafe "..."``), which Ansible
 keeps as literal text; every other string stays plain JSON, so ordinary files are unchanged.
 Read these files with ``LOADER`` (a safe loader that knows ``!unsafe``), not ``yaml.safe_load``.
+
+Ansible variable files are written with ``vars_file=True``: no comment header, so that a file
+without ``!unsafe`` strings is pure JSON. Ansible tries JSON first, and a JSON vars file loads
+several times faster than YAML and its values cost less every time a task templates or copies
+them (ansible-core tags each YAML scalar with its own origin): 0.3 s per swap-in task that
+takes 100 guests. A file that needs ``!unsafe`` is YAML and gets the header.
 """
 
 from __future__ import annotations
@@ -67,10 +73,12 @@ def render(data) -> str:
     return _mark_unsafe(_render(data))
 
 
-def dump(data, path: Path, header: str = "") -> None:
+def dump(data, path: Path, header: str = "", vars_file: bool = False) -> None:
+    """Write DATA to PATH; HEADER is a comment line, left out of a VARS_FILE that is pure JSON."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    comment = f"# {header}\n" if header else ""
-    path.write_text(comment + render(data) + "\n", encoding="utf-8")
+    text = render(data)
+    comment = f"# {header}\n" if header and not (vars_file and UNSAFE_TAG not in text) else ""
+    path.write_text(comment + text + "\n", encoding="utf-8")
 
 
 class Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
