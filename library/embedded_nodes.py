@@ -175,6 +175,8 @@ from ansible.module_utils.basic import AnsibleModule
 ansible.module_utils.__path__.append(os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "module_utils"))
 from ansible.module_utils.containerize_daemons import (
     NETNS_DIR,
+    compact_invocation,
+    hosts_errors,
     norm_dest,
     parse_json_stream,
     proc_alive,
@@ -644,11 +646,14 @@ def main():
         },
         supports_check_mode=True,
     )
+    host_errors = hosts_errors(module.params["hosts"])
+    if host_errors:
+        module.fail_json(msg="invalid hosts: " + "; ".join(host_errors[:5]))
     p = module.params
     guests = [g for g in p["guests"] if g.get("kind") == "embedded_pnode"]
     result = {"changed": False, "node": "", "devices": {}, "changes": [], "started": False}
     if not guests:
-        module.exit_json(**result)
+        module.exit_json(**result, invocation=compact_invocation(module))
     if len(guests) > 1:
         module.fail_json(msg="an embedded_pnode node is alone on its pnode, but this one has "
                          + ", ".join(g.get("name", "?") for g in guests), **result)
@@ -677,7 +682,7 @@ def main():
         after = "" if p["state"] == "absent" else json.dumps(node.record, sort_keys=True, indent=1)
         result["diff"] = {"before": before + "\n", "after": after + "\n",
                           "before_header": node.record_path, "after_header": node.record_path}
-    module.exit_json(**result)
+    module.exit_json(**result, invocation=compact_invocation(module))
 
 
 if __name__ == "__main__":

@@ -88,7 +88,9 @@ options:
     type: float
     default: 300
   fail_late:
-    description: With O(wait), fail when some guests are not booted after O(timeout) seconds.
+    description:
+      - With O(wait), fail when some guests are not booted after O(timeout) seconds.
+      - When false the late guests are named in a warning (and in RV(late)) instead.
     type: bool
     default: true
   info_files:
@@ -169,6 +171,7 @@ from ansible.module_utils.basic import AnsibleModule
 ansible.module_utils.__path__.append(os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "module_utils"))
 from ansible.module_utils.containerize_daemons import (
     NETNS_DIR,
+    compact_invocation,
     proc_alive,
     read_json,
     read_pid,
@@ -641,15 +644,17 @@ def main():
         written = ensure_info_files(ctx, guests, params, module.check_mode)
         result["changed"] = bool(written)
         result["info_files"] = written
-    if params["wait"] and result["late"] and params["fail_late"]:
+    if params["wait"] and result["late"]:
         details = "; ".join(
             f"{name} {result['nodes'][name]['state']}"
             + (f" ({result['nodes'][name]['detail']})" if result["nodes"][name]["detail"] else "")
             for name in result["late"]
         )
-        module.fail_json(msg=f"{len(result['late'])} node(s) not booted after {params['timeout']:g} s: {details}",
-                         **result)
-    module.exit_json(**result)
+        message = f"{len(result['late'])} node(s) not booted after {params['timeout']:g} s: {details}"
+        if params["fail_late"]:
+            module.fail_json(msg=message, **result, invocation=compact_invocation(module))
+        module.warn(message)
+    module.exit_json(**result, invocation=compact_invocation(module))
 
 
 if __name__ == "__main__":

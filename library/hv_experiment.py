@@ -66,6 +66,12 @@ options:
     type: list
     elements: str
     default: []
+  fail_missing:
+    description:
+      - Fail, naming them, when some of O(packages) are missing (nobody will install them).
+      - When false the caller installs RV(missing_packages), as role C(hv) does with apt.
+    type: bool
+    default: false
   state:
     description: C(present) to set up, C(absent) to remove.
     type: str
@@ -109,7 +115,12 @@ import os
 import shutil
 import subprocess
 
+import ansible.module_utils
 from ansible.module_utils.basic import AnsibleModule
+
+# run as a script from a checkout (tests), module_utils/ is beside library/
+ansible.module_utils.__path__.append(os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "module_utils"))
+from ansible.module_utils.containerize_daemons import compact_invocation, hosts_errors
 
 BASE_DIRS = ("config", "log", "run", "nodes")
 
@@ -255,20 +266,29 @@ def main():
             "etc_hosts": {"type": "path", "default": "/etc/hosts"},
             "ip_forward": {"type": "bool", "default": True},
             "packages": {"type": "list", "elements": "str", "default": []},
+            "fail_missing": {"type": "bool", "default": False},
             "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
         },
         supports_check_mode=True,
     )
+    host_errors = hosts_errors(module.params["hosts"])
+    if host_errors:
+        module.fail_json(msg="invalid hosts: " + "; ".join(host_errors[:5]))
     if "/" in module.params["exp_name"] or module.params["exp_name"] in ("", ".", ".."):
         module.fail_json(msg=f"exp_name {module.params['exp_name']!r} must be a plain name (EID.PID)")
     missing = _missing_packages(module.params["packages"]) if module.params["state"] == "present" else []
+    if missing and module.params["fail_missing"]:
+        module.fail_json(msg="missing packages (and not to be installed): " + ", ".join(missing),
+                         missing_packages=missing)
     try:
         changes, before, after = run(module.params, module.check_mode)
     except OSError as exc:
         module.fail_json(msg=f"{exc.filename}: {exc.strerror}")
-    diff = {"before": "".join(f"{k}:\n{v}\n" for k, v in before.items()),
-            "after": "".join(f"{k}:\n{v}\n" for k, v in after.items())}
-    module.exit_json(changed=bool(changes), changes=changes, missing_packages=missing, diff=diff)
+    result = {"changed": bool(changes), "changes": changes, "missing_packages": missing}
+    if module._diff:
+        result["diff"] = {"before": "".join(f"{k}:\n{v}\n" for k, v in before.items()),
+                          "after": "".join(f"{k}:\n{v}\n" for k, v in after.items())}
+    module.exit_json(**result, invocation=compact_invocation(module))
 
 
 if __name__ == "__main__":

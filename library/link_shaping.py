@@ -103,6 +103,7 @@ from ansible.module_utils.basic import AnsibleModule
 # run as a script from a checkout (tests, `qemu_guests.py exec`), module_utils/ is beside library/
 ansible.module_utils.__path__.append(os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "module_utils"))
 from ansible.module_utils.containerize_daemons import (
+    compact_invocation,
     proc_alive,
     read_json,
     read_pid,
@@ -311,7 +312,7 @@ def main():
         module.fail_json(msg=f"link shaping failed: {exc}")
     if module._diff:
         result["diff"] = diff
-    module.exit_json(**result)
+    module.exit_json(**result, invocation=compact_invocation(module))
 
 
 if __name__ == "__main__":

@@ -275,6 +275,8 @@ from ansible.module_utils.basic import AnsibleModule
 ansible.module_utils.__path__.append(os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "module_utils"))
 from ansible.module_utils.containerize_daemons import (
     NETNS_DIR,
+    compact_invocation,
+    hosts_errors,
     netns_inode,
     proc_alive,
     proc_netns_inode,
@@ -1226,7 +1228,8 @@ def run_present(ctx, guests, result):
             result["restarted"].append(c.name)
     result["diff"] = {"before": before, "after": after}
     if errors:
-        module.fail_json(msg="some openvz guests failed: " + "; ".join(sorted(errors)), **result)
+        module.fail_json(msg="some openvz guests failed: " + "; ".join(sorted(errors)), **result,
+                         invocation=compact_invocation(module))
 
 
 def run_absent(ctx, guests, result):
@@ -1279,6 +1282,9 @@ def main():
         },
         supports_check_mode=True,
     )
+    host_errors = hosts_errors(module.params["hosts"])
+    if host_errors:
+        module.fail_json(msg="invalid hosts: " + "; ".join(host_errors[:5]))
     for key in ("exp_name", "project", "experiment"):
         if not NS_RE.match(module.params[key]):
             module.fail_json(msg=f"{key} {module.params[key]!r} is not a valid name")
@@ -1299,7 +1305,7 @@ def main():
         module.fail_json(msg=str(exc), **result)
     if not module._diff:
         result.pop("diff", None)
-    module.exit_json(**result)
+    module.exit_json(**result, invocation=compact_invocation(module))
 
 
 if __name__ == "__main__":

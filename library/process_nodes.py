@@ -19,8 +19,11 @@ description:
     C(run_dir/NODE.IFNAME.plug.json)) whose tap has the planned MAC, address and prefix and is up,
     exactly the planned routes (missing ones added, other non-kernel routes removed),
     C(net.ipv4.ip_forward) as planned, and end-node C(tbf) shaping on interfaces with C(tc) set.
-  - Reading the state of a guest costs one C(ip -json -batch) call; changes to a guest's links,
-    addresses and routes are one C(ip -batch) call. Guests are handled by a small thread pool.
+  - No process is spawned per guest except its plugs and start command. A worker thread enters the
+    guest's namespace (setns) to start C(vde_plug2tap) there and to open a netlink socket that stays
+    bound to it; the links, addresses, routes and C(tbf) qdiscs are read and set over that socket
+    with the requests C(ip) and C(tc) send (module_utils containerize_netlink), and the namespaces are
+    made with one C(ip -batch). Guests are handled by a small thread pool (O(workers)).
   - A plug is restarted when it died, when its switch was restarted since it was started (the switch
     pid is recorded), when it runs in another namespace (the namespace was deleted and made again)
     or when its planned arguments changed. A new tap gets its MAC, address, state and routes again.
@@ -218,7 +221,6 @@ stopped:
 """
 
 import concurrent.futures
-import ctypes
 import ipaddress
 import os
 import re
@@ -232,12 +234,13 @@ from ansible.module_utils.basic import AnsibleModule
 ansible.module_utils.__path__.append(os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "module_utils"))
 from ansible.module_utils.containerize_daemons import (
     NETNS_DIR,
+    compact_invocation,
+    hosts_errors,
     kill_many,
     kill_pid,
     netns_inode,
     netns_path,
     norm_dest,
-    parse_json_stream,
     proc_alive,
     proc_netns_inode,
     read_json,
@@ -251,12 +254,13 @@ from ansible.module_utils.containerize_daemons import (
     wait_for,
     write_json,
 )
+from ansible.module_utils.containerize_netlink import Rtnl, in_netns
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*$")
 NS_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 SUN_PATH_MAX = 107
 ETC_NETNS = "/etc/netns"
-CLONE_NEWNET = 0x40000000
+TBF_LATENCY_US = 50_000  # tbf queue: 50 ms worth of the rate, as link_shaping's `tc ... latency 50ms`
 SUPERVISOR_NAME = "start-supervisor.sh"
 SUPERVISOR = r"""#!/bin/sh
 # containerize start command supervisor, written by the process_nodes module: do not edit.
@@ -299,86 +303,51 @@ def write_in_place(path, text, mode=0o644):
 # ----------------------------------------------------------------------------------------------
 # network namespaces
 
-try:
-    _LIBC = ctypes.CDLL(None, use_errno=True)
-    _SETNS = _LIBC.setns
-except (OSError, AttributeError):  # pragma: no cover - every glibc has setns
-    _SETNS = None
-
-
 def sysctl_in_netns(ns, key, value=None):
-    """Read (or write) a net sysctl inside namespace NS from this thread, without spawning."""
+    """Read (None when it cannot) or write a net sysctl inside namespace NS from this thread, without spawning."""
     path = "/proc/sys/" + key.replace(".", "/")
-    if _SETNS is not None:
-        try:
-            target = os.open(netns_path(ns), os.O_RDONLY)
-        except OSError:
-            target = None
-        if target is not None:
-            home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-            try:
-                if _SETNS(target, CLONE_NEWNET) == 0:
-                    try:
-                        if value is None:
-                            with open(path, encoding="ascii") as handle:
-                                return handle.read().strip()
-                        with open(path, "w", encoding="ascii") as handle:
-                            handle.write(str(value))
-                        return str(value)
-                    finally:
-                        if _SETNS(home, CLONE_NEWNET) != 0:
-                            raise RuntimeError("cannot return to the pnode's network namespace")
-            finally:
-                os.close(home)
-                os.close(target)
-    # fallback: one process
-    if value is None:
-        rc, out, _err = run(["ip", "netns", "exec", ns, "cat", path])
-        return out.strip() if rc == 0 else None
-    rc, _out, err = run(["ip", "netns", "exec", ns, "sysctl", "-q", "-w", f"{key}={value}"])
-    if rc != 0:
-        raise RuntimeError(f"sysctl {key}={value} in {ns}: {err.strip()}")
-    return str(value)
-
-
-def tap_exists(ns, ifname):
-    """Whether interface IFNAME exists in namespace NS (read through its /proc/sys, no process)."""
     try:
-        return sysctl_in_netns(ns, f"net.ipv4.conf.{ifname}.forwarding") is not None
-    except OSError:
-        return False
+        with in_netns(netns_path(ns)):
+            if value is None:
+                with open(path, encoding="ascii") as handle:
+                    return handle.read().strip()
+            with open(path, "w", encoding="ascii") as handle:
+                handle.write(str(value))
+            return str(value)
+    except OSError as exc:
+        if value is None:
+            return None
+        raise RuntimeError(f"sysctl {key}={value} in {ns}: {exc}") from None
 
 
-def observe_ip(ns):
-    """Links (by name) and non-kernel main-table IPv4 routes of NS, in one `ip` call."""
-    rc, out, err = run(["ip", "-n", ns, "-json", "-batch", "-"], stdin="addr show\nroute show table main\n")
-    if rc != 0:
-        raise RuntimeError(f"cannot read namespace {ns}: {err.strip()}")
-    values = parse_json_stream(out)
-    links_raw = values[0] if values else []
-    routes_raw = values[1] if len(values) > 1 else []
-    links = {}
-    for link in links_raw:
-        links[link["ifname"]] = {
-            "mac": (link.get("address") or "").lower(),
-            "up": "UP" in link.get("flags", []),
-            "qdisc": link.get("qdisc"),
-            "addresses": sorted(
-                f"{a['local']}/{a['prefixlen']}" for a in link.get("addr_info", []) if a.get("family") == "inet"
-            ),
+def swap_sysctl_in_netns(ns, key, value):
+    """Set a net sysctl inside namespace NS, entering it once; returns what it was (None: unreadable)."""
+    path = "/proc/sys/" + key.replace(".", "/")
+    try:
+        with in_netns(netns_path(ns)):
+            with open(path, "r+", encoding="ascii") as handle:
+                old = handle.read().strip()
+                if old != str(value):
+                    handle.seek(0)
+                    handle.write(str(value))
+            return old
+    except OSError as exc:
+        raise RuntimeError(f"sysctl {key}={value} in {ns}: {exc}") from None
+
+
+def observe_ip(nl):
+    """Links (by name) and non-kernel main-table IPv4 routes of the namespace of netlink socket NL."""
+    addresses = nl.addresses()
+    links = {
+        name: {
+            "mac": (link["mac"] or "").lower(),
+            "up": link["up"],
+            "qdisc": link["qdisc"],
+            "addresses": addresses.get(name, []),
         }
-    routes = []
-    for route in routes_raw:
-        if route.get("protocol") == "kernel" or route.get("type", "unicast") != "unicast":
-            continue
-        routes.append(
-            {
-                "dest": norm_dest(route.get("dst")),
-                "gateway": route.get("gateway"),
-                "dev": route.get("dev"),
-            }
-        )
-    return {"links": links, "routes": routes}
+        for name, link in nl.links().items()
+    }
+    return {"links": links, "routes": nl.routes()}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -492,13 +461,46 @@ class Guest:
         self.stopped = []
         self.before = {}
         self.after = {}
+        self._nl = None
+
+    def rtnl(self):
+        """This node's netlink socket (made inside its namespace on first use: it stays bound there)."""
+        if self._nl is None:
+            try:
+                with in_netns(netns_path(self.ns)):
+                    self._nl = Rtnl()
+            except OSError as exc:
+                raise RuntimeError(f"cannot enter namespace {self.ns}: {exc}") from None
+        return self._nl
+
+    def close(self):
+        if self._nl is not None:
+            self._nl.close()
+            self._nl = None
+
+    def has_link(self, ifname):
+        try:
+            self.rtnl().index(ifname)
+        except OSError:
+            return False
+        return True
+
+    def netlink(self, ops):
+        """Send OPS, (method, args...) of Rtnl, in order; a refusal names the node and the request."""
+        nl = self.rtnl()
+        for method, *args in ops:
+            try:
+                getattr(nl, method)(*args)
+            except OSError as exc:
+                raise RuntimeError(f"{self.name} ({self.ns}): {exc}") from None
 
     # -- names
     def plug_pidfile(self, iface):
         return self.ctx.rpath(f"{self.name}.{iface['ifname']}.plug.pid")
 
     def plug_argv(self, iface):
-        argv = ["ip", "netns", "exec", self.ns, "vde_plug2tap", "-d", "-P", self.plug_pidfile(iface)]
+        """vde_plug2tap's argv; it is started from a thread inside the namespace (no `ip netns exec`)."""
+        argv = ["vde_plug2tap", "-d", "-P", self.plug_pidfile(iface)]
         argv += ["-s", self.ctx.rpath(f"{iface['switch']}.ctl")]
         if iface.get("port"):
             argv += ["-p", str(int(iface["port"]))]
@@ -533,9 +535,9 @@ class Guest:
         if self.created:  # just made: nothing but a down lo, no need to ask `ip` (one process per node)
             o["ip"] = {"links": {"lo": {"mac": None, "up": False, "addresses": [], "qdisc": None}}, "routes": []}
         else:
-            o["ip"] = observe_ip(self.ns) if o["ns_inode"] else None
+            o["ip"] = observe_ip(self.rtnl()) if o["ns_inode"] else None
         o["forwarding"] = None
-        if o["ns_inode"]:
+        if o["ns_inode"] and not self.created:  # a new one inherits it: set (and compared) once, in _ensure
             value = sysctl_in_netns(self.ns, "net.ipv4.ip_forward")
             o["forwarding"] = value == "1" if value is not None else None
         o["tc"] = read_json(ctx.rpath(f"{self.name}.tc.json")) or {}
@@ -624,6 +626,12 @@ class Guest:
 
     def ensure(self):
         """Observe, then (unless check mode) repair. Returns self."""
+        try:
+            return self._ensure()
+        finally:
+            self.close()
+
+    def _ensure(self):
         ctx = self.ctx
         o = self.observe()
         self.before = self.summary(o)
@@ -658,6 +666,7 @@ class Guest:
                 if o["ns_inode"] == 0:  # a file that is not a namespace (half-made): remove it
                     run(["ip", "netns", "delete", self.ns])
                     remove_path(netns_path(self.ns))
+                self.close()  # a socket of the namespace that was there
                 rc, _out, err = run(["ip", "netns", "add", self.ns])
                 if rc != 0:
                     raise RuntimeError(f"ip netns add {self.ns}: {err.strip()}")
@@ -725,11 +734,16 @@ class Guest:
             pidfile = self.plug_pidfile(iface)
             kill_pid(read_pid(pidfile), pidfile, ctx.timeout)
             remove_path(pidfile)
-            rc, out = spawn_daemon(argv, ctx.timeout)
+            try:
+                with in_netns(netns_path(self.ns)):
+                    rc, out = spawn_daemon(argv, ctx.timeout)
+            except OSError as exc:
+                rc, out = 127, f"cannot enter namespace {self.ns}: {exc}"
             # vde_plug2tap writes its pid file before it makes the tap: ready means both
             ok = rc == 0 and wait_for(
-                lambda pf=pidfile, name=ifname: proc_alive(read_pid(pf), pf) and tap_exists(self.ns, name),
+                lambda pf=pidfile, name=ifname: proc_alive(read_pid(pf), pf) and self.has_link(name),
                 ctx.timeout,
+                step=0.002,
             )
             if not ok:
                 raise RuntimeError(f"vde_plug2tap for {self.name} {ifname} did not start (rc={rc}): {out}")
@@ -745,7 +759,7 @@ class Guest:
             blank = {"mac": None, "up": False, "addresses": []}
             o["ip"] = {"links": {"lo": blank, **{name: blank for name in replugged}}, "routes": []}
         elif (fresh_ns or gone) and not ctx.check:
-            o["ip"] = observe_ip(self.ns)
+            o["ip"] = observe_ip(self.rtnl())
         ip = o["ip"] or {"links": {}, "routes": []}
         if ctx.check and (fresh_ns or gone):
             # taps of restarted plugs come back empty, those of stopped plugs go away
@@ -757,12 +771,13 @@ class Guest:
 
         # forwarding
         want_fwd = "1" if self.forwarding else "0"
-        if fresh_ns:
+        if fresh_ns and not ctx.check:
             # a new namespace inherits the pnode's forwarding (net.core.devconf_inherit_init_net=0)
-            if ctx.check:
-                have_fwd = (read_text("/proc/sys/net/ipv4/ip_forward") or "").strip()
-            else:
-                have_fwd = sysctl_in_netns(self.ns, "net.ipv4.ip_forward")
+            if swap_sysctl_in_netns(self.ns, "net.ipv4.ip_forward", want_fwd) != want_fwd:
+                self.note(f"forwarding {want_fwd}")
+            have_fwd = want_fwd
+        elif fresh_ns:
+            have_fwd = (read_text("/proc/sys/net/ipv4/ip_forward") or "").strip()
         else:
             have_fwd = None if o["forwarding"] is None else ("1" if o["forwarding"] else "0")
         if have_fwd != want_fwd:
@@ -775,12 +790,13 @@ class Guest:
         return self
 
     def apply_ip(self, ip):
+        """Links up with their MACs, addresses and routes as planned: netlink requests, in `ip`'s order."""
         ctx = self.ctx
         links = ip["links"]
-        cmds = []
+        ops = []
         lo = links.get("lo")
         if not lo or not lo["up"]:
-            cmds.append("link set dev lo up")
+            ops.append(("link_set", "lo", True))
             self.note("lo up")
         for iface in self.interfaces:
             ifname = iface["ifname"]
@@ -789,19 +805,19 @@ class Guest:
                 raise RuntimeError(f"{self.name}: tap {ifname} is missing in {self.ns} after plugging")
             mac = str(iface.get("mac") or "").lower()
             if mac and link["mac"] != mac:
-                cmds.append(f"link set dev {ifname} address {mac}")
+                ops.append(("link_set", ifname, None, mac))
                 self.note(f"mac {ifname}")
             want = [f"{iface['address']}/{int(iface['prefix'])}"] if iface.get("address") else []
             for addr in link["addresses"]:
                 if addr not in want:
-                    cmds.append(f"addr del {addr} dev {ifname}")
+                    ops.append(("addr_del", ifname, addr))
                     self.note(f"addr del {ifname} {addr}")
             for addr in want:
                 if addr not in link["addresses"]:
-                    cmds.append(f"addr add {addr} broadcast + dev {ifname}")
+                    ops.append(("addr_add", ifname, addr))
                     self.note(f"addr {ifname} {addr}")
             if not link["up"]:
-                cmds.append(f"link set dev {ifname} up")
+                ops.append(("link_set", ifname, True))
                 self.note(f"up {ifname}")
         planned = {(r["dest"], r["gateway"]) for r in self.routes}
         present = set()
@@ -810,35 +826,24 @@ class Guest:
             if key in planned and key not in present:
                 present.add(key)
                 continue
-            cmd = f"route del {route['dest']}"
-            if route["gateway"]:
-                cmd += f" via {route['gateway']}"
-            if route["dev"]:
-                cmd += f" dev {route['dev']}"
-            cmds.append(cmd)
+            ops.append(("route_del", route["dest"], route["gateway"], route["dev"]))
             self.note(f"route del {route['dest']}")
         for route in self.routes:
             key = (route["dest"], route["gateway"])
             if key in present:
                 continue
             present.add(key)
-            cmd = f"route replace {route['dest']}"
-            if route["gateway"]:
-                cmd += f" via {route['gateway']}"
-            if route.get("dev"):
-                cmd += f" dev {route['dev']}"
-            cmds.append(cmd)
+            ops.append(("route_replace", route["dest"], route["gateway"], route.get("dev")))
             self.note(f"route {route['dest']}")
-        if cmds and not ctx.check:
-            rc, _out, err = run(["ip", "-n", self.ns, "-batch", "-"], stdin="\n".join(cmds) + "\n")
-            if rc != 0:
-                raise RuntimeError(f"{self.name}: ip -batch failed: {err.strip()} (commands: {cmds})")
+        if ops and not ctx.check:
+            self.netlink(ops)
 
     def apply_tc(self, ip, recorded):
+        """A root tbf on every interface with a planned bandwidth (none elsewhere), as `tc` would make it."""
         ctx = self.ctx
         links = ip["links"]
         record = {}
-        cmds = []
+        ops = []
         for iface in self.interfaces:
             ifname = iface["ifname"]
             tc = iface.get("tc") or {}
@@ -850,18 +855,15 @@ class Guest:
                 want = {"rate": rate, "burst": burst}
                 record[ifname] = want
                 if qdisc != "tbf" or recorded.get(ifname) != want:
-                    cmds.append(["qdisc", "replace", "dev", ifname, "root", "tbf", "rate", f"{rate}bit",
-                                 "burst", str(burst), "latency", "50ms"])  # fmt: skip
+                    ops.append(("qdisc_replace_tbf", ifname, rate, burst, TBF_LATENCY_US))
                     self.note(f"tc {ifname}")
             elif qdisc == "tbf":
-                cmds.append(["qdisc", "del", "dev", ifname, "root"])
+                ops.append(("qdisc_del_root", ifname))
                 self.note(f"tc del {ifname}")
         if ctx.check:
             return
-        for cmd in cmds:
-            rc, _out, err = run(["tc", "-n", self.ns] + cmd)
-            if rc != 0:
-                raise RuntimeError(f"{self.name}: tc {' '.join(cmd)}: {err.strip()}")
+        if ops:
+            self.netlink(ops)
         tc_file = ctx.rpath(f"{self.name}.tc.json")
         if record != recorded:
             if record:
@@ -1138,7 +1140,8 @@ def run_present(ctx, guests, workers, result, planned):
         result["stopped"].extend(guest.stopped)
     result["diff"] = {"before": before, "after": after}
     if errors:
-        module.fail_json(msg="some process guests failed: " + "; ".join(sorted(errors)), **result)
+        module.fail_json(msg="some process guests failed: " + "; ".join(sorted(errors)), **result,
+                         invocation=compact_invocation(module))
 
 
 def main():
@@ -1160,6 +1163,9 @@ def main():
         },
         supports_check_mode=True,
     )
+    host_errors = hosts_errors(module.params["hosts"])
+    if host_errors:
+        module.fail_json(msg="invalid hosts: " + "; ".join(host_errors[:5]))
     ctx = Context(module)
     for key in ("exp_name", "project", "experiment"):
         if not NS_RE.match(module.params[key]) or "/" in module.params[key]:
@@ -1180,7 +1186,7 @@ def main():
         run_present(ctx, guests, module.params["workers"], result, planned)
     if not module._diff:
         result.pop("diff", None)
-    module.exit_json(**result)
+    module.exit_json(**result, invocation=compact_invocation(module))
 
 
 if __name__ == "__main__":

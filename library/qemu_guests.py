@@ -342,6 +342,7 @@ from ansible.module_utils.basic import AnsibleModule
 # run as a script from a checkout (tests, `qemu_guests.py exec`), module_utils/ is beside library/
 ansible.module_utils.__path__.append(os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "module_utils"))
 from ansible.module_utils.containerize_daemons import (
+    compact_invocation,
     kill_many,
     proc_alive,
     read_json,
@@ -1817,7 +1818,8 @@ def run_present(ctx, guests, workers, result):
             result["started"].append(guest.name)
     result["diff"] = {"before": before, "after": after}
     if errors:
-        module.fail_json(msg="some qemu guests failed: " + "; ".join(sorted(errors)), **result)
+        module.fail_json(msg="some qemu guests failed: " + "; ".join(sorted(errors)), **result,
+                         invocation=compact_invocation(module))
     if ctx.check:
         result["status"] = {g.name: g.status() for g in done}
         return
@@ -1893,7 +1895,7 @@ def main():
         module.warn(warning)
     if not module._diff:
         result.pop("diff", None)
-    module.exit_json(**result)
+    module.exit_json(**result, invocation=compact_invocation(module))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -190,6 +190,7 @@ from ansible.module_utils.basic import AnsibleModule
 # run as a script from a checkout (tests, `qemu_guests.py exec`), module_utils/ is beside library/
 ansible.module_utils.__path__.append(os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "module_utils"))
 from ansible.module_utils.containerize_daemons import (
+    compact_invocation,
     kill_many,
     proc_alive,
     proc_cmdline,
@@ -553,7 +554,7 @@ def main():
         result["changed"] = True
     if not module._diff:
         result.pop("diff", None)
-    module.exit_json(**result)
+    module.exit_json(**result, invocation=compact_invocation(module))
 
 
 if __name__ == "__main__":

@@ -231,6 +231,7 @@ from ansible.module_utils.basic import AnsibleModule
 # run as a script from a checkout (tests, `qemu_guests.py exec`), module_utils/ is beside library/
 ansible.module_utils.__path__.append(os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "module_utils"))
 from ansible.module_utils.containerize_daemons import (
+    compact_invocation,
     kill_many,
     netns_inode,
     netns_path,
@@ -872,7 +873,7 @@ def main():
     result["changed"] = bool(work.changes)
     if module._diff:
         result["diff"] = {"before": work.before, "after": work.after}
-    module.exit_json(**result)
+    module.exit_json(**result, invocation=compact_invocation(module))
 
 
 if __name__ == "__main__":

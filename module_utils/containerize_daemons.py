@@ -102,6 +102,34 @@ def norm_dest(dest):
 # --- processes -------------------------------------------------------------------------------------------
 
 
+def compact_invocation(module, bulky=("guests", "hosts", "switches", "wirefilters", "uplinks")):
+    """The result's `invocation` with the BULKY arguments (lists of hundreds of guests) counted, not echoed.
+
+    Ansible returns every argument in the result; for a 100-guest pnode that is the whole plan
+    copied, scanned for secrets, pickled and re-tagged once more per task, ~0.1 s each.
+    """
+    args = {
+        key: f"({len(value)} items)" if key in bulky and isinstance(value, (list, dict)) else value
+        for key, value in module.params.items()
+    }
+    return {"module_args": args}
+
+
+def hosts_errors(hosts):
+    """What is wrong with HOSTS, the compiler's list of {address, names} (or hosts-file text): a list."""
+    if isinstance(hosts, str):
+        return []
+    if not isinstance(hosts, list):
+        return [f"hosts must be a list of {{address, names}} or text, not {type(hosts).__name__}"]
+    errors = []
+    for index, entry in enumerate(hosts):
+        if not isinstance(entry, dict) or not isinstance(entry.get("address"), str):
+            errors.append(f"hosts[{index}] needs an address (a string)")
+        elif not isinstance(entry.get("names"), list) or not all(isinstance(n, str) for n in entry["names"]):
+            errors.append(f"hosts[{index}] ({entry['address']}) needs names (a list of strings)")
+    return errors
+
+
 def wait_for(predicate, timeout, step=0.01, max_step=0.1):
     """Poll PREDICATE (backing off from STEP to MAX_STEP seconds) until true or TIMEOUT; its last answer."""
     deadline = time.monotonic() + timeout
