@@ -462,6 +462,7 @@ class Guest:
         self.before = {}
         self.after = {}
         self._nl = None
+        self.tc_record = {}
 
     def rtnl(self):
         """This node's netlink socket (made inside its namespace on first use: it stays bound there)."""
@@ -767,7 +768,8 @@ class Guest:
                 "links": {k: v for k, v in ip["links"].items() if k not in gone and not fresh_ns},
                 "routes": [r for r in ip["routes"] if r["dev"] not in gone and not fresh_ns],
             }
-        self.apply_ip(ip)
+        tc_ops = self.plan_tc(ip, o["tc"])
+        self.apply_ip(ip, tc_ops)
 
         # forwarding
         want_fwd = "1" if self.forwarding else "0"
@@ -785,12 +787,16 @@ class Guest:
             if not ctx.check:
                 sysctl_in_netns(self.ns, "net.ipv4.ip_forward", want_fwd)
 
-        self.apply_tc(ip, o["tc"])
+        self.record_tc(o["tc"])
         self.apply_start(o, fresh_ns)
         return self
 
-    def apply_ip(self, ip):
-        """Links up with their MACs, addresses and routes as planned: netlink requests, in `ip`'s order."""
+    def apply_ip(self, ip, tc_ops):
+        """Links up with their MACs, qdiscs (TC_OPS: {ifname: ops}), addresses and routes as planned.
+
+        One sequence of netlink requests. A qdisc is set before its link goes up: on a running link
+        the kernel waits for an RCU grace period to swap it, milliseconds per interface.
+        """
         ctx = self.ctx
         links = ip["links"]
         ops = []
@@ -807,6 +813,7 @@ class Guest:
             if mac and link["mac"] != mac:
                 ops.append(("link_set", ifname, None, mac))
                 self.note(f"mac {ifname}")
+            ops += tc_ops.get(ifname, [])
             want = [f"{iface['address']}/{int(iface['prefix'])}"] if iface.get("address") else []
             for addr in link["addresses"]:
                 if addr not in want:
@@ -838,38 +845,37 @@ class Guest:
         if ops and not ctx.check:
             self.netlink(ops)
 
-    def apply_tc(self, ip, recorded):
-        """A root tbf on every interface with a planned bandwidth (none elsewhere), as `tc` would make it."""
-        ctx = self.ctx
+    def plan_tc(self, ip, recorded):
+        """{ifname: netlink ops}: a root tbf where a bandwidth is planned (as `tc` makes it), none elsewhere."""
         links = ip["links"]
-        record = {}
-        ops = []
+        ops = {}
+        self.tc_record = {}
         for iface in self.interfaces:
             ifname = iface["ifname"]
-            tc = iface.get("tc") or {}
-            bandwidth = tc.get("bandwidth")
+            bandwidth = (iface.get("tc") or {}).get("bandwidth")
             qdisc = (links.get(ifname) or {}).get("qdisc")
             if bandwidth:
                 rate = int(bandwidth)
                 burst = max(1600, rate // 8 // 100)
                 want = {"rate": rate, "burst": burst}
-                record[ifname] = want
+                self.tc_record[ifname] = want
                 if qdisc != "tbf" or recorded.get(ifname) != want:
-                    ops.append(("qdisc_replace_tbf", ifname, rate, burst, TBF_LATENCY_US))
+                    ops[ifname] = [("qdisc_replace_tbf", ifname, rate, burst, TBF_LATENCY_US)]
                     self.note(f"tc {ifname}")
             elif qdisc == "tbf":
-                ops.append(("qdisc_del_root", ifname))
+                ops[ifname] = [("qdisc_del_root", ifname)]
                 self.note(f"tc del {ifname}")
-        if ctx.check:
+        return ops
+
+    def record_tc(self, recorded):
+        """Keep what plan_tc set in run_dir/NODE.tc.json (a tbf's parameters are not read back)."""
+        if self.ctx.check or self.tc_record == recorded:
             return
-        if ops:
-            self.netlink(ops)
-        tc_file = ctx.rpath(f"{self.name}.tc.json")
-        if record != recorded:
-            if record:
-                write_json(tc_file, record)
-            else:
-                remove_path(tc_file)
+        tc_file = self.ctx.rpath(f"{self.name}.tc.json")
+        if self.tc_record:
+            write_json(tc_file, self.tc_record)
+        else:
+            remove_path(tc_file)
 
     def _start_needed(self, o):
         st = o["start"]
