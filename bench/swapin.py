@@ -9,9 +9,10 @@ Usage: python3 bench/swapin.py [--repeat N] [SIZES...]    (default 10 50 100 250
 
 Each size is run N times, Mininet and ours in turn, and the table shows medians (the ratio is
 median swap-in / median Mininet bring-up): this machine is a VM whose neighbours steal CPU, and
-single runs vary by +-30 %. Every phase starts after a pause of SETTLE seconds, because the kernel
-frees deleted network namespaces in the background (taking the rtnl lock that link set-up needs),
-so the previous phase's clean-up would otherwise slow down the next one, ours or Mininet's.
+single runs vary by +-30 %. Every phase starts on a settled machine (settle(): the CPUs at least
+90 % idle for a second), because the kernel frees deleted network namespaces in the background
+(taking the rtnl lock that link set-up needs), so the previous phase's clean-up would otherwise
+slow down the next one, ours or Mininet's.
 
 With --pnodes 1,2,4 [--nodes 100]: one LAN of that many process nodes split over 1, 2 and 4 local
 pnodes (--size), so the LAN crosses every pnode and is carried between them over VXLAN. Prints the
@@ -46,7 +47,22 @@ from tests.e2e import ENV, RECAP, REPO  # noqa: E402
 ANSIBLE_PLAYBOOK = [sys.executable, "-m", "ansible", "playbook"]
 
 
-SETTLE = 5.0
+def _cpu_times() -> tuple[int, int]:
+    """(idle, total) jiffies of all CPUs so far."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return fields[3] + fields[4], sum(fields)
+
+
+def settle(idle_share: float = 0.9, limit: float = 60.0) -> None:
+    """Wait until the CPUs were IDLE_SHARE idle over a whole second (at most LIMIT seconds)."""
+    deadline = time.monotonic() + limit
+    idle, total = _cpu_times()
+    while time.monotonic() < deadline:
+        time.sleep(1.0)
+        now_idle, now_total = _cpu_times()
+        if now_total > total and (now_idle - idle) / (now_total - total) >= idle_share:
+            return
+        idle, total = now_idle, now_total
 
 
 def _run(cmd: list[str]) -> tuple[float, str]:
@@ -73,7 +89,7 @@ def measure(name: str, text: str, workdir: Path) -> dict:
                         "--default-container=process", "--out", str(expdir), "bench", name, str(source)],
                        check=True, capture_output=True, env=ENV, cwd=REPO)
     playbook = [*ANSIBLE_PLAYBOOK, "-i", str(expdir / "inventory")]
-    time.sleep(SETTLE)
+    settle()
     swapin, _ = _run([*playbook, "playbooks/swapin.yml"])
     rerun, out = _run([*playbook, "playbooks/swapin.yml"])
     swapout, _ = _run([*playbook, "playbooks/swapout.yml"])
@@ -92,7 +108,7 @@ def mininet(hosts: int) -> float | None:
     if not Path(python).exists() or subprocess.run([python, "-c", "import mininet"], capture_output=True).returncode:
         return None
     subprocess.run(["mn", "-c"], capture_output=True, check=False)
-    time.sleep(SETTLE)
+    settle()
     proc = subprocess.run([python, str(HERE / "mininet_up.py"), str(hosts)], capture_output=True, text=True,
                           check=False)
     if proc.returncode != 0:
