@@ -176,6 +176,7 @@ from ansible.module_utils.containerize_daemons import (
     read_json,
     read_pid,
     read_text,
+    write_new_or_replace,
 )
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*$")
@@ -550,11 +551,7 @@ def write_if_changed(path, text, mode, check):
     if read_text(path) == text and (os.stat(path).st_mode & 0o777) == mode:
         return False
     if not check:
-        tmp = f"{path}.tmp"
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
+        write_new_or_replace(path, text, mode)
     return True
 
 
