@@ -175,8 +175,8 @@ from ansible.module_utils.basic import AnsibleModule
 ansible.module_utils.__path__.append(os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "module_utils"))
 from ansible.module_utils.containerize_daemons import (
     NETNS_DIR,
+    check_hosts,
     compact_invocation,
-    hosts_errors,
     norm_dest,
     parse_json_stream,
     proc_alive,
@@ -186,6 +186,7 @@ from ansible.module_utils.containerize_daemons import (
     write_json,
 )
 from ansible.module_utils.containerize_daemons import run as run_argv
+from ansible.module_utils.containerize_wirefilter import tbf_tc_args
 
 SUPERVISOR = r"""# containerize start command supervisor (embedded_nodes): $1 pid file (unused here), $2 command
 log=/var/containers/log
@@ -332,8 +333,7 @@ def tc_spec(tc):
             args += ["rate", f"{bandwidth}bit"]
         return {"kind": "netem", "args": args}
     if bandwidth:
-        burst = max(1600, bandwidth // 8 // 100)
-        return {"kind": "tbf", "args": ["tbf", "rate", f"{bandwidth}bit", "burst", str(burst), "latency", "50ms"]}
+        return {"kind": "tbf", "args": tbf_tc_args(bandwidth)}
     return None
 
 
@@ -646,9 +646,7 @@ def main():
         },
         supports_check_mode=True,
     )
-    host_errors = hosts_errors(module.params["hosts"])
-    if host_errors:
-        module.fail_json(msg="invalid hosts: " + "; ".join(host_errors[:5]))
+    check_hosts(module)
     p = module.params
     guests = [g for g in p["guests"] if g.get("kind") == "embedded_pnode"]
     result = {"changed": False, "node": "", "devices": {}, "changes": [], "started": False}

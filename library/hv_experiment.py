@@ -120,7 +120,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 # run as a script from a checkout (tests), module_utils/ is beside library/
 ansible.module_utils.__path__.append(os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "module_utils"))
-from ansible.module_utils.containerize_daemons import compact_invocation, hosts_errors
+from ansible.module_utils.containerize_daemons import check_hosts, compact_invocation
 
 BASE_DIRS = ("config", "log", "run", "nodes")
 
@@ -271,9 +271,7 @@ def main():
         },
         supports_check_mode=True,
     )
-    host_errors = hosts_errors(module.params["hosts"])
-    if host_errors:
-        module.fail_json(msg="invalid hosts: " + "; ".join(host_errors[:5]))
+    check_hosts(module)
     if "/" in module.params["exp_name"] or module.params["exp_name"] in ("", ".", ".."):
         module.fail_json(msg=f"exp_name {module.params['exp_name']!r} must be a plain name (EID.PID)")
     missing = _missing_packages(module.params["packages"]) if module.params["state"] == "present" else []

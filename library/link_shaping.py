@@ -109,7 +109,7 @@ from ansible.module_utils.containerize_daemons import (
     read_pid,
     write_json,
 )
-from ansible.module_utils.containerize_wirefilter import fmt_num, shaping_args, wirefilter_delay
+from ansible.module_utils.containerize_wirefilter import fmt_num, shaping_args, tbf_burst, tbf_tc_args, wirefilter_delay
 
 WF_PROMPT = b"VDEwf$ "
 WF_NUMBER = r"(-?[0-9.]+(?:[eE][-+]?[0-9]+)?)"
@@ -239,14 +239,13 @@ def shape_tc(ctx, guest, result, before, after):
         live_rate = int(tbf.get("options", {}).get("rate", 0)) * 8 if tbf else None
         if bandwidth:
             rate = int(bandwidth)
-            want = {"rate": rate, "burst": max(1600, rate // 8 // 100)}
+            want = {"rate": rate, "burst": tbf_burst(rate)}
             record[ifname] = want
             if tbf is None or not close(live_rate or 0, rate):
                 result["shaped"].append(key)
                 before[key], after[key] = {"tbf": live_rate}, {"tbf": rate}
                 if not ctx["check"]:
-                    rc, _out, err = run(["tc", "-n", ns, "qdisc", "replace", "dev", ifname, "root", "tbf", "rate",
-                                         f"{rate}bit", "burst", str(want["burst"]), "latency", "50ms"])
+                    rc, _out, err = run(["tc", "-n", ns, "qdisc", "replace", "dev", ifname, "root", *tbf_tc_args(rate)])
                     if rc != 0:
                         raise RuntimeError(f"{key}: tc qdisc replace: {err.strip()}")
         elif tbf is not None:

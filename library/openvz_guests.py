@@ -275,8 +275,8 @@ from ansible.module_utils.basic import AnsibleModule
 ansible.module_utils.__path__.append(os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "module_utils"))
 from ansible.module_utils.containerize_daemons import (
     NETNS_DIR,
+    check_hosts,
     compact_invocation,
-    hosts_errors,
     netns_inode,
     proc_alive,
     proc_netns_inode,
@@ -289,6 +289,7 @@ from ansible.module_utils.containerize_daemons import (
     write_json,
 )
 from ansible.module_utils.containerize_daemons import run as run_argv
+from ansible.module_utils.containerize_wirefilter import tbf_tc_args
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*$")
 NS_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -697,8 +698,7 @@ class Container:
             bandwidth = (iface.get("tc") or {}).get("bandwidth")
             if bandwidth:
                 rate = int(bandwidth)
-                lines.append(f'"$TC" qdisc replace dev {dev} root tbf rate {rate}bit burst {max(1600, rate // 800)}'
-                             " latency 50ms")
+                lines.append(f'"$TC" qdisc replace dev {dev} root {" ".join(tbf_tc_args(rate))}')
         for route in self.spec.get("routes") or []:
             dest = route.get("dest") or "default"
             lines.append(f'"$IP" route replace {dest}' + (f" via {route['gateway']}" if route.get("gateway") else ""))
@@ -1282,9 +1282,7 @@ def main():
         },
         supports_check_mode=True,
     )
-    host_errors = hosts_errors(module.params["hosts"])
-    if host_errors:
-        module.fail_json(msg="invalid hosts: " + "; ".join(host_errors[:5]))
+    check_hosts(module)
     for key in ("exp_name", "project", "experiment"):
         if not NS_RE.match(module.params[key]):
             module.fail_json(msg=f"{key} {module.params[key]!r} is not a valid name")

@@ -234,8 +234,8 @@ from ansible.module_utils.basic import AnsibleModule
 ansible.module_utils.__path__.append(os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "module_utils"))
 from ansible.module_utils.containerize_daemons import (
     NETNS_DIR,
+    check_hosts,
     compact_invocation,
-    hosts_errors,
     kill_many,
     kill_pid,
     netns_inode,
@@ -255,12 +255,12 @@ from ansible.module_utils.containerize_daemons import (
     write_json,
 )
 from ansible.module_utils.containerize_netlink import Rtnl, in_netns
+from ansible.module_utils.containerize_wirefilter import TBF_LATENCY_MS, tbf_burst
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*$")
 NS_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 SUN_PATH_MAX = 107
 ETC_NETNS = "/etc/netns"
-TBF_LATENCY_US = 50_000  # tbf queue: 50 ms worth of the rate, as link_shaping's `tc ... latency 50ms`
 SUPERVISOR_NAME = "start-supervisor.sh"
 SUPERVISOR = r"""#!/bin/sh
 # containerize start command supervisor, written by the process_nodes module: do not edit.
@@ -304,34 +304,22 @@ def write_in_place(path, text, mode=0o644):
 # network namespaces
 
 def sysctl_in_netns(ns, key, value=None):
-    """Read (None when it cannot) or write a net sysctl inside namespace NS from this thread, without spawning."""
+    """A net sysctl inside namespace NS, read from this thread without spawning; set to VALUE if given.
+
+    Returns what it was before (None when it cannot be read); a failed write raises.
+    """
     path = "/proc/sys/" + key.replace(".", "/")
     try:
         with in_netns(netns_path(ns)):
-            if value is None:
-                with open(path, encoding="ascii") as handle:
-                    return handle.read().strip()
-            with open(path, "w", encoding="ascii") as handle:
-                handle.write(str(value))
-            return str(value)
-    except OSError as exc:
-        if value is None:
-            return None
-        raise RuntimeError(f"sysctl {key}={value} in {ns}: {exc}") from None
-
-
-def swap_sysctl_in_netns(ns, key, value):
-    """Set a net sysctl inside namespace NS, entering it once; returns what it was (None: unreadable)."""
-    path = "/proc/sys/" + key.replace(".", "/")
-    try:
-        with in_netns(netns_path(ns)):
-            with open(path, "r+", encoding="ascii") as handle:
+            with open(path, "r" if value is None else "r+", encoding="ascii") as handle:
                 old = handle.read().strip()
-                if old != str(value):
+                if value is not None and old != str(value):
                     handle.seek(0)
                     handle.write(str(value))
             return old
     except OSError as exc:
+        if value is None:
+            return None
         raise RuntimeError(f"sysctl {key}={value} in {ns}: {exc}") from None
 
 
@@ -462,7 +450,6 @@ class Guest:
         self.before = {}
         self.after = {}
         self._nl = None
-        self.tc_record = {}
 
     def rtnl(self):
         """This node's netlink socket (made inside its namespace on first use: it stays bound there)."""
@@ -768,14 +755,14 @@ class Guest:
                 "links": {k: v for k, v in ip["links"].items() if k not in gone and not fresh_ns},
                 "routes": [r for r in ip["routes"] if r["dev"] not in gone and not fresh_ns],
             }
-        tc_ops = self.plan_tc(ip, o["tc"])
+        tc_ops, tc_record = self.plan_tc(ip, o["tc"])
         self.apply_ip(ip, tc_ops)
 
         # forwarding
         want_fwd = "1" if self.forwarding else "0"
         if fresh_ns and not ctx.check:
             # a new namespace inherits the pnode's forwarding (net.core.devconf_inherit_init_net=0)
-            if swap_sysctl_in_netns(self.ns, "net.ipv4.ip_forward", want_fwd) != want_fwd:
+            if sysctl_in_netns(self.ns, "net.ipv4.ip_forward", want_fwd) != want_fwd:
                 self.note(f"forwarding {want_fwd}")
             have_fwd = want_fwd
         elif fresh_ns:
@@ -787,7 +774,7 @@ class Guest:
             if not ctx.check:
                 sysctl_in_netns(self.ns, "net.ipv4.ip_forward", want_fwd)
 
-        self.record_tc(o["tc"])
+        self.record_tc(tc_record, o["tc"])
         self.apply_start(o, fresh_ns)
         return self
 
@@ -846,34 +833,33 @@ class Guest:
             self.netlink(ops)
 
     def plan_tc(self, ip, recorded):
-        """{ifname: netlink ops}: a root tbf where a bandwidth is planned (as `tc` makes it), none elsewhere."""
+        """({ifname: netlink ops}, record): a root tbf where a bandwidth is planned, none elsewhere."""
         links = ip["links"]
         ops = {}
-        self.tc_record = {}
+        record = {}
         for iface in self.interfaces:
             ifname = iface["ifname"]
             bandwidth = (iface.get("tc") or {}).get("bandwidth")
             qdisc = (links.get(ifname) or {}).get("qdisc")
             if bandwidth:
                 rate = int(bandwidth)
-                burst = max(1600, rate // 8 // 100)
-                want = {"rate": rate, "burst": burst}
-                self.tc_record[ifname] = want
+                want = {"rate": rate, "burst": tbf_burst(rate)}
+                record[ifname] = want
                 if qdisc != "tbf" or recorded.get(ifname) != want:
-                    ops[ifname] = [("qdisc_replace_tbf", ifname, rate, burst, TBF_LATENCY_US)]
+                    ops[ifname] = [("qdisc_replace_tbf", ifname, rate, want["burst"], TBF_LATENCY_MS * 1000)]
                     self.note(f"tc {ifname}")
             elif qdisc == "tbf":
                 ops[ifname] = [("qdisc_del_root", ifname)]
                 self.note(f"tc del {ifname}")
-        return ops
+        return ops, record
 
-    def record_tc(self, recorded):
-        """Keep what plan_tc set in run_dir/NODE.tc.json (a tbf's parameters are not read back)."""
-        if self.ctx.check or self.tc_record == recorded:
+    def record_tc(self, record, recorded):
+        """Keep RECORD (from plan_tc) in run_dir/NODE.tc.json (a tbf's parameters are not read back)."""
+        if self.ctx.check or record == recorded:
             return
         tc_file = self.ctx.rpath(f"{self.name}.tc.json")
-        if self.tc_record:
-            write_json(tc_file, self.tc_record)
+        if record:
+            write_json(tc_file, record)
         else:
             remove_path(tc_file)
 
@@ -1169,9 +1155,7 @@ def main():
         },
         supports_check_mode=True,
     )
-    host_errors = hosts_errors(module.params["hosts"])
-    if host_errors:
-        module.fail_json(msg="invalid hosts: " + "; ".join(host_errors[:5]))
+    check_hosts(module)
     ctx = Context(module)
     for key in ("exp_name", "project", "experiment"):
         if not NS_RE.match(module.params[key]) or "/" in module.params[key]:

@@ -353,6 +353,7 @@ from ansible.module_utils.containerize_daemons import (
     write_json,
 )
 from ansible.module_utils.containerize_daemons import run as run_argv
+from ansible.module_utils.containerize_wirefilter import tbf_tc_args
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*$")
 NS_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -1221,7 +1222,7 @@ def tc_args(tc):
         return " ".join(args)
     if bandwidth:
         rate = int(bandwidth)
-        return f"tbf rate {rate}bit burst {max(1600, rate // 8 // 100)} latency 50ms"
+        return " ".join(tbf_tc_args(rate))
     return ""
 
 

@@ -133,6 +133,13 @@ def compact_invocation(module, bulky=("guests", "hosts", "switches", "wirefilter
     return {"module_args": args}
 
 
+def check_hosts(module):
+    """Fail MODULE, naming the first few, when its `hosts` argument has malformed entries."""
+    errors = hosts_errors(module.params["hosts"])
+    if errors:
+        module.fail_json(msg="invalid hosts: " + "; ".join(errors[:5]))
+
+
 def hosts_errors(hosts):
     """What is wrong with HOSTS, the compiler's list of {address, names} (or hosts-file text): a list."""
     if isinstance(hosts, str):

@@ -1,10 +1,25 @@
-"""wirefilter's command line for a planned shaping: shared by vde_network (which starts wirefilters) and
-link_shaping (which changes running ones and must record the same arguments).
+"""The arguments of a planned shaping, shared by every module that sets or changes one.
+
+wirefilter's command line: vde_network starts wirefilters, link_shaping changes running ones and must
+record the same arguments. The end-node tbf: process_nodes (over netlink), link_shaping and
+embedded_nodes (tc), openvz and qemu (tc inside the guest) must all make and record the same qdisc.
 
 Imported as ``ansible.module_utils.containerize_wirefilter`` (see containerize_daemons). Standard library only.
 """
 
 from __future__ import annotations
+
+TBF_LATENCY_MS = 50
+
+
+def tbf_burst(rate):
+    """The tbf bucket in bytes for RATE bit/s: 10 ms worth of it, at least one 1600-byte frame."""
+    return max(1600, int(rate) // 8 // 100)
+
+
+def tbf_tc_args(rate):
+    """`tc qdisc replace dev IF root` arguments of the end-node tbf for RATE bit/s."""
+    return ["tbf", "rate", f"{int(rate)}bit", "burst", str(tbf_burst(rate)), "latency", f"{TBF_LATENCY_MS}ms"]
 
 
 def fmt_num(value):
