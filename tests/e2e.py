@@ -67,21 +67,41 @@ def ping_rtts(expdir: Path, node: str, target: str, count: int = 20) -> list[flo
     return [float(rtt) for rtt in re.findall(r"time=([\d.]+) ms", proc.stdout)]
 
 
+# The issue's bound on a link's delay: the fastest round trip within 15 % of the plan (README, "How
+# faithful the links are"; bench/fidelity.py keeps the tighter 10 %).
+# Every path adds its own latency on top of the link's: ~0.5 ms for the taps, switches and plugs of
+# a round trip here, ~0.2 ms for each wirefilter a packet waits in (its timer), more across pnodes.
+DELAY_TOLERANCE = 0.15
+
+
 def delay_error(rtts: list[float], want: float, allowance_ms: float = 1.0) -> str | None:
     """Why the round trips RTTS (ms) do not show the planned round trip WANT (ms), or None if they do.
 
-    The delay a link adds is what the fastest packet sees: the smallest round trip must be within 10 %
-    (or ALLOWANCE_MS, for VDE and the namespaces; more where a path crosses pnodes) of the plan and never
-    clearly below it. The median may be later,
-    by scheduling on a shared machine, but not by more than a quarter (plus 2 ms): that would be a wrong
-    delay, not noise. bench/fidelity.py measures the same on a quiet machine with the error printed.
+    The delay a link adds is what the fastest packet sees: the smallest round trip must be within
+    DELAY_TOLERANCE (or ALLOWANCE_MS, for short links) of the plan and never clearly below it. The
+    median may be later, by scheduling on a shared machine, but not by more than a quarter (plus 2 ms):
+    that would be a wrong delay, not noise. bench/fidelity.py measures the same on a quiet machine
+    against its tighter 10 % target, with the error printed.
     """
     fastest, median = min(rtts), statistics.median(rtts)
-    if not 0.9 * want - 0.5 <= fastest <= max(1.1 * want, want + allowance_ms):
-        return f"fastest of {len(rtts)} round trips {fastest:.2f} ms, want {want:.2f} ms +-10% (or {allowance_ms:g} ms)"
+    if not 0.9 * want - 0.5 <= fastest <= max((1 + DELAY_TOLERANCE) * want, want + allowance_ms):
+        return (f"fastest of {len(rtts)} round trips {fastest:.2f} ms, "
+                f"want {want:.2f} ms +-{DELAY_TOLERANCE:.0%} (or {allowance_ms:g} ms)")
     if median > 1.25 * want + 2.0:
         return f"median of {len(rtts)} round trips {median:.2f} ms, want at most {1.25 * want + 2.0:.2f} ms"
     return None
+
+
+def assert_delay(expdir: Path, node: str, target: str, want: float, allowance_ms: float = 1.0) -> None:
+    """NODE pings TARGET with the planned round trip WANT (ms); on a miss, measure longer and judge all.
+
+    A busy moment of a shared machine delays a few dozen pings; a wrong delay shows in any number.
+    """
+    rtts = ping_rtts(expdir, node, target)
+    if delay_error(rtts, want, allowance_ms):
+        rtts += ping_rtts(expdir, node, target, count=60)
+    error = delay_error(rtts, want, allowance_ms)
+    assert not error, f"{node} -> {target}: {error}"
 
 
 def host_state() -> dict[str, set[str]]:

@@ -21,13 +21,12 @@ import pytest
 from tests.e2e import (
     ENV,
     REPO,
+    assert_delay,
     assert_nothing_left,
     changed,
     compile_topology,
-    delay_error,
     host_state,
     node_exec,
-    ping_rtts,
     playbook,
     playbook_changes,
     traces,
@@ -90,8 +89,7 @@ def all_reach_each_other(exp: Experiment) -> None:
         targets = [target for target in NODES if target != source]
         proc = node_exec(exp.expdir, source, "sh", "-c", PING_EACH, "sh", *targets)
         assert proc.returncode == 0 and not proc.stdout.strip(), f"{source} cannot reach: {proc.stdout}{proc.stderr}"
-    error = delay_error(ping_rtts(exp.expdir, "c", "d"), 20.0)
-    assert not error, f"c -> d: {error}"
+    assert_delay(exp.expdir, "c", "d", 20.0)
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ import pytest
 import yaml
 
 from containerize.expdir import ExperimentDir, library_module
-from tests.e2e import ENV, RECAP, REPO, compile_topology, delay_error, ping_rtts
+from tests.e2e import ENV, RECAP, REPO, assert_delay, compile_topology
 
 EXAMPLES = REPO / "examples"
 QEMU_IMAGE_DIR = Path("/var/cache/containerize/test-image")
@@ -407,8 +407,7 @@ def test_image_of_the_swapped_in_sample(sample, tmp_path):
 
 
 def delay_is(expdir: Path, node: str, target: str, want: float) -> None:
-    error = delay_error(ping_rtts(expdir, node, target), want)
-    assert not error, f"{node} -> {target}: {error}"
+    assert_delay(expdir, node, target, want)
 
 
 @pytest.mark.slow
