@@ -15,8 +15,8 @@ description:
   - Per guest it ensures the namespace C(namespace) (C(ip netns add)), C(/etc/netns/NS/hosts) (and
     C(/etc/netns/NS/hostname) when the host has C(/etc/hostname)), the node directory
     C(root/nodes/exp_name/NAME/) with C(pid), C(eid) and C(log/), the loopback up, one
-    C(vde_plug2tap) per interface (pid file C(run_dir/NODE.IFNAME.plug.pid), state
-    C(run_dir/NODE.IFNAME.plug.json)) whose tap has the planned MAC, address and prefix and is up,
+    C(vde_plug2tap) per interface (pid file C(run_dir/NODE.IFNAME.plug.pid)) whose tap has the
+    planned MAC, address and prefix and is up,
     exactly the planned routes (missing ones added, other non-kernel routes removed),
     C(net.ipv4.ip_forward) as planned, and end-node C(tbf) shaping on interfaces with C(tc) set.
   - No process is spawned per guest except its plugs and start command. A worker thread enters the
@@ -24,9 +24,10 @@ description:
     bound to it; the links, addresses, routes and C(tbf) qdiscs are read and set over that socket
     with the requests C(ip) and C(tc) send (module_utils containerize_netlink), and the namespaces are
     made with one C(ip -batch). Guests are handled by a small thread pool (O(workers)).
-  - A plug is restarted when it died, when its switch was restarted since it was started (the switch
-    pid is recorded), when it runs in another namespace (the namespace was deleted and made again)
-    or when its planned arguments changed. A new tap gets its MAC, address, state and routes again.
+  - A plug is restarted when it died, when its switch was started after it (the kernel's start
+    times of the two processes), when it runs in another namespace (the namespace was deleted and
+    made again) or when its arguments (its C(/proc/PID/cmdline)) are not the planned ones. A new tap
+    gets its MAC, address, state and routes again.
   - The start command (C(startcmd)), unless empty or the guest is a ghost, runs once per swap-in
     under a small supervisor shell script (C(run_dir/start-supervisor.sh), written by this module),
     started detached as C(ip netns exec NS unshare --uts -- sh SUPERVISOR PIDFILE NODEDIR HOSTNAME
@@ -242,7 +243,9 @@ from ansible.module_utils.containerize_daemons import (
     netns_path,
     norm_dest,
     proc_alive,
+    proc_cmdline,
     proc_netns_inode,
+    proc_start_ticks,
     read_json,
     read_pid,
     read_text,
@@ -369,6 +372,7 @@ class Context:
         self.supervisor = os.path.join(self.run_dir, SUPERVISOR_NAME)
         self.write_hostname = os.path.exists("/etc/hostname")
         self.switch_pids = {}
+        self.switch_starts = {}
         try:
             self.run_entries = sorted(os.listdir(self.run_dir))
         except OSError:
@@ -382,7 +386,13 @@ class Context:
             pidfile = self.rpath(f"{switch}.pid")
             pid = read_pid(pidfile)
             self.switch_pids[switch] = pid if pid and proc_alive(pid, pidfile) else None
+            self.switch_starts[switch] = proc_start_ticks(pid) if self.switch_pids[switch] else None
         return self.switch_pids[switch]
+
+    def switch_started(self, switch):
+        """When the running switch started (clock ticks since boot), None when it does not run."""
+        self.switch_pid(switch)
+        return self.switch_starts[switch]
 
 
 def validate(ctx, guests):
@@ -534,12 +544,12 @@ class Guest:
             pidfile = self.plug_pidfile(iface)
             pid = read_pid(pidfile)
             alive = bool(pid and proc_alive(pid, pidfile))
-            record = read_json(pidfile[: -len(".pid")] + ".json") or {}
+            # what the kernel says of the running plug, not a record of it: nothing to write per plug
             o["plugs"][iface["ifname"]] = {
                 "pid": pid if alive else None,
                 "in_ns": alive and bool(o["ns_inode"]) and proc_netns_inode(pid) == o["ns_inode"],
-                "argv": record.get("argv"),
-                "switch_pid": record.get("switch_pid"),
+                "argv": proc_cmdline(pid) if alive else None,
+                "started": proc_start_ticks(pid) if alive else None,
             }
         pidfile = self.start_pidfile()
         pid = read_pid(pidfile)
@@ -698,6 +708,7 @@ class Guest:
             plug = o["plugs"][ifname]
             argv = self.plug_argv(iface)
             switch_pid = ctx.switch_pid(iface["switch"])
+            switch_started = ctx.switch_started(iface["switch"])
             if switch_pid is None and not ctx.check:
                 raise RuntimeError(
                     f"switch {iface['switch']} of {self.name} {ifname} is not running (run vde_network first)"
@@ -706,7 +717,9 @@ class Guest:
                 plug["pid"]
                 and plug["in_ns"]
                 and plug["argv"] == argv
-                and plug["switch_pid"] == switch_pid
+                # a plug older than its switch is attached to the switch that was there before
+                and None not in (plug["started"], switch_started)
+                and plug["started"] >= switch_started
                 and ifname in links
             )
             if healthy:
@@ -735,10 +748,6 @@ class Guest:
             )
             if not ok:
                 raise RuntimeError(f"vde_plug2tap for {self.name} {ifname} did not start (rc={rc}): {out}")
-            write_json(
-                pidfile[: -len(".pid")] + ".json",
-                {"argv": argv, "switch_pid": switch_pid, "pid": read_pid(pidfile)},
-            )
 
         # links, addresses, routes: one ip batch
         gone = set(replugged) | set(unplugged)

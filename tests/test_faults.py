@@ -112,8 +112,8 @@ def _ip(namespace: str, *args: str) -> None:
 
 # breakage -> (how to break it, {task: what its module must report, and nothing else})
 VDE = "vde : Run the planned VDE switches and wirefilters"
-PROCESS = "process : Realize every process guest of this pnode"
-HV = "hv : Create the experiment's directories, files, hosts block and forwarding"
+PROCESS = "process : Realize, or remove, every process guest of this pnode"
+HV = "hv : Set the pnode up for the experiment, or remove it from the pnode"
 BREAKAGES = {
     # the LAN's switch: it and the wirefilters plugged into it come back; the nodes' plugs are untouched
     "lan switch": (lambda e: _kill(e.pid("s0.pid")), {VDE: {"started": {"s0"}, "restarted": {"w0-0", "w1-0", "w2-0"}}}),
