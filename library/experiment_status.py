@@ -66,7 +66,10 @@ options:
     type: str
     default: ""
   guests:
-    description: Every guest of this pnode (C(containerize_guests)); keys not used here are ignored.
+    description:
+      - Every guest of this pnode (C(containerize_guests)); keys not used here are ignored.
+      - Left out of a task, the module's action plugin passes the host's C(containerize_guests) as the
+        inventory holds it (no template pass, and the task does not carry the list back).
     type: list
     elements: dict
     default: []

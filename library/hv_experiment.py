@@ -42,6 +42,8 @@ options:
       - The experiment's hosts, the compiler's list of C({address, names}). They are written to
         C(config/EXP_NAME/hosts) and, when O(hosts_block) is true, between markers naming the
         experiment in O(etc_hosts).
+      - Left out of a task, the module's action plugin passes the host's C(containerize_hosts) as the
+        inventory holds it (no template pass).
     type: list
     elements: dict
     default: []

@@ -82,12 +82,16 @@ options:
     description:
       - The experiment's hosts for C(/etc/hosts) inside every node, as the compiler's list of
         C({address, names}) (localhost lines are added), or as the file's whole text.
+      - Left out of a task, the module's action plugin passes the host's C(containerize_hosts) as the
+        inventory holds it (no template pass).
     type: raw
     default: []
   guests:
     description:
       - The guests of this pnode (C(containerize_guests)); entries whose C(kind) is not in O(kinds) are
         ignored, but their names count as planned.
+      - Left out of a task, the module's action plugin passes the host's C(containerize_guests) as the
+        inventory holds it (no template pass, and the task does not carry the list back).
       - Keys other than the ones below are ignored.
     type: list
     elements: dict
@@ -371,8 +375,7 @@ class Context:
         self.exp_dir = os.path.join(self.root, "nodes", self.exp_name)
         self.supervisor = os.path.join(self.run_dir, SUPERVISOR_NAME)
         self.write_hostname = os.path.exists("/etc/hostname")
-        self.switch_pids = {}
-        self.switch_starts = {}
+        self.switches = {}
         try:
             self.run_entries = sorted(os.listdir(self.run_dir))
         except OSError:
@@ -381,18 +384,17 @@ class Context:
     def rpath(self, name):
         return os.path.join(self.run_dir, name)
 
-    def switch_pid(self, switch):
-        if switch not in self.switch_pids:
+    def switch(self, switch):
+        """(pid, start time in clock ticks) of the running SWITCH, (None, None) when it does not run.
+
+        Worker threads share this cache: each entry is one tuple, stored at once.
+        """
+        if switch not in self.switches:
             pidfile = self.rpath(f"{switch}.pid")
             pid = read_pid(pidfile)
-            self.switch_pids[switch] = pid if pid and proc_alive(pid, pidfile) else None
-            self.switch_starts[switch] = proc_start_ticks(pid) if self.switch_pids[switch] else None
-        return self.switch_pids[switch]
-
-    def switch_started(self, switch):
-        """When the running switch started (clock ticks since boot), None when it does not run."""
-        self.switch_pid(switch)
-        return self.switch_starts[switch]
+            alive = bool(pid and proc_alive(pid, pidfile))
+            self.switches[switch] = (pid, proc_start_ticks(pid)) if alive else (None, None)
+        return self.switches[switch]
 
 
 def validate(ctx, guests):
@@ -707,8 +709,7 @@ class Guest:
             ifname = iface["ifname"]
             plug = o["plugs"][ifname]
             argv = self.plug_argv(iface)
-            switch_pid = ctx.switch_pid(iface["switch"])
-            switch_started = ctx.switch_started(iface["switch"])
+            switch_pid, switch_started = ctx.switch(iface["switch"])
             if switch_pid is None and not ctx.check:
                 raise RuntimeError(
                     f"switch {iface['switch']} of {self.name} {ifname} is not running (run vde_network first)"
