@@ -35,18 +35,18 @@ PLAYBOOK = """---
   hosts: hv
   gather_facts: false
   roles:
-    - role: hv
-    - role: vde
-    - role: qemu
+    - role: containerize.deploy.hv
+    - role: containerize.deploy.vde
+    - role: containerize.deploy.qemu
 """
 SWAPOUT = """---
 - name: Swap out (qemu, vde, hv)
   hosts: hv
   gather_facts: false
   roles:
-    - {role: qemu, vars: {qemu_state: absent}}
-    - {role: vde, vars: {vde_state: absent}}
-    - {role: hv, vars: {hv_state: absent}}
+    - {role: containerize.deploy.qemu, vars: {qemu_state: absent}}
+    - {role: containerize.deploy.vde, vars: {vde_state: absent}}
+    - {role: containerize.deploy.hv, vars: {hv_state: absent}}
 """
 
 

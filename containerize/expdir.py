@@ -16,11 +16,15 @@ from pathlib import Path
 
 import yaml
 
+from ansible_collections.containerize.deploy.plugins.plugin_utils.modules import COLLECTION, MODULES
+from ansible_collections.containerize.deploy.plugins.plugin_utils.modules import collection_module as library_module  # noqa: F401
+
 from .errors import ContainerizeError
-from .modules import LIBRARY, REPO, library_module  # noqa: F401  (re-exported for the commands)
 from .writers.yamlout import LOADER
 
-PLAYBOOKS = REPO / "playbooks"
+REPO = COLLECTION.parents[2]  # the checkout (or site-packages) that holds ansible_collections/
+PLAYBOOKS = COLLECTION / "playbooks"
+LIBRARY = MODULES
 _LOADER = LOADER  # the safe loader that reads the compiler's !unsafe strings as plain data
 
 
@@ -154,7 +158,6 @@ class ExperimentDir:
 def ansible_env() -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("ANSIBLE_CONFIG", str(REPO / "ansible.cfg"))
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH", "")]))
     return env
 
 

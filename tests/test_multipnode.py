@@ -35,6 +35,7 @@ from containerize.planners.switches import pnet_addresses, uplink_names, uplink_
 from containerize.readers.ns2 import read_ns2
 from tests.e2e import (
     ENV,
+    MODULES,
     REPO,
     assert_nothing_left,
     changed,
@@ -370,7 +371,7 @@ def test_testbed_mode_between_two_namespaces(tmp_path):
     """The testbed target's code path (no pnode namespace: the uplinks live in the pnode's own stack),
     run in two namespaces standing for two testbed pnodes joined by a veth. Pnode 1 names its
     experiment interface (the module adds the address), pnode 2 already has the address."""
-    module = REPO / "library" / "vde_uplinks.py"
+    module = MODULES / "vde_uplinks.py"
     tag = "abcdef01"
     pnodes, nodes = [f"cz-test-tb{i}" for i in (1, 2)], [f"cz-test-node{i}" for i in (1, 2)]
 

@@ -1,4 +1,4 @@
-"""module_utils/containerize_netlink against iproute2: each request must leave a scratch network namespace as the
+"""module_utils/netlink against iproute2: each request must leave a scratch network namespace as the
 `ip`/`tc` command it stands for leaves another one, read back with `ip -json` and `tc -json`.
 
 Needs root (network namespaces) and iproute2; fast (a few namespaces per test).
@@ -17,13 +17,12 @@ import threading
 
 import pytest
 
-from containerize.modules import MODULE_UTILS, load_module_file
+from ansible_collections.containerize.deploy.plugins.module_utils import netlink as nl
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not shutil.which("ip") or not shutil.which("tc"), reason="needs root and iproute2"
 )
 
-nl = load_module_file(MODULE_UTILS / "containerize_netlink.py", "containerize_netlink")
 
 LATENCY_US = 50000
 

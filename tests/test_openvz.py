@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.e2e import ENV, REPO, changed, compile_topology, host_state, node_exec, playbook
+from tests.e2e import ENV, MODULES, REPO, changed, compile_topology, host_state, node_exec, playbook
 
 pytestmark = pytest.mark.slow
 ROUTED_NODES = ["r1", "r2", "a-1", "a-2", "a-3", "b-1", "b-2", "b-3", "c-1", "c-2"]
@@ -201,7 +201,7 @@ def run_module(name: str, args: dict, env: dict, check_mode: bool = False) -> di
     payload = {"ANSIBLE_MODULE_ARGS": {**args, "_ansible_check_mode": check_mode}}
     argfile = Path(env["FAKE_STATE"]) / "args.json"
     argfile.write_text(json.dumps(payload))
-    proc = subprocess.run([sys.executable, str(REPO / "library" / f"{name}.py"), str(argfile)],
+    proc = subprocess.run([sys.executable, str(MODULES / f"{name}.py"), str(argfile)],
                           capture_output=True, text=True, env=env, check=False)
     result = json.loads(proc.stdout)
     assert not result.get("failed"), result
@@ -263,7 +263,7 @@ def test_openvz_guests_query_and_bad_input(tmp_path):
         {"name": "v1", "kind": "openvz", "namespace": "v1.x.p", "openvz_template": "nothere",
          "openvz_diskspace": "lots"}]}}
     (tmp_path / "args.json").write_text(json.dumps(payload))
-    proc = subprocess.run([sys.executable, str(REPO / "library" / "openvz_guests.py"), str(tmp_path / "args.json")],
+    proc = subprocess.run([sys.executable, str(MODULES / "openvz_guests.py"), str(tmp_path / "args.json")],
                           capture_output=True, text=True, env={**env, **ENV}, check=False)
     result = json.loads(proc.stdout)
     assert result["failed"] and "disk space 'lots' is not a size like 2G or 500M" in result["msg"]
@@ -274,7 +274,7 @@ def test_embedded_pnode_refuses_this_machines_network(tmp_path):
     payload = {"ANSIBLE_MODULE_ARGS": {"run_dir": str(tmp_path), "exp_name": "x.p", "project": "p",
                                        "experiment": "x", "guests": [{"name": "e", "kind": "embedded_pnode"}]}}
     (tmp_path / "args.json").write_text(json.dumps(payload))
-    proc = subprocess.run([sys.executable, str(REPO / "library" / "embedded_nodes.py"), str(tmp_path / "args.json")],
+    proc = subprocess.run([sys.executable, str(MODULES / "embedded_nodes.py"), str(tmp_path / "args.json")],
                           capture_output=True, text=True, env=env, check=False)
     result = json.loads(proc.stdout)
     assert result["failed"] and "refusing to reconfigure the network of the machine" in result["msg"]

@@ -489,7 +489,7 @@ def test_killed_nodes_show_dead_then_booted_after_a_rerun(sample):
 @pytest.mark.slow
 def test_readiness_names_late_nodes(sample, tmp_path):
     book = tmp_path / "ready.yml"
-    book.write_text("---\n- {name: Ready, hosts: hv, gather_facts: false, roles: [readiness]}\n")
+    book.write_text("---\n- {name: Ready, hosts: hv, gather_facts: false, roles: [containerize.deploy.readiness]}\n")
     _kill_namespace(sample.exp.guest("d")["namespace"])
     started = time.monotonic()
     _changed, output = run_playbook(sample.expdir, book, "-e", "readiness_timeout=2", check=False)

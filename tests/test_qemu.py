@@ -21,14 +21,14 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from tests.e2e import ENV, RECAP, REPO, compile_topology
+from tests.e2e import ENV, MODULES, RECAP, REPO, compile_topology
 
 pytestmark = pytest.mark.slow
 IMAGE_DIR = Path("/var/cache/containerize/test-image")
 
 
 def _load_module():
-    spec = importlib.util.spec_from_file_location("qemu_guests", REPO / "library" / "qemu_guests.py")
+    spec = importlib.util.spec_from_file_location("qemu_guests", MODULES / "qemu_guests.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -337,16 +337,21 @@ TOPOLOGY = textwrap.dedent("""\
     $ns rtproto Static
     $ns run
 """)
-SWAPIN = "---\n- {name: Swap in, hosts: hv, gather_facts: false, roles: [hv, vde, process, qemu]}\n"
+SWAPIN = """---
+- name: Swap in
+  hosts: hv
+  gather_facts: false
+  roles: [containerize.deploy.hv, containerize.deploy.vde, containerize.deploy.process, containerize.deploy.qemu]
+"""
 SWAPOUT = """---
 - name: Swap out
   hosts: hv
   gather_facts: false
   roles:
-    - {role: qemu, vars: {qemu_state: absent}}
-    - {role: process, vars: {process_state: absent}}
-    - {role: vde, vars: {vde_state: absent}}
-    - {role: hv, vars: {hv_state: absent}}
+    - {role: containerize.deploy.qemu, vars: {qemu_state: absent}}
+    - {role: containerize.deploy.process, vars: {process_state: absent}}
+    - {role: containerize.deploy.vde, vars: {vde_state: absent}}
+    - {role: containerize.deploy.hv, vars: {hv_state: absent}}
 """
 
 
@@ -387,7 +392,7 @@ def qemu_lan(tmp_path_factory):
 
 
 def _in_guest(node: Path, *command: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, str(REPO / "library" / "qemu_guests.py"), "exec", str(node), "--", *command]
+    cmd = [sys.executable, str(MODULES / "qemu_guests.py"), "exec", str(node), "--", *command]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
 
 

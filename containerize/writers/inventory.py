@@ -63,7 +63,7 @@ def write_inventory(exp: Experiment, out: Path) -> None:
     inv = out / "inventory"
     assignment = exp.partitioning.assignment
     target = options.site.get("target", "local")
-    dump({"plugin": "containerize", "experiment_dir": ".."}, inv / "containerize.yml", HEADER)
+    dump({"plugin": "containerize.deploy.containerize", "experiment_dir": ".."}, inv / "containerize.yml", HEADER)
     dump({
         "project": options.project, "group": options.group, "experiment": options.experiment,
         "target": target,

@@ -1,0 +1,157 @@
+"""Inventory plugin: hosts and groups of a containerize experiment directory."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: containerize
+short_description: Hosts and groups of a compiled containerize experiment
+description:
+  - Reads C(embedding.yaml) of an experiment directory written by C(containerize) and yields the
+    pnodes (group C(hv)) and every virtual node, grouped by kind (C(qemu), C(openvz), C(process),
+    C(embedded_pnode)) and by pnode (group C(pnode_NNNN) holds the pnode and its nodes).
+  - Per-pnode and experiment-wide variables come from C(host_vars/) and C(group_vars/) beside the
+    inventory source file, which Ansible loads by itself.
+  - With the C(local) target every pnode is this machine (local connection); the compiler gives each
+    pnode its own C(containerize_root) and C(containerize_prefix) when several share it. With the
+    C(testbed) target a pnode is reached over SSH at a name built from O(pnode_host_pattern).
+  - The source file must be named C(containerize.yml) or C(containerize.yaml) (or end in them).
+extends_documentation_fragment:
+  - constructed
+options:
+  plugin:
+    description: Marks this file as a source for this plugin.
+    required: true
+    choices: [containerize.deploy.containerize, containerize]
+    type: str
+  experiment_dir:
+    description: The experiment directory, relative to the inventory source file.
+    type: str
+    default: ..
+  target:
+    description:
+      - Where pnodes are. C(local) runs every pnode on this machine; C(testbed) reaches pnodes over SSH.
+      - Defaults to the target recorded by the compiler.
+    type: str
+    choices: [local, testbed]
+  pnode_host_pattern:
+    description:
+      - Python format string for a pnode's address with the C(testbed) target. Fields are C(index),
+        C(pnode), C(eid), C(pid).
+    type: str
+    default: "pnode-{index:04d}.{eid}.{pid}"
+"""
+
+EXAMPLES = r"""
+# experiments/proj/exp/inventory/containerize.yml (written by the compiler)
+plugin: containerize.deploy.containerize
+experiment_dir: ..
+
+# ansible-inventory -i experiments/proj/exp/inventory --graph
+# add keyed groups as with any constructed inventory:
+# keyed_groups:
+#   - key: containerize_kind
+#     prefix: kind
+"""
+
+import os
+import sys
+
+import yaml
+from ansible.errors import AnsibleParserError
+from ansible.plugins.inventory import BaseInventoryPlugin, Constructable
+
+KINDS = ("embedded_pnode", "qemu", "openvz", "process")
+
+
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """Safe loader that reads the compiler's ``!unsafe`` strings (text that looks like Jinja) as data."""
+
+
+def _construct_unsafe(loader, node):
+    if isinstance(node, yaml.MappingNode):
+        return loader.construct_mapping(node, deep=True)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node, deep=True)
+    return loader.construct_scalar(node)
+
+
+_Loader.add_constructor("!unsafe", _construct_unsafe)
+
+
+class InventoryModule(BaseInventoryPlugin, Constructable):
+    NAME = "containerize.deploy.containerize"
+    # Nothing this plugin sets is a template: names and paths from the experiment are data (the
+    # default since ansible-core 2.19, stated so that it stays true).
+    trusted_by_default = False
+
+    def verify_file(self, path):
+        return super().verify_file(path) and os.path.basename(path).endswith(("containerize.yml", "containerize.yaml"))
+
+    def parse(self, inventory, loader, path, cache=True):
+        super().parse(inventory, loader, path, cache)
+        self._read_config_data(path)
+        expdir = os.path.normpath(os.path.join(os.path.dirname(path), self.get_option("experiment_dir")))
+        embedding = self._load_embedding(expdir)
+        target = self.get_option("target") or embedding.get("target") or "local"
+        pattern = self.get_option("pnode_host_pattern")
+        pid, eid = embedding.get("project"), embedding.get("experiment")
+        pnodes = embedding.get("pnodes")
+        nodes = embedding.get("nodes")
+        if not isinstance(pnodes, dict) or not isinstance(nodes, dict) or not pid or not eid:
+            raise AnsibleParserError(f"{expdir}/embedding.yaml: needs project, experiment, pnodes and nodes; "
+                                     "recompile the experiment with containerize")
+
+        self.inventory.add_group("hv")
+        for kind in KINDS:
+            self.inventory.add_group(kind)
+        for index, pnode in enumerate(pnodes):
+            self.inventory.add_host(pnode, group="hv")
+            host_vars = {"containerize_experiment_dir": expdir, "containerize_target": target}
+            if target == "local":
+                # the controller's own interpreter: it has what the modules need
+                host_vars.update(ansible_connection="local", ansible_python_interpreter=sys.executable)
+            else:
+                try:
+                    address = pattern.format(index=index, pnode=pnode, eid=eid, pid=pid)
+                except (KeyError, IndexError, ValueError) as exc:
+                    raise AnsibleParserError(f"pnode_host_pattern {pattern!r} is not valid: {exc}") from exc
+                host_vars.update(ansible_host=address)
+            for key, value in host_vars.items():
+                self.inventory.set_variable(pnode, key, value)
+            group = pnode.replace("-", "_")
+            self.inventory.add_group(group)
+            self.inventory.add_host(pnode, group=group)
+
+        for name, node in nodes.items():
+            if not isinstance(node, dict) or node.get("kind") not in KINDS or node.get("pnode") not in pnodes:
+                raise AnsibleParserError(f"{expdir}/embedding.yaml: node {name!r} needs a kind in {KINDS} and a "
+                                         "pnode listed under pnodes")
+            self.inventory.add_host(name, group=node["kind"])
+            self.inventory.add_host(name, group=node["pnode"].replace("-", "_"))
+            facts = {"containerize_kind": node["kind"], "containerize_pnode": node["pnode"],
+                     "containerize_ghost": bool(node.get("ghost")), "containerize_partition": node.get("partition"),
+                     # a virtual node is managed through its pnode; running tasks on it runs them there
+                     "ansible_connection": "local" if target == "local" else "ssh"}
+            if target != "local":
+                facts["ansible_host"] = pattern.format(index=list(pnodes).index(node["pnode"]),
+                                                       pnode=node["pnode"], eid=eid, pid=pid)
+            for key, value in facts.items():
+                self.inventory.set_variable(name, key, value)
+            strict = self.get_option("strict")
+            self._set_composite_vars(self.get_option("compose"), facts, name, strict=strict)
+            self._add_host_to_composed_groups(self.get_option("groups"), facts, name, strict=strict)
+            self._add_host_to_keyed_groups(self.get_option("keyed_groups"), facts, name, strict=strict)
+
+    def _load_embedding(self, expdir):
+        path = os.path.join(expdir, "embedding.yaml")
+        try:
+            with open(path, encoding="utf-8") as handle:
+                data = yaml.load(handle, Loader=_Loader)  # noqa: S506 - a safe loader
+        except OSError as exc:
+            raise AnsibleParserError(f"cannot read {path}: {exc.strerror}; is {expdir} an experiment "
+                                     "directory written by containerize?") from exc
+        except yaml.YAMLError as exc:
+            raise AnsibleParserError(f"{path} is not valid YAML: {exc}") from exc
+        if not isinstance(data, dict):
+            raise AnsibleParserError(f"{path}: expected a mapping written by containerize")
+        return data

@@ -1,0 +1,56 @@
+"""The arguments of a planned shaping, shared by every module that sets or changes one.
+
+wirefilter's command line: vde_network starts wirefilters, link_shaping changes running ones and must
+record the same arguments. The end-node tbf: process_nodes (over netlink), link_shaping and
+embedded_nodes (tc), openvz and qemu (tc inside the guest) must all make and record the same qdisc.
+
+Standard library only (see daemons.py).
+"""
+
+from __future__ import annotations
+
+TBF_LATENCY_MS = 50
+
+
+def tbf_burst(rate):
+    """The tbf bucket in bytes for RATE bit/s: 10 ms worth of it, at least one 1600-byte frame."""
+    return max(1600, int(rate) // 8 // 100)
+
+
+def tbf_tc_args(rate):
+    """`tc qdisc replace dev IF root` arguments of the end-node tbf for RATE bit/s."""
+    return ["tbf", "rate", f"{int(rate)}bit", "burst", str(tbf_burst(rate)), "latency", f"{TBF_LATENCY_MS}ms"]
+
+
+def fmt_num(value):
+    text = f"{float(value):.6f}".rstrip("0").rstrip(".")
+    return text or "0"
+
+
+def wirefilter_delay(direction, delay_ms):
+    """Whole milliseconds of delay for one direction (LR or RL) of a hop planned with DELAY_MS.
+
+    wirefilter delays a packet by int(delay) ms (2.5 delays 2), and the compiler gives each of the
+    two hops between two nodes half of their delay: truncating both halves would lose 1 ms each way
+    on every odd delay (a 1 ms link would have none). So twice the hop's delay is rounded to whole
+    ms and split, LR (from the node) taking the larger half and RL (to the node) the smaller; node to
+    node, one hop's LR then the other's RL, is the planned delay to within half a millisecond.
+    """
+    total = int(2.0 * float(delay_ms or 0) + 0.5)
+    return (total + 1) // 2 if direction == "LR" else total // 2
+
+
+def shaping_args(direction, spec):
+    """wirefilter arguments for one direction (LR or RL) of a {bandwidth, delay_ms, loss} dict."""
+    spec = spec or {}
+    args = []
+    delay = wirefilter_delay(direction, spec.get("delay_ms"))
+    if delay > 0:
+        args += ["-d", f"{direction}{delay}"]
+    bandwidth = spec.get("bandwidth")
+    if bandwidth:
+        args += ["-b", f"{direction}{max(1, int(bandwidth) // 8)}"]
+    loss = spec.get("loss") or 0
+    if float(loss) > 0:
+        args += ["-l", f"{direction}{fmt_num(float(loss) * 100.0)}"]
+    return args
