@@ -20,11 +20,13 @@ from ansible_collections.containerize.deploy.plugins.plugin_utils.modules import
 from ansible_collections.containerize.deploy.plugins.plugin_utils.modules import collection_module as library_module  # noqa: F401
 
 from .errors import ContainerizeError
+from .writers.inventory import pnode_paths
 from .writers.yamlout import LOADER
 
 REPO = COLLECTION.parents[2]  # the checkout (or site-packages) that holds ansible_collections/
 PLAYBOOKS = COLLECTION / "playbooks"
 LIBRARY = MODULES
+PATH_KEYS = set(pnode_paths("", "", ""))
 _LOADER = LOADER  # the safe loader that reads the compiler's !unsafe strings as plain data
 
 
@@ -118,11 +120,17 @@ class ExperimentDir:
     def root(self, pnode: str) -> str:
         return str(self.pnode_vars(pnode).get("containerize_root") or "/var/containers")
 
+    def paths(self, pnode: str) -> dict[str, str]:
+        """The compiler's paths of the experiment on PNODE (computed alike for a directory written before them)."""
+        pvars = self.pnode_vars(pnode)
+        return {**pnode_paths(self.root(pnode), self.exp_name, self.exp_tag),
+                **{k: str(v) for k, v in pvars.items() if k in PATH_KEYS}}
+
     def run_dir(self, pnode: str) -> str:
-        return str(self.pnode_vars(pnode).get("containerize_run_dir") or f"{self.root(pnode)}/run/{self.exp_tag}")
+        return self.paths(pnode)["containerize_run_dir"]
 
     def node_dir(self, node: str) -> str:
-        return f"{self.root(self.pnode_of(node))}/nodes/{self.exp_name}/{node}"
+        return f"{self.paths(self.pnode_of(node))['containerize_nodes_dir']}/{node}"
 
     def pnode_of(self, node: str) -> str:
         entry = self.nodes.get(node)

@@ -58,6 +58,22 @@ def guest_vars(exp: Experiment, pnode: str, name: str) -> dict:
     return guest
 
 
+def pnode_paths(root: str, exp_name: str, exp_tag: str) -> dict[str, str]:
+    """Where the experiment lives on a pnode, decided here once (docs/experiment-directory.md).
+
+    The run directory is named by the short tag: the VDE sockets below it must stay under the
+    107-byte limit of a socket path.
+    """
+    config_dir = f"{root}/config/{exp_name}"
+    return {
+        "containerize_run_dir": f"{root}/run/{exp_tag}",
+        "containerize_config_dir": config_dir,
+        "containerize_scripts_dir": f"{config_dir}/scripts",
+        "containerize_log_dir": f"{root}/log/{exp_name}",
+        "containerize_nodes_dir": f"{root}/nodes/{exp_name}",
+    }
+
+
 def write_inventory(exp: Experiment, out: Path) -> None:
     options = exp.options
     inv = out / "inventory"
@@ -96,6 +112,7 @@ def write_inventory(exp: Experiment, out: Path) -> None:
             "containerize_pnode_index": index,
             "containerize_root": root,
             "containerize_prefix": prefix,
+            **pnode_paths(root, exp.name, exp.tag),
             "containerize_kinds": sorted({exp.topology.nodes[n].kind for n in names}),
             "containerize_switches": net.switches,
             "containerize_wirefilters": net.wirefilters,
