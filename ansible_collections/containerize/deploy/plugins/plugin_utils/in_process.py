@@ -31,10 +31,18 @@ PROFILE = "legacy"  # the serialization profile of modules without metadata, as 
 # holds it. A 100-guest list passed as a task argument is templated, then pickled back to the
 # controller with the task: ~0.08 s per task. Taken here, it goes straight to the module; and plan
 # data (node names, start commands) is never rendered as a template on the way.
+# A role passes its own variable instead when it is set (e.g. `guests: "{{ process_guests | default(omit) }}"`).
+GUESTS_AND_HOSTS = {"guests": "containerize_guests", "hosts": "containerize_hosts"}
 PLAN_ARGUMENTS = {
     "hv_experiment": {"hosts": "containerize_hosts"},
-    "process_nodes": {"guests": "containerize_guests", "hosts": "containerize_hosts"},
+    "process_nodes": GUESTS_AND_HOSTS,
+    "qemu_guests": GUESTS_AND_HOSTS,
+    "openvz_guests": GUESTS_AND_HOSTS,
+    "embedded_nodes": GUESTS_AND_HOSTS,
     "experiment_status": {"guests": "containerize_guests"},
+    "vde_network": {"switches": "containerize_switches", "wirefilters": "containerize_wirefilters"},
+    "vde_uplinks": {"uplinks": "containerize_uplinks"},
+    "link_shaping": {"guests": "containerize_guests", "wirefilters": "containerize_wirefilters"},
 }
 
 

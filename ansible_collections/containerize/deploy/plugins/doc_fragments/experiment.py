@@ -1,0 +1,82 @@
+# Copyright: the containerize authors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Options every module of containerize.deploy shares, documented once (module_utils/spec.py holds their spec)."""
+
+
+class ModuleDocFragment:
+    # The experiment on this pnode: every module that acts on an experiment takes these.
+    DOCUMENTATION = r"""
+options:
+  run_dir:
+    description:
+      - Runtime directory of the experiment on this pnode (C(containerize_run_dir), C(ROOT/run/EXP_TAG)):
+        sockets, pid files and the records of what was done.
+      - Socket paths below it must stay under 107 bytes, which is why it is named by the short tag.
+    type: path
+    required: true
+  exp_name:
+    description: Experiment name C(EID.PID) (C(containerize_exp_name)).
+    type: str
+    required: true
+  project:
+    description: Project id (C(containerize_project)), written to each node's C(/var/containers/pid).
+    type: str
+    required: true
+  experiment:
+    description: Experiment id (C(containerize_experiment)), written to each node's C(/var/containers/eid).
+    type: str
+    required: true
+  state:
+    description:
+      - C(present) makes the pnode match the plan.
+      - C(absent) removes everything this module made for the experiment.
+    type: str
+    choices: [present, absent]
+    default: present
+"""
+
+    # Modules that realize guests from the compiler's plan.
+    GUESTS = r"""
+options:
+  root:
+    description: Pnode root (C(containerize_root)); nodes live in its C(nodes/EXP_NAME/NODE/).
+    type: path
+    default: /var/containers
+  scripts_dir:
+    description:
+      - Where the roles put the scripts that run on this pnode and in its guests (C(containerize_scripts_dir)),
+        among them C(start-command.sh), the start command supervisor of every kind of node.
+    type: path
+  hosts:
+    description:
+      - The experiment's hosts for C(/etc/hosts) inside every node, as the compiler's list of
+        C({address, names}) (C(containerize_hosts); localhost lines are added), or as the file's whole text.
+      - Left out of a task, the module's action plugin passes the host's C(containerize_hosts) as the
+        inventory holds it (no template pass, and the task does not carry the list back).
+    type: raw
+    default: []
+  guests:
+    description:
+      - The guests of this pnode (C(containerize_guests)); entries of another C(kind) are ignored, but
+        their names count as planned. docs/experiment-directory.md lists their keys.
+      - Left out of a task, the module's action plugin passes the host's C(containerize_guests) as the
+        inventory holds it (no template pass, and the task does not carry the list back).
+    type: list
+    elements: dict
+    default: []
+  workers:
+    description: Guests handled in parallel.
+    type: int
+    default: 4
+"""
+
+    # Every module: what check mode and diff mode do.
+    ATTRIBUTES = r"""
+attributes:
+  check_mode:
+    support: full
+    description: Nothing is started, stopped or written; the result says what would change.
+  diff_mode:
+    support: full
+    description: The result's diff shows the pnode before and after, as the plan sees it.
+"""

@@ -1,0 +1,133 @@
+#!/usr/bin/python
+# Copyright: the containerize authors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Ansible module: put a role's scripts in place on a pnode, all of them in one call."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: role_files
+short_description: Put a role's scripts in place on a pnode in one call
+description:
+  - Makes the directory O(dest) hold exactly the given files (content and mode); files of O(dest)
+    that are not given are removed, so a script dropped from a role does not linger on pnodes.
+  - Its action plugin reads the files of O(src) (a directory below the role's C(files/)) on the
+    controller, so a role ships its scripts as files and puts them in place with one task.
+  - Why not M(ansible.builtin.copy) of a directory: that is a module call per file (two, with its
+    C(stat)); on a local pnode one copy task cost 0.8 s against 0.07 s for this module.
+version_added: "1.0.0"
+author:
+  - containerize authors
+options:
+  dest:
+    description: Directory on the pnode (created with its parents when missing).
+    type: path
+    required: true
+  src:
+    description:
+      - Directory of the role's files (searched like M(ansible.builtin.copy)'s O(ansible.builtin.copy#module:src)),
+        read by the action plugin into O(files). Use one of O(src) and O(files).
+    type: path
+  files:
+    description: The files, C({NAME: {content, mode}}); NAME is a plain file name.
+    type: dict
+    default: {}
+  state:
+    description: C(present) writes the files, C(absent) removes O(dest) with everything in it.
+    type: str
+    choices: [present, absent]
+    default: present
+extends_documentation_fragment:
+  - containerize.deploy.experiment.attributes
+"""
+
+EXAMPLES = r"""
+- name: Put the qemu role's guest scripts in place
+  containerize.deploy.role_files:
+    src: guest
+    dest: "{{ containerize_scripts_dir }}/qemu"
+"""
+
+RETURN = r"""
+written:
+  description: Names of the files written (new or changed).
+  returned: always
+  type: list
+  elements: str
+removed:
+  description: Names of the files removed (not given), or O(dest) itself with O(state=absent).
+  returned: always
+  type: list
+  elements: str
+"""
+
+import os
+import shutil
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.containerize.deploy.plugins.module_utils.daemons import read_text, write_new_or_replace
+
+
+def plan(dest, files, state):
+    """(write, remove, before, after): what makes DEST match FILES; nothing is touched."""
+    present = sorted(os.listdir(dest)) if os.path.isdir(dest) else []
+    if state == "absent":
+        return [], present, {"dest": dest if os.path.isdir(dest) else None}, {"dest": None}
+    write, before, after = [], {}, {}
+    for name, spec in sorted(files.items()):
+        path = os.path.join(dest, name)
+        mode = int(str(spec.get("mode") or "0644"), 8)
+        have = read_text(path)
+        have_mode = os.stat(path).st_mode & 0o777 if have is not None else None
+        before[name] = {"content": have, "mode": f"{have_mode:04o}" if have_mode is not None else None}
+        after[name] = {"content": spec.get("content", ""), "mode": f"{mode:04o}"}
+        if have != after[name]["content"] or have_mode != mode:
+            write.append((name, after[name]["content"], mode))
+    remove = [name for name in present if name not in files]
+    return write, remove, before, after
+
+
+def apply(dest, write, remove, state):
+    if state == "absent":
+        shutil.rmtree(dest, ignore_errors=True)
+        return
+    os.makedirs(dest, mode=0o755, exist_ok=True)
+    for name, content, mode in write:
+        path = os.path.join(dest, name)
+        write_new_or_replace(path, content, mode)
+        os.chmod(path, mode)
+    for name in remove:
+        path = os.path.join(dest, name)
+        shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) else os.unlink(path)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "dest": {"type": "path", "required": True},
+            "src": {"type": "path"},
+            "files": {"type": "dict", "default": {}},
+            "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+        },
+        supports_check_mode=True,
+    )
+    dest, files, state = os.path.abspath(module.params["dest"]), module.params["files"], module.params["state"]
+    bad = [name for name in files if not name or "/" in name or name in (".", "..")]
+    if bad:
+        module.fail_json(msg=f"role_files: file names must be plain names, not {bad[0]!r}")
+    write, remove, before, after = plan(dest, files, state)
+    if state == "absent":
+        remove = [dest] if before["dest"] else []
+    changed = bool(write or remove or (state == "present" and not os.path.isdir(dest)))
+    if changed and not module.check_mode:
+        apply(dest, write, remove, state)
+    result = {"changed": changed, "written": [w[0] for w in write], "removed": remove}
+    if module._diff:
+        result["diff"] = {"before": before, "after": after}
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
