@@ -14,8 +14,8 @@ description:
     that are not given are removed, so a script dropped from a role does not linger on pnodes.
   - Its action plugin reads the files of O(src) (a directory below the role's C(files/)) on the
     controller, so a role ships its scripts as files and puts them in place with one task.
-  - Why not M(ansible.builtin.copy) of a directory: that is a module call per file (two, with its
-    C(stat)); on a local pnode one copy task cost 0.8 s against 0.07 s for this module.
+  - Why not M(ansible.builtin.copy) of a directory - it makes a module call per file (two, with its
+    C(stat)), and on a local pnode one copy task cost 0.8 s against 0.07 s for this module.
 version_added: "1.0.0"
 author:
   - containerize authors
@@ -30,7 +30,7 @@ options:
         read by the action plugin into O(files). Use one of O(src) and O(files).
     type: path
   files:
-    description: The files, C({NAME: {content, mode}}); NAME is a plain file name.
+    description: The files, a dict of C(NAME) to C({content, mode}), where C(NAME) is a plain file name.
     type: dict
     default: {}
   state:
