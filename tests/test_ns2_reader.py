@@ -714,3 +714,64 @@ def test_ten_thousand_nodes_are_fast(ns):
     assert len(topo.nodes) == 10200 and len(topo.substrates) == 399
     assert len(topo.nodes["router-1"].interfaces) == 4
     assert elapsed < 3, elapsed
+
+
+# --- Emulab and DETER files --------------------------------------------------------------------------
+
+def test_emulab_commands_without_meaning_for_containers_warn(ns):
+    topo = ns("""\
+        set a [$ns node]
+        set b [$ns node]
+        set lan0 [$ns make-cloud "$a $b" 100Mb 10ms]
+        tb-add-node-service-hook $a apache /bin/true
+        tb-add-node-service $a apache
+        tb-set-node-rpms $a /proj/x.rpm
+        tb-set-node-tarfiles $b /usr /proj/x.tgz
+        tb-set-node-cmdline $b console=ttyS0
+        tb-set-node-failure-action $b nonfatal
+        tb-set-tarfiles /usr /proj/x.tgz
+        tb-set-node-loadlist $a "a b"
+    """)
+    assert [s.kind for s in topo.substrates.values()] == ["lan"] and topo.substrates["lan0"].delay == 0.01
+    skipped = [w.split(": skipped ")[1].split()[0] for w in topo.warnings]
+    assert skipped == ["tb-add-node-service-hook", "tb-add-node-service", "tb-set-node-rpms",
+                       "tb-set-node-tarfiles", "tb-set-node-cmdline", "tb-set-node-failure-action",
+                       "tb-set-tarfiles", "tb-set-node-loadlist"]
+    assert topo.warnings[0].endswith("topo.ns:6: skipped tb-add-node-service-hook (no effect on containers)")
+
+
+def test_unknown_tb_commands_still_fail(ns):
+    exc = error(ns, "tb-set-node-colour $a red\n", head=HEAD + "set a [$ns node]\n")
+    assert exc.message == 'invalid command name "tb-set-node-colour"'
+
+
+@pytest.mark.parametrize("key, meant", [
+    ("container:node_type", "containers:node_type"),
+    ("containers::partition", "containers:partition"),
+    ("containers:Node_Type", "containers:node_type"),
+    ("containers:partiton", "containers:partition"),
+    ("containers:openvz-template", "containers:openvz_template"),
+    ("node_type", "containers:node_type"),
+])
+def test_near_miss_attributes_warn_with_the_intended_name(ns, key, meant):
+    topo = ns(f"""\
+        set a [$ns node]
+        tb-add-node-attribute $a {key} 1
+        tb-add-node-attribute $a {key} 2
+    """)
+    assert topo.nodes["a"].attributes == {key: "2"}
+    assert len(topo.warnings) == 1
+    assert topo.warnings[0].endswith(f"topo.ns:4: tb-add-node-attribute node a: attribute {key!r} is not one "
+                                     f"containerize knows and is ignored; did you mean {meant!r}?")
+
+
+def test_known_and_foreign_attributes_do_not_warn(ns):
+    topo = ns("""\
+        set a [$ns node]
+        tb-add-node-attribute $a containers:node_type process
+        tb-add-node-attribute $a containers:PartitionPass 0
+        tb-add-node-attribute $a containers:maverick_url http://x/img
+        tb-add-node-attribute $a my_own_key v
+        tb-add-node-attribute $a containers:something_else v
+    """)
+    assert not topo.warnings

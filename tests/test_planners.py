@@ -235,6 +235,21 @@ def test_embedded_pnode_is_alone():
     assert sorted(map(len, pnodes_of(parts))) == [1, 1, 3]
 
 
+def test_embedded_pnode_in_a_shared_user_partition_gets_its_own_pnode():
+    """DETER gave every physical node its own pnode, whatever containers:partition said: so do we, and warn."""
+    kinds = ["process", "embedded_pnode", "process", "embedded_pnode", "embedded_pnode"]
+    topo = chain(5, kind=lambda i: kinds[i], user=lambda i: (0, 0, 0, 1, 1)[i])
+    parts = partitioned(topo)
+    assert pnodes_of(parts) == [["x0", "x2"], ["x1"], ["x3"], ["x4"]]
+    _placed_once(topo, parts)
+    assert len(topo.warnings) == 2
+    assert "containers:partition 0 holds x0, x2, x1, but embedded_pnode node x1 is a physical node" \
+        in topo.warnings[0]
+    assert "embedded_pnode nodes x3, x4 are physical nodes: each gets a pnode of its own" in topo.warnings[1]
+    alone = chain(2, kind=lambda i: "embedded_pnode", user=lambda i: 4 if i == 0 else None)
+    assert pnodes_of(partitioned(alone)) == [["x0"], ["x1"]] and not alone.warnings
+
+
 # --- addresses -----------------------------------------------------------------------------------
 
 def addressed(topo: Topology, project="proj", experiment="exp") -> Topology:

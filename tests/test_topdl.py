@@ -358,3 +358,43 @@ def test_picture_large_is_fast(tmp_path):
     write_picture(topo, tmp_path / "big2.png")
     assert (tmp_path / "big.png").read_bytes() == (tmp_path / "big2.png").read_bytes()
     assert elapsed < 2.0
+
+
+# --- DETER's TopDL names and attributes ------------------------------------------------------------
+
+UNDERSCORE = """<experiment>
+  <substrates><name>lan_0</name></substrates>
+  <elements><computer><name>web_server</name>
+    <interface><substrate>lan_0</substrate></interface>
+    <attribute><attribute>container:node_type</attribute><value>qemu</value></attribute>
+  </computer></elements>
+  <elements><computer><name>client_1</name><interface><substrate>lan_0</substrate></interface>
+    <attribute><attribute>containers::partition</attribute><value>1</value></attribute>
+  </computer></elements>
+</experiment>
+"""
+
+
+def test_underscore_names_become_dashes_with_a_warning(tmp_path):
+    topo = read_topdl(_write(tmp_path, UNDERSCORE))
+    assert list(topo.nodes) == ["web-server", "client-1"] and list(topo.substrates) == ["lan-0"]
+    assert [i.substrate for i in topo.interfaces()] == ["lan-0", "lan-0"]
+    renamed = [w for w in topo.warnings if "'_' becomes '-'" in w]
+    assert len(renamed) == 1 and renamed[0].startswith(f"{tmp_path}/t.xml:2: 'lan_0' is named 'lan-0' and 2 other")
+
+
+def test_near_miss_attributes_warn(tmp_path):
+    topo = read_topdl(_write(tmp_path, UNDERSCORE))
+    misses = [w for w in topo.warnings if "did you mean" in w]
+    assert misses == [
+        f"{tmp_path}/t.xml:5: computer 'web-server': attribute 'container:node_type' is not one containerize knows "
+        "and is ignored; did you mean 'containers:node_type'?",
+        f"{tmp_path}/t.xml:8: computer 'client-1': attribute 'containers::partition' is not one containerize knows "
+        "and is ignored; did you mean 'containers:partition'?",
+    ]
+
+
+def test_underscore_and_dash_names_clash(tmp_path):
+    text = UNDERSCORE.replace("<name>client_1</name>", "<name>web-server</name>")
+    with pytest.raises(ContainerizeError, match="duplicate computer 'web-server'"):
+        read_topdl(_write(tmp_path, text))

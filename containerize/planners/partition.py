@@ -110,8 +110,18 @@ def partition(topo: Topology, options: Options) -> Partitioning:
             else:
                 unplaced.append(node.name)
         for part in sorted(by_part):
+            names = by_part[part]
+            alone = [n for n in names if topo.nodes[n].kind == "embedded_pnode"] if len(names) > 1 else []
+            rest = [n for n in names if n not in alone] if alone else names
+            if alone:
+                _warn_alone(topo, part, alone, rest)
+                if not rest:  # only physical nodes: the first keeps the partition
+                    rest = alone[:1]
+                    alone = alone[1:]
             chosen[len(groups)] = part
-            groups.append((_pass_of(topo.nodes[by_part[part][0]], errors, topo.source), by_part[part]))
+            groups.append((_pass_of(topo.nodes[rest[0]], errors, topo.source), rest))
+            for name in alone:  # DETER gave every physical node a pnode of its own
+                groups.append((_pass_of(topo.nodes[name], errors, topo.source), [name]))
         if unplaced:
             passes = {}
             for name in unplaced:
@@ -159,6 +169,16 @@ def _pack_pass(topo: Topology, options: Options, pass_no: int, names: list[str])
         position = {name: i for i, name in enumerate(members)}
         for start in range(0, len(order), packing):
             yield pass_no, sorted(order[start:start + packing], key=position.__getitem__)
+
+
+def _warn_alone(topo: Topology, part: int, alone: list[str], rest: list[str]) -> None:
+    first = topo.nodes[alone[0]]
+    where = f"{topo.source}:{first.line}" if first.line else topo.source
+    plural = len(alone) > 1
+    topo.warnings.append(
+        f"{where}: containers:partition {part} holds {_some(rest + alone)}, but embedded_pnode node"
+        f"{'s' * plural} {_some(alone)} {'are physical nodes' if plural else 'is a physical node'}: each gets a "
+        "pnode of its own, as DETER did")
 
 
 def _some(names: list[str]) -> str:

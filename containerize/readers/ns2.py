@@ -55,6 +55,7 @@ from pathlib import Path
 from ..errors import ContainerizeError, shown
 from ..model import RTPROTOS, Interface, Node, Route, Shaping, Substrate, Topology
 from ..units import parse_bandwidth, parse_delay, parse_loss
+from .attributes import near_miss, warn_near_miss
 
 try:
     import tkinter
@@ -109,6 +110,18 @@ SKIPPED_TB = (
     "tb-set-node-memory-size", "tb-set-node-usesharednode", "tb-set-security-level",
     "tb-set-lan-simplex-params", "tb-set-node-lan-setting", "tb-set-lan-setting",
     "tb-set-lan-accesspoint", "tb-set-node-plab-role", "tb-set-node-plab-plcnet",
+    # the rest of Emulab's tb_compat.tcl that a container experiment cannot honour: services and their hooks,
+    # software to load, boot command lines, experiment tarballs, assignment and delay-node hints, elab-in-elab
+    "tb-add-node-service", "tb-add-node-service-hook", "tb-set-node-loadlist", "tb-set-tarfiles",
+    "tb-set-link-simplex-backfill", "tb-set-node-lan-backfill", "tb-set-node-lan-est-bandwidth",
+    "tb-set-nonfs", "tb-set-use-ipassign", "tb-set-ipassign-args", "tb-set-uselinkdelays",
+    "tb-set-forcelinkdelays", "tb-set-prefer-vlans", "tb-set-dpdb", "tb-set-node-id", "tb-set-node-routable-ip",
+    "tb-set-link-nobwshaping", "tb-set-lan-nobwshaping", "tb-set-link-layer", "tb-set-lan-layer",
+    "tb-set-link-multiplexed", "tb-set-lan-multiplexed", "tb-set-node-sharingmode", "tb-set-node-dataset",
+    "tb-set-simnode-os", "tb-set-node-simnode", "tb-set-node-inner-elab-role", "tb-set-inner-elab-eins",
+    "tb-elab-in-elab", "tb-elab-in-elab-topology", "tb-set-elabinelab-cvstag", "tb-set-elabinelab-attribute",
+    "tb-unset-elabinelab-attribute", "tb-set-elabinelab-role-attribute", "tb-unset-elabinelab-role-attribute",
+    "tb-set-node-firewall", "tb-set-firewall-style", "tb-set-node-role",
 )
 
 
@@ -213,6 +226,7 @@ class _Reader:
         self.subs: list[_Sub] = []
         self.lanlinks: dict[tuple, _LanLink] = {}
         self.warned: set[str] = set()
+        self.misspelled: set[str] = set()  # attribute names warned about (near misses of known ones)
         self.procs: dict[str, int] = {}  # proc name -> line where its body starts
         self.error: ContainerizeError | None = None
         self.bug: BaseException | None = None
@@ -489,6 +503,7 @@ class _Reader:
                 "duplex-link": (self.sim_duplex_link, "node1 node2 bandwidth delay ?queue? ?args?"),
                 "simplex-link": (self.sim_simplex_link, "args"),
                 "make-lan": (self.sim_make_lan, "nodes bandwidth delay ?args?"),
+                "make-cloud": (self.sim_make_lan, "nodes bandwidth delay ?args?"),  # Emulab: a shaped LAN
                 "link": (self.sim_link, "node1 node2"),
                 "lanlink": (self.sim_lanlink, "lan node"),
                 "rtproto": (self.sim_rtproto, "protocol ?args?"),
@@ -689,7 +704,12 @@ class _Reader:
         self._node(node, "tb-set-node-startcmd").startcmd = command
 
     def tb_add_node_attribute(self, node, key, value):
-        self._node(node, "tb-add-node-attribute").attributes[key] = value
+        rec = self._node(node, "tb-add-node-attribute")
+        rec.attributes[key] = value
+        if key not in self.misspelled and near_miss(key):
+            line = self.where()
+            warn_near_miss(self.topo.warnings, self.misspelled, key, f"{self.source}:{line}" if line else self.source,
+                           f"tb-add-node-attribute {self._describe(rec)}")
 
     def tb_set_link_loss(self, first, *rest):
         cmd = "tb-set-link-loss"

@@ -25,6 +25,7 @@ from lxml import etree
 from ..errors import Collector, ContainerizeError, one_line, shown
 from ..model import KINDS, Interface, Node, Shaping, Substrate, Topology
 from ..units import MAX_BANDWIDTH, parse_disk_size, parse_loss
+from .attributes import warn_near_miss
 
 # Attributes with a meaning in the model; shared with the writer so both agree.
 ATTR_LOSS = "loss"
@@ -113,6 +114,8 @@ class _Reader:
         # per interface: DETER-style (bandwidth, delay, loss) and a simplex entry, settled in resolve()
         self.pending: list[tuple[Interface, tuple, Shaping | None]] = []
         self.explicit_kind: dict[str, tuple[str, int | None]] = {}
+        self.renamed: dict[str, tuple[str, int | None]] = {}  # name in the file -> (name here, line)
+        self.misspelled: set[str] = set()  # attribute names warned about
 
     # -- helpers ---------------------------------------------------------------------------------
     def fail(self, message: str, el=None) -> None:
@@ -201,12 +204,27 @@ class _Reader:
             result.append((key, _text(_first(attr, "value")), attr))
         return result
 
+    def unknown(self, key: str, what: str, el) -> None:
+        """An attribute with no meaning here: warn when it is a near miss of one that has."""
+        if key.startswith("containers") or "_" in key or ":" in key:
+            warn_near_miss(self.topo.warnings, self.misspelled, key, f"{self.source}:{el.sourceline}", what)
+
     def name_of(self, el, what: str) -> str | None:
         name = _text(self.only(el, "name", what))
         if not name:
             self.fail(f"{what} without a <name>", el)
             return None
-        return name
+        return self.plain(name, el)
+
+    def plain(self, name: str, el=None) -> str:
+        """A TopDL name as the experiment names it: DETER's TopDL names may hold '_', which becomes '-' as it
+        does in ns2 files (host, namespace and switch names hold letters, digits and '-')."""
+        if "_" not in name:
+            return name
+        plain = name.replace("_", "-")
+        if el is not None and name not in self.renamed:
+            self.renamed[name] = (plain, el.sourceline)
+        return plain
 
     # -- document --------------------------------------------------------------------------------
     def load(self):
@@ -275,6 +293,12 @@ class _Reader:
                                               "ignored; only <computer> elements become nodes")
         self.resolve()
         self.errors.raise_if_any()
+        if self.renamed:
+            (first, (plain, line)), more = next(iter(self.renamed.items())), len(self.renamed) - 1
+            others = f" and {more} other name{'s' * (more != 1)} with '_'" if more else ""
+            self.topo.warnings.append(f"{self.source}:{line}: {first!r} is named {plain!r}{others} ('_' becomes '-', "
+                                      "as in ns2 files: host, namespace and switch names hold letters, digits and "
+                                      "'-')")
         return self.topo
 
     # -- substrates ------------------------------------------------------------------------------
@@ -310,6 +334,7 @@ class _Reader:
                 except ValueError:
                     self.fail(f"{what}: {ATTR_NETWORK} {shown(value)} is not an IPv4 network (10.0.1.0/24)", attr)
             else:
+                self.unknown(key, what, attr)
                 sub.attributes[key] = value
         self.topo.substrates[name] = sub
 
@@ -349,6 +374,8 @@ class _Reader:
                 node.os = value or None
             elif key == ATTR_PNODE:
                 node.pnode = value
+            else:
+                self.unknown(key, what, attr)
         if node.os is None:
             # fedd writes the osid inside <os> as an attribute (or names the OS)
             for os_el in _kids(el, "os"):
@@ -366,7 +393,7 @@ class _Reader:
     def interface(self, el, node: Node, index: int) -> Interface | None:
         el = _Grouped(el)
         what = f"computer {node.name!r}"
-        subs = [_text(s) for s in _kids(el, "substrate")]
+        subs = [self.plain(_text(s)) for s in _kids(el, "substrate")]
         if not subs or not subs[0]:
             self.fail(f"{what}: interface without a <substrate>", el)
             return None
@@ -413,6 +440,7 @@ class _Reader:
                 has_simplex = True
                 simplex[pos] = self.shaping_value(pos, value, f"{what}: {key}", attr)
             else:
+                self.unknown(key, what, attr)
                 iface.attributes[key] = value
         iface.bandwidth, iface.delay, iface.loss = override
         direction = Shaping(simplex[0], simplex[1] or 0.0, simplex[2] or 0.0) if has_simplex else None
