@@ -1,6 +1,7 @@
 """The command line: the only layer that prints or exits.
 
   containerize [options] PROJECT[/GROUP] EXPERIMENT TOPOLOGY   compile an experiment directory
+  containerize swapin|swapout EXPDIR [ansible-playbook options] realize the experiment, or remove it
   containerize exec EXPDIR NODE -- CMD [ARGS...]               run a command inside a node
 """
 
@@ -40,6 +41,8 @@ SUBCOMMANDS = {
     "image": ".image:run_image",
     "shape": ".shape:run_shape",
     "annotate": ".annotate:run_annotate",
+    "swapin": ".commands.playbooks:run_swapin",
+    "swapout": ".commands.playbooks:run_swapout",
 }
 
 
@@ -121,8 +124,8 @@ def compile_parser() -> argparse.ArgumentParser:
         prog="containerize",
         description="Compile an ns2 (.tcl/.ns) or TopDL topology into an experiment directory whose "
                     "Ansible inventory `ansible-playbook -i EXPDIR/inventory playbooks/swapin.yml` realizes. "
-                    "Other commands (each with its own --help): exec, console/shell, info, status, status-server, "
-                    "list, image, shape, annotate; see docs/operations.md.",
+                    "Other commands (each with its own --help): swapin, swapout, exec, console/shell, info, status, "
+                    "status-server, list, image, shape, annotate; see docs/operations.md.",
     )
     parser.add_argument("project", metavar="PROJECT[/GROUP]", help="project (and group) owning the experiment")
     parser.add_argument("experiment", metavar="EXPERIMENT", help="experiment name")
@@ -149,6 +152,9 @@ def compile_parser() -> argparse.ArgumentParser:
                       help="partition by node count alone, ignoring links (file order)")
     part.add_argument("--pass-nodes-only", action=_JoinAction, sep=",", default="",
                       metavar="P[,P]", help="--nodes-only for these passes")
+    parser.add_argument("--routing", choices=("static", "manual", "none"),
+                        help="routes: static (computed, rtproto Static), manual (the file's add-route only) or "
+                             "none (default: what the file says; Static for a TopDL file that says nothing)")
     shaping = parser.add_argument_group("link shaping")
     shaping.add_argument("--end-node-shaping", dest="end_node_shaping", action="store_true", default=None,
                          help="shape with tc on the nodes' own interfaces")
@@ -213,7 +219,7 @@ def _options(args) -> Options:
         pass_nodes_only={int(p) for p in pass_nodes_only},
         end_node_shaping=args.end_node_shaping, openvz_diskspace=args.openvz_diskspace,
         openvz_template=args.openvz_template, openvz_template_dir=template_dirs,
-        qemu_prefer_users=users, site=site,
+        qemu_prefer_users=users, site=site, routing=args.routing,
     )
 
 
@@ -291,7 +297,7 @@ def run_compile(argv: list[str]) -> int:
         from .writers.topdl import topdl_bytes
 
         check(topo)  # the cheap checks first: a 100,000-node input fails in seconds, not after planning
-        input_topdl = topdl_bytes(topo)  # before the planners fill in addresses and kinds
+        input_topdl = topdl_bytes(topo, annotations=False)  # converted.xml: before the planners fill anything in
         exp = plan(topo, options, checked=True)
         created = [p for p in [out.absolute(), *out.absolute().parents] if not p.exists()]  # deepest first
         try:
