@@ -39,6 +39,19 @@ options:
         C(pnode), C(eid), C(pid).
     type: str
     default: "pnode-{index:04d}.{eid}.{pid}"
+  site_defaults:
+    description:
+      - Files or directories of YAML variables set on group C(all) for every experiment, the site's
+        defaults (the project's C(group_vars/all/)). They override the roles' defaults; the
+        experiment's own C(group_vars/) and C(host_vars/), written by the compiler, override them.
+      - A directory contributes its C(*.yml) and C(*.yaml) files in name order; a missing path is skipped.
+    type: pathlist
+    default: []
+    ini:
+      - section: containerize
+        key: site_defaults
+    env:
+      - name: CONTAINERIZE_SITE_DEFAULTS
 """
 
 EXAMPLES = r"""
@@ -101,6 +114,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
             raise AnsibleParserError(f"{expdir}/embedding.yaml: needs project, experiment, pnodes and nodes; "
                                      "recompile the experiment with containerize")
 
+        for key, value in self._site_defaults().items():
+            self.inventory.set_variable("all", key, value)
         self.inventory.add_group("hv")
         for kind in KINDS:
             self.inventory.add_group(kind)
@@ -141,6 +156,26 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
             self._set_composite_vars(self.get_option("compose"), facts, name, strict=strict)
             self._add_host_to_composed_groups(self.get_option("groups"), facts, name, strict=strict)
             self._add_host_to_keyed_groups(self.get_option("keyed_groups"), facts, name, strict=strict)
+
+    def _site_defaults(self):
+        """The variables of the site_defaults files, later files winning."""
+        merged = {}
+        for place in self.get_option("site_defaults") or []:
+            if os.path.isdir(place):
+                files = [os.path.join(place, n) for n in sorted(os.listdir(place)) if n.endswith((".yml", ".yaml"))]
+            else:
+                files = [place] if os.path.isfile(place) else []
+            for path in files:
+                try:
+                    data = self.loader.load_from_file(path, cache="none")
+                except Exception as exc:  # AnsibleParserError or a YAML error, with the file's name
+                    raise AnsibleParserError(f"site defaults {path}: {exc}") from exc
+                if data is None:
+                    continue
+                if not isinstance(data, dict):
+                    raise AnsibleParserError(f"site defaults {path}: expected a mapping of variables")
+                merged.update(data)
+        return merged
 
     def _load_embedding(self, expdir):
         path = os.path.join(expdir, "embedding.yaml")
