@@ -38,7 +38,7 @@ SUBCOMMANDS = {
     "status": ".status:run_status",
     "status-server": ".status:run_server",
     "list": ".listing:run_list",
-    "image": ".image:run_image",
+    "image": ".commands.image:run_image",
     "shape": ".shape:run_shape",
     "annotate": ".annotate:run_annotate",
     "swapin": ".commands.playbooks:run_swapin",

@@ -15,7 +15,7 @@ from containerize.cli import main
 
 ROOT = Path(__file__).resolve().parent / "topology"
 INPUT, EXPECTED = ROOT / "input", ROOT / "expected"
-SKIP = {"visualization.png"}  # drawn by matplotlib: checked for determinism elsewhere
+SKIP = {"visualization.png"}  # drawn by Graphviz, whose version is not ours: determinism is checked elsewhere
 
 
 def cases() -> list[Path]:
