@@ -37,7 +37,7 @@ SUBCOMMANDS = {
     "info": ".exec:run_info",
     "status": ".status:run_status",
     "status-server": ".status:run_server",
-    "list": ".listing:run_list",
+    "list": ".commands.listing:run_list",
     "image": ".commands.image:run_image",
     "shape": ".shape:run_shape",
     "annotate": ".annotate:run_annotate",

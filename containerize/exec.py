@@ -33,6 +33,10 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ansible_collections.containerize.deploy.plugins.module_utils.node_status import Context as StatusContext
+from ansible_collections.containerize.deploy.plugins.module_utils.node_status import embedded_wrap
+from ansible_collections.containerize.deploy.plugins.plugin_utils.modules import COLLECTION
+
 from .errors import ContainerizeError
 from .expdir import LIBRARY, ExperimentDir, library_module
 
@@ -42,6 +46,7 @@ from .expdir import LIBRARY, ExperimentDir, library_module
 BIND_AND_EXEC = 'mount --bind "$1" /var/containers 2>/dev/null; hostname "$2" 2>/dev/null; shift 2; exec "$@"'
 INTERACTIVE_SHELL = 'if command -v bash >/dev/null 2>&1; then exec bash -i; else exec sh -i; fi'
 SSH = ["ssh", "-o", "BatchMode=yes"]
+INFO_SCRIPT = COLLECTION / "roles" / "hv" / "files" / "info.sh"
 
 
 @dataclass
@@ -124,8 +129,7 @@ def _openvz(expdir: ExperimentDir, node: str, guest: dict, command: list[str]) -
 def _embedded(expdir: ExperimentDir, node: str, guest: dict, command: list[str]) -> Entry:
     wrap = []
     if expdir.target == "local":
-        status_module = library_module("experiment_status")
-        wrap = status_module.embedded_wrap(status_module.Context(expdir.module_params(expdir.pnode_of(node))), node)
+        wrap = embedded_wrap(StatusContext(expdir.module_params(expdir.pnode_of(node))), node)
     return Entry(node, "embedded_pnode", argv=[*wrap, *command])
 
 
@@ -140,7 +144,7 @@ def entry_for(expdir: ExperimentDir, node: str, command: list[str], interactive:
         raise ContainerizeError(f"node {node!r} has kind {kind!r}, which containerize exec cannot enter")
     entry = enter(expdir, node, guest, command)
     if entry.argv and expdir.target != "local":
-        from .listing import pnode_address
+        from .commands.listing import pnode_address
 
         pnode = expdir.pnode_of(node)
         address = pnode_address(expdir, list(expdir.pnodes).index(pnode), pnode)
@@ -229,8 +233,13 @@ def run_console(argv: list[str]) -> int:
     return run_entry(entry, command)
 
 
+def info_script() -> str:
+    """The text of the info script every node gets as /var/containers/info (the hv role's files/info.sh)."""
+    return INFO_SCRIPT.read_text()
+
+
 def info_command(expdir: ExperimentDir, node: str, as_json: bool) -> list[str]:
-    script = library_module("experiment_status").INFO_SCRIPT
+    script = info_script()
     guest = expdir.guest(node)
     return ["sh", "-c", script, "info", "--json" if as_json else "--all", node, str(guest.get("kind") or "process"),
             expdir.project, expdir.experiment, expdir.pnode_of(node)]
@@ -246,7 +255,7 @@ def run_info(argv: list[str]) -> int:
     parser.add_argument("--all", action="store_true", help="everything (the default; for DETER's scripts)")
     args = parser.parse_args(argv)
     if args.expdir is None:
-        script = library_module("experiment_status").INFO_SCRIPT
+        script = info_script()
         return subprocess.run(["sh", "-c", script, "info", "--json" if args.json else "--all"],  # noqa: S603
                               check=False).returncode
     if args.node is None:

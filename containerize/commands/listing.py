@@ -6,19 +6,10 @@ Read from the experiment directory alone (no pnode is asked), so it agrees with
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 
-from .expdir import ExperimentDir
-
-EXIT_USAGE = 2
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # noqa: D401 - argparse API
-        sys.stderr.write(f"{self.prog}: error: {message} (see --help)\n")
-        raise SystemExit(EXIT_USAGE)
+from ..expdir import ExperimentDir
+from .base import CommandParser
 
 
 def pnode_address(expdir: ExperimentDir, index: int, pnode: str) -> str:
@@ -63,8 +54,7 @@ def render(data: dict, extra: bool) -> str:
 
 
 def run_list(argv: list[str]) -> int:
-    parser = _Parser(prog="containerize list",
-                     description="List the pnodes of an experiment and the nodes each carries.")
+    parser = CommandParser("list", description="List the pnodes of an experiment and the nodes each carries.")
     parser.add_argument("expdir", metavar="EXPDIR", help="the experiment directory")
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.add_argument("--extra", action="store_true", help="one node per line with kind and partition")
