@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from .model import Topology
+from .model import NO_ROUTING, ROUTING, Topology
 from .options import Options
 from .planners.addresses import assign_addresses, experiment_tag, fixed_subnets
 from .planners.kinds import assign_kinds
@@ -56,9 +56,33 @@ def check(topo: Topology) -> None:
     fixed_subnets(topo)
 
 
+def choose_routing(topo: Topology, options: Options) -> str:
+    """Topology.rtproto as planned: --routing, else what the file says; a TopDL file that says nothing gets
+    Static (its author rarely means nodes that cannot reach each other), an ns2 file none, as on DETER.
+    Sets it on the topology (so the planned TopDL files carry it) and says so when it was not the file's."""
+    said = topo.rtproto
+    if options.routing is not None:
+        chosen = ROUTING[options.routing]
+        if said is not None and said != chosen and not (chosen == "Static" and said == "Session"):
+            topo.warnings.append(f"{topo.source}: --routing {options.routing} replaces the file's routing "
+                                 f"({said}){'; its add-route routes are not used' if said == 'Manual' else ''}")
+    elif said is not None:
+        chosen = said
+    elif topo.fmt == "topdl":
+        chosen = "Static"
+        topo.warnings.append(f"{topo.source}: the TopDL file names no routing (experiment attribute "
+                             "containers:rtproto): static routes are computed, as ns2's `$ns rtproto Static`; "
+                             "--routing none for none")
+    else:
+        chosen = NO_ROUTING
+    topo.rtproto = chosen
+    return chosen
+
+
 def plan(topo: Topology, options: Options, *, checked: bool = False) -> Experiment:
     if not checked:
         check_names(topo)
+    choose_routing(topo, options)
     assign_kinds(topo, options)
     parts = partition(topo, options)
     assign_addresses(topo, options.project, options.experiment)

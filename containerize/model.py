@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 KINDS = ("embedded_pnode", "qemu", "openvz", "process")
 RTPROTOS = ("Static", "Session", "Manual")
+NO_ROUTING = "none"  # Topology.rtproto when routing is explicitly none (TopDL containers:rtproto none, --routing none)
+ROUTING = {"static": "Static", "manual": "Manual", "none": NO_ROUTING}  # --routing -> Topology.rtproto
 
 
 @dataclass
@@ -94,7 +96,7 @@ class Topology:
     fmt: str  # "ns2" or "topdl"
     nodes: dict[str, Node] = field(default_factory=dict)  # insertion order = file order
     substrates: dict[str, Substrate] = field(default_factory=dict)
-    rtproto: str | None = None  # one of RTPROTOS
+    rtproto: str | None = None  # one of RTPROTOS, NO_ROUTING, or None when the file says nothing
     vtypes: dict[str, list[str]] = field(default_factory=dict)  # tb-make-soft-vtype
     warnings: list[str] = field(default_factory=list)
 

@@ -26,3 +26,4 @@ class Options:
     openvz_template_dir: list[str] = field(default_factory=list)
     qemu_prefer_users: list[str] = field(default_factory=list)
     site: dict[str, str] = field(default_factory=dict)
+    routing: str | None = None  # --routing static|manual|none; None: what the file says (Static for silent TopDL)

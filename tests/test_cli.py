@@ -261,8 +261,6 @@ def test_partitioned_xml_compiles_to_the_same_plan(tmp_path, source, args):
             assert guest[field] == after[name][field], (name, field)
 
 
-@pytest.mark.xfail(strict=True, reason="TopDL does not carry `$ns rtproto`: routes are lost when "
-                                       "partitioned.xml is compiled again")
 def test_partitioned_xml_keeps_the_routes(tmp_path):
     first, second = _recompiled(tmp_path, ROUTED)
     assert tree(first / "route") == tree(second / "route")

@@ -514,7 +514,7 @@ def test_manual_routes_are_only_the_files(ns):
 def test_no_rtproto_no_routes(ns):
     topo = ns(RING.replace("$ns rtproto Static", ""))
     planned(topo)
-    assert topo.rtproto is None
+    assert topo.rtproto == "none"  # planned: the file said nothing, an ns2 file routes nothing
     assert all(node.routes == [] for node in topo.nodes.values())
 
 
@@ -665,3 +665,59 @@ def test_unshaped_interfaces_have_no_method():
     assign_kinds(topo, opts)
     assign_addresses(topo, "proj", "exp")
     assert {s.method for s in plan_shaping(topo, opts)} == {None}
+
+
+# --- routing: what the file says, --routing, and TopDL's default --------------------------------------
+
+STAR_TOPDL = """<experiment>
+  <substrates><name>l1</name></substrates><substrates><name>l2</name></substrates>
+  <elements><computer><name>server</name><interface><substrate>l1</substrate></interface>
+    <interface><substrate>l2</substrate></interface></computer></elements>
+  <elements><computer><name>c1</name><interface><substrate>l1</substrate></interface></computer></elements>
+  <elements><computer><name>c2</name><interface><substrate>l2</substrate></interface></computer></elements>
+</experiment>
+"""
+
+
+def _star(tmp_path: Path, attribute: str = "") -> Topology:
+    from containerize.readers.topdl import read_topdl
+
+    path = tmp_path / "star.xml"
+    path.write_text(STAR_TOPDL.replace("<experiment>", f"<experiment>{attribute}"))
+    return read_topdl(str(path))
+
+
+def test_topdl_that_says_no_routing_gets_static_routes_and_says_so(tmp_path):
+    topo = _star(tmp_path)
+    assert topo.rtproto is None
+    planned(topo)
+    assert topo.rtproto == "Static"
+    assert Forwarding(topo).path("c1", topo.nodes["c2"].interfaces[0].ip) == ["c1", "server", "c2"]
+    assert len(topo.warnings) == 1 and "names no routing" in topo.warnings[0] and "--routing none" in topo.warnings[0]
+
+
+@pytest.mark.parametrize("routing, rtproto, routes", [("none", "none", False), ("static", "Static", True),
+                                                      ("manual", "Manual", False)])
+def test_routing_option_on_topdl(tmp_path, routing, rtproto, routes):
+    topo = _star(tmp_path)
+    planned(topo, routing=routing)
+    assert topo.rtproto == rtproto
+    assert bool(topo.nodes["c1"].routes) is routes
+    assert not topo.warnings  # the user chose
+
+
+def test_topdl_routing_attribute_is_obeyed(tmp_path):
+    attribute = "<attribute><attribute>containers:rtproto</attribute><value>none</value></attribute>"
+    topo = _star(tmp_path, attribute)
+    planned(topo)
+    assert topo.rtproto == "none" and not topo.nodes["c1"].routes and not topo.warnings
+
+
+def test_routing_option_overrides_an_ns2_file_and_says_so(ns):
+    topo = ns(RING)
+    planned(topo, routing="none")
+    assert all(not n.routes for n in topo.nodes.values())
+    assert topo.warnings[0].endswith("--routing none replaces the file's routing (Static)")
+    topo = ns(RING.replace("$ns rtproto Static", ""))
+    planned(topo, routing="static")
+    assert any(n.routes for n in topo.nodes.values()) and "replaces" not in "".join(topo.warnings)

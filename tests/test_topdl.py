@@ -398,3 +398,29 @@ def test_underscore_and_dash_names_clash(tmp_path):
     text = UNDERSCORE.replace("<name>client_1</name>", "<name>web-server</name>")
     with pytest.raises(ContainerizeError, match="duplicate computer 'web-server'"):
         read_topdl(_write(tmp_path, text))
+
+
+def test_routing_and_manual_routes_round_trip(tmp_path):
+    from containerize.model import Route
+
+    topo = Topology(source="m", fmt="ns2", rtproto="Manual")
+    topo.substrates["l"] = Substrate(name="l", kind="link")
+    for name in ("a", "b"):
+        topo.nodes[name] = Node(name=name, interfaces=[Interface(node=name, substrate="l", name="inf000")])
+    topo.nodes["a"].manual_routes = [Route("b", "b"), Route("substrate:l", "b"), Route("10.9.0.0/16", "b")]
+    again = read_topdl(_write(tmp_path, topdl_bytes(topo).decode()))
+    assert again.rtproto == "Manual"
+    assert again.nodes["a"].manual_routes == topo.nodes["a"].manual_routes
+    for value in ("static", "none", "Session"):
+        text = topdl_bytes(topo).decode().replace("<value>Manual</value>", f"<value>{value}</value>")
+        assert read_topdl(_write(tmp_path, text)).rtproto == {"static": "Static"}.get(value, value)
+
+
+def test_converted_leaves_out_container_annotations():
+    topo = Topology(source="m", fmt="ns2", rtproto="Static")
+    topo.nodes["a"] = Node(name="a", attributes={"containers:node_type": "qemu", "containers:partition": "1",
+                                                 "other": "x"}, startcmd="run")
+    text = topdl_bytes(topo, annotations=False).decode()
+    assert "containers:node_type" not in text and "containers:partition" not in text
+    assert "<attribute>other</attribute>" in text and "<attribute>startup</attribute>" in text
+    assert "containers:rtproto" in text

@@ -23,7 +23,7 @@ from pathlib import Path
 from lxml import etree
 
 from ..errors import Collector, ContainerizeError, one_line, shown
-from ..model import KINDS, Interface, Node, Shaping, Substrate, Topology
+from ..model import KINDS, NO_ROUTING, RTPROTOS, Interface, Node, Route, Shaping, Substrate, Topology
 from ..units import MAX_BANDWIDTH, parse_disk_size, parse_loss
 from .attributes import warn_near_miss
 
@@ -44,6 +44,8 @@ ATTR_STARTUP = "startup"
 ATTR_TYPE = "type"
 ATTR_OSID = "osid"
 ATTR_DISKSPACE = "containers:openvz_diskspace"
+ATTR_RTPROTO = "containers:rtproto"  # experiment: Static, Session, Manual or none (ns2's `$ns rtproto`)
+ATTR_ROUTES = "containers:routes"  # computer: its `add-route`s, "DEST NEXTHOP;DEST NEXTHOP" (Manual routing)
 # Node attributes that must be whole numbers.
 INT_ATTRS = (ATTR_PARTITION, "containers:PartitionPass")
 MAX_DIGITS = 18
@@ -282,6 +284,16 @@ class _Reader:
         misplaced = [el for el in _kids(root) if _local(el) in MISPLACED]
         if misplaced:  # alone: what follows from it (missing substrates, no nodes) would only confuse
             raise ContainerizeError(MISPLACED[_local(misplaced[0])], self.source, misplaced[0].sourceline)
+        for key, value, attr in self.attributes(root, "experiment"):
+            if key == ATTR_RTPROTO:
+                known = {p.lower(): p for p in (*RTPROTOS, NO_ROUTING)}
+                if value.strip().lower() not in known:
+                    self.fail(f"experiment attribute {ATTR_RTPROTO} {shown(value)}: expected one of "
+                              f"{', '.join((*RTPROTOS, NO_ROUTING))}", attr)
+                else:
+                    self.topo.rtproto = known[value.strip().lower()]
+            else:
+                self.unknown(key, "experiment", attr)
         for sub_el in _kids(root, "substrates"):
             self.substrate(sub_el)
         for wrapper in _kids(root, "elements"):
@@ -374,6 +386,13 @@ class _Reader:
                 node.os = value or None
             elif key == ATTR_PNODE:
                 node.pnode = value
+            elif key == ATTR_ROUTES:
+                for item in (part.split() for part in value.split(";") if part.strip()):
+                    if len(item) != 2:
+                        self.fail(f"{what}: {ATTR_ROUTES} {shown(value)}: expected DEST NEXTHOP[;DEST NEXTHOP...] "
+                                  "(DEST a node, substrate:NAME or a network; NEXTHOP a node)", attr)
+                        break
+                    node.manual_routes.append(Route(dest=item[0], gateway=item[1]))
             else:
                 self.unknown(key, what, attr)
         if node.os is None:

@@ -38,3 +38,15 @@ def write_deter_files(exp: Experiment, out: Path, source: Path) -> None:
     site = "".join(f"{key} = {value}\n" for key, value in sorted(options.site.items()))
     (out / "site.conf").write_text(f"[globals]\n{site}", encoding="utf-8")
     (out / "pid_eid").write_text(f"{options.project} {options.experiment}\n", encoding="utf-8")
+    # DETER's per-experiment files that users' scripts read (docs/experiment-directory.md)
+    dump(exp.partitioning.pnode_types, out / "pnode_types.yaml", HEADER)
+    dump(options.qemu_prefer_users, out / "qemu_users.yaml", HEADER)
+    dump({p: {"pnet": net.pnet, "uplinks": net.uplinks} for p, net in exp.networks.items()},
+         out / "switch_extra.yaml", HEADER)
+    (out / "openvz_guest_url").write_text(_line(options.site.get("openvz_guest_url", "")), encoding="utf-8")
+    (out / "maverick_url").write_text(_line(options.site.get("maverick_url") or options.site.get("qemu_url", "")),
+                                      encoding="utf-8")
+
+
+def _line(value: str) -> str:
+    return f"{value}\n" if value else ""

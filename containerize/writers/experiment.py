@@ -10,16 +10,18 @@ from .inventory import write_inventory
 
 
 def write_experiment(exp: Experiment, out: Path, source: Path, input_topdl: bytes, image: bool = True) -> None:
-    """`input_topdl` is the input model as TopDL, rendered before planning (topo.xml)."""
+    """`input_topdl` is the input model as TopDL without container annotations, rendered before planning
+    (DETER's converted.xml); topo.xml is the planned containers topology, as DETER's was."""
     from .physical import write_phys_topo
     from .topdl import topdl_bytes
 
     write_inventory(exp, out)
     write_deter_files(exp, out, source)
-    (out / "topo.xml").write_bytes(input_topdl)
+    (out / "converted.xml").write_bytes(input_topdl)
     planned = topdl_bytes(exp.topology, planned=True)  # kinds and partitions are both decided by now
     (out / "annotated.xml").write_bytes(planned)
     (out / "partitioned.xml").write_bytes(planned)
+    (out / "topo.xml").write_bytes(topdl_bytes(exp.topology, planned=True, extra=containers_attributes(exp)))
     write_phys_topo(exp.topology, exp.partitioning.assignment, exp.options.project, exp.options.experiment, out,
                     pnode_types=exp.partitioning.pnode_types, site=exp.options.site,
                     pnet={pnode: net.pnet for pnode, net in exp.networks.items()})
@@ -27,3 +29,36 @@ def write_experiment(exp: Experiment, out: Path, source: Path, input_topdl: byte
         from .picture import write_picture
 
         write_picture(exp.topology, out / "visualization.png")
+
+
+def node_image(exp: Experiment, node) -> dict[str, str]:
+    """What a node is made from, as containers:* attributes: a qemu node's image and architecture, an openvz
+    node's template and disk space (the file's attribute, else the option, else the site key)."""
+    options, attrs = exp.options, node.attributes
+    if node.kind == "qemu":
+        return {"containers:qemu_url": attrs.get("containers:qemu_url") or attrs.get("containers:maverick_url")
+                or options.site.get("qemu_url", ""),
+                "containers:qemu_arch": attrs.get("containers:qemu_arch") or options.site.get("qemu_arch", "")}
+    if node.kind == "openvz":
+        return {"containers:openvz_template": attrs.get("containers:openvz_template") or options.openvz_template
+                or options.site.get("openvz_template", ""),
+                "containers:openvz_diskspace": attrs.get("containers:openvz_diskspace") or options.openvz_diskspace
+                or options.site.get("openvz_diskspace", "")}
+    return {}
+
+
+def containers_attributes(exp: Experiment) -> dict:
+    """The planned containers topology beyond partitioned.xml (topo.xml): per node its image or template and
+    disk size; per interface the VDE switch and port it plugs into (none for tc-only kinds)."""
+    extra: dict = {}
+    for node in exp.topology.nodes.values():
+        image = node_image(exp, node)
+        if image:
+            extra[node.name] = image
+        attachments = exp.networks[node.pnode].attachments
+        for iface in node.interfaces:
+            attach = attachments[(node.name, iface.ifname)]
+            if attach["switch"] is not None:
+                extra[(node.name, iface.name)] = {"containers:switch": attach["switch"],
+                                                  "containers:port": str(attach["port"])}
+    return extra

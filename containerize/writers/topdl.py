@@ -7,6 +7,8 @@ the same model always gives the same bytes.
 
 Attributes this writer uses beyond plain TopDL (the reader maps them back):
 
+experiment
+  ``containers:rtproto``    the routing: Static, Session, Manual (ns2's ``$ns rtproto``) or none
 substrate
   ``loss``                  node-to-node loss probability (as DETER writes it)
   ``containers:kind``       ``lan`` for a two-member LAN (otherwise two members read as a link)
@@ -20,7 +22,8 @@ interface
   ``containers:simplex_rate|latency|loss``    Substrate.simplex entry for traffic leaving this node
   ``containers:mac``        planned MAC, ``planned=True`` only
 computer
-  every Node.attribute, then ``startup`` (startcmd), ``type`` (hardware), ``osid`` (os); with
+  every Node.attribute, then ``startup`` (startcmd), ``type`` (hardware), ``osid`` (os),
+  ``containers:routes`` (the node's ``add-route``s, ``DEST NEXTHOP;...``); with
   ``planned=True`` also ``containers:node_type``, ``containers:partition``, ``containers:pnode``.
 """
 
@@ -44,6 +47,8 @@ from ..readers.topdl import (
     ATTR_OVERRIDE,
     ATTR_PARTITION,
     ATTR_PNODE,
+    ATTR_ROUTES,
+    ATTR_RTPROTO,
     ATTR_SIMPLEX,
     ATTR_STARTUP,
     ATTR_TYPE,
@@ -59,9 +64,15 @@ def write_topdl(topology: Topology, path, planned: bool = False) -> None:
     Path(path).write_bytes(topdl_bytes(topology, planned))
 
 
-def topdl_bytes(topology: Topology, planned: bool = False) -> bytes:
+def topdl_bytes(topology: Topology, planned: bool = False, annotations: bool = True,
+                extra: dict | None = None) -> bytes:
+    """The topology as TopDL. ``annotations=False`` leaves out the node attributes that steer containerizing
+    (containers:node_type, partition, ...; DETER's converted.xml); ``extra`` maps a node name to more
+    attributes for it, and (node, interface name) to more for an interface (the planned topo.xml)."""
     root = etree.Element("experiment")
     _add(root, "version", "1.0")
+    if topology.rtproto is not None:
+        _attribute(root, ATTR_RTPROTO, topology.rtproto)
     members: dict[str, int] = {name: 0 for name in topology.substrates}
     for iface in topology.interfaces():
         if iface.substrate in members:
@@ -69,7 +80,7 @@ def topdl_bytes(topology: Topology, planned: bool = False) -> bytes:
     for sub in topology.substrates.values():
         _substrate(root, sub, members[sub.name], planned)
     for node in topology.nodes.values():
-        _computer(etree.SubElement(root, "elements"), node, topology, planned)
+        _computer(etree.SubElement(root, "elements"), node, topology, planned, annotations, extra)
     etree.indent(root, space="  ")
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
 
@@ -147,7 +158,8 @@ def _shaping_attrs(el, names: tuple[str, str, str], bandwidth, delay, loss) -> N
         _attribute(el, names[2], _loss(loss))
 
 
-def _interface(parent, iface: Interface, index: int, simplex: Shaping | None, planned: bool) -> None:
+def _interface(parent, iface: Interface, index: int, simplex: Shaping | None, planned: bool,
+               more: dict | None = None) -> None:
     el = _add(parent, "interface")
     _add(el, "substrate", iface.substrate)
     _add(el, "name", iface.name or f"inf{index:03d}")
@@ -162,8 +174,10 @@ def _interface(parent, iface: Interface, index: int, simplex: Shaping | None, pl
     if planned and iface.mac:
         _attribute(el, ATTR_MAC, iface.mac)
     for key, value in iface.attributes.items():
-        if key not in _INTERFACE_OWN:
+        if key not in _INTERFACE_OWN and (more is None or key not in more):
             _attribute(el, key, value)
+    for key, value in (more or {}).items():
+        _attribute(el, key, value)
 
 
 def node_attributes(node: Node, planned: bool) -> dict[str, str]:
@@ -175,6 +189,8 @@ def node_attributes(node: Node, planned: bool) -> dict[str, str]:
         attrs[ATTR_TYPE] = node.hardware
     if node.os:
         attrs[ATTR_OSID] = node.os
+    if node.manual_routes:
+        attrs[ATTR_ROUTES] = ";".join(f"{r.dest} {r.gateway}" for r in node.manual_routes)
     if planned:
         if node.kind:
             attrs[ATTR_NODE_TYPE] = node.kind
@@ -185,12 +201,17 @@ def node_attributes(node: Node, planned: bool) -> dict[str, str]:
     return attrs
 
 
-def _computer(wrapper, node: Node, topology: Topology, planned: bool) -> None:
+def _computer(wrapper, node: Node, topology: Topology, planned: bool, annotations: bool = True,
+              extra: dict | None = None) -> None:
     el = _add(wrapper, "computer")
     _add(el, "name", node.name)
     for index, iface in enumerate(node.interfaces):
         sub = topology.substrates.get(iface.substrate)
         simplex = sub.simplex.get(node.name) if sub is not None else None
-        _interface(el, iface, index, simplex, planned)
-    for key, value in node_attributes(node, planned).items():
-        _attribute(el, key, value)
+        _interface(el, iface, index, simplex, planned, extra.get((node.name, iface.name)) if extra else None)
+    attrs = node_attributes(node, planned)
+    if extra and node.name in extra:
+        attrs.update(extra[node.name])
+    for key, value in attrs.items():
+        if annotations or not key.startswith("containers:") or key == ATTR_ROUTES:
+            _attribute(el, key, value)
