@@ -9,8 +9,8 @@ class ModuleDocFragment:
 options:
   run_dir:
     description:
-      - Runtime directory of the experiment on this pnode (C(containerize_run_dir), C(ROOT/run/EXP_TAG)):
-        sockets, pid files and the records of what was done.
+      - Runtime directory of the experiment on this pnode (C(containerize_run_dir), C(ROOT/run/EXP_TAG)),
+        with the sockets, pid files and records of what was done.
       - Socket paths below it must stay under 107 bytes, which is why it is named by the short tag.
     type: path
     required: true
