@@ -21,7 +21,7 @@ compete for the 2 cores), and always swapped out at the end (also on an error or
   bytes on the wire (95.6 %). Two 1000 Mb/s links show the ceiling of this machine's VDE path, with
   and without wirefilters: no target, they say how fast VDE can go here.
 
-Usage: python3 bench/fidelity.py [--quick] [--json]
+Usage (from the checkout): python3 -m bench.fidelity [--quick] [--json]
 --quick measures a few cases (QUICK; tests/test_fidelity.py runs the same). The exit status is 0
 when targets are missed (this is a measurement); misses are listed under the table with the reason.
 """
@@ -45,8 +45,7 @@ from pathlib import Path
 
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.e2e import ENV, REPO, compile_topology, node_exec, ping_rtts, playbook  # noqa: E402
+from tests.e2e import ENV, REPO, compile_topology, node_exec, ping_rtts, playbook
 
 PING_COUNT = 50
 LOSS_COUNT = 1000

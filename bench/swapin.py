@@ -5,7 +5,7 @@ For each size: one LAN of N nodes (100Mb, no delay) and a routed tree (LANs of 1
 binary tree of routers, 1 ms links), compiled onto one pnode of this machine. Mininet brings
 up N hosts on one Linux bridge with no controller (`--switch lxbr --controller none`), timed
 from its interpreter's start, as ansible-playbook's time is.
-Usage: python3 bench/swapin.py [--repeat N] [SIZES...]    (default 10 50 100 250, N 3)
+Usage (from the checkout): python3 -m bench.swapin [--repeat N] [SIZES...]    (default 10 50 100 250, N 3)
 
 Each size is run N times, Mininet and ours in turn, and the table shows medians (the ratio is
 median swap-in / median Mininet bring-up): this machine is a VM whose neighbours steal CPU, and
@@ -35,12 +35,10 @@ import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent))
-from topologies import lan_tree, one_lan  # noqa: E402
+from bench.topologies import lan_tree, one_lan
+from tests.e2e import ENV, RECAP, REPO
 
-from tests.e2e import ENV, RECAP, REPO  # noqa: E402
+HERE = Path(__file__).resolve().parent
 
 # ansible-playbook run by this interpreter, not through a wrapper on PATH: a pyenv shim (a bash
 # script that starts pyenv) adds ~0.2 s to every run that is not ours to measure

@@ -15,7 +15,7 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 MODULES = REPO / "ansible_collections" / "containerize" / "deploy" / "plugins" / "modules"
 ENV = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
-       "ANSIBLE_FORCE_COLOR": "0", "PYTHONPATH": str(REPO)}
+       "ANSIBLE_FORCE_COLOR": "0"}
 RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
 
