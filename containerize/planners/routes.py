@@ -52,6 +52,8 @@ def _static(topo: Topology) -> None:
     node_subs = {n.name: list(dict.fromkeys(i.substrate for i in n.interfaces)) for n in topo.nodes.values()}
     networks = {s.name: ipaddress.IPv4Network(s.network) for s in topo.substrates.values()}
     everything = _aggregates(list(networks.values()))
+    block_of = {name: int(net.network_address) >> 24 for name, net in networks.items()}  # the /8 of each
+    everything_blocks = [(block, int(block.network_address) >> 24) for block in everything]
 
     # next_hop[dest][sub] = (distance, router on `sub` towards dest)
     next_hop: dict[str, dict[str, tuple[int, str | None]]] = {}
@@ -93,9 +95,8 @@ def _static(topo: Topology) -> None:
             continue
         counts = Counter(via.values())
         main_gateway = counts.most_common(1)[0][0]  # ties go to the gateway seen first
-        wanted = {int(networks[dest].network_address) >> 24 for dest, gw in via.items() if gw == main_gateway}
-        node.routes = [Route(str(block), main_gateway) for block in everything
-                       if int(block.network_address) >> 24 in wanted]
+        wanted = {block_of[dest] for dest, gw in via.items() if gw == main_gateway}
+        node.routes = [Route(str(block), main_gateway) for block, first in everything_blocks if first in wanted]
         for dest, gateway in via.items():
             if gateway != main_gateway:
                 node.routes.append(Route(str(networks[dest]), gateway))
