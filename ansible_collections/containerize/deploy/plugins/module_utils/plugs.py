@@ -1,0 +1,126 @@
+"""The taps of nodes: one vde_plug2tap per interface, started inside the node's namespace and judged
+by what the kernel says of the running process (/proc), not by a record of it.
+
+A plug is healthy when it runs (its command line naming its pid file, so a reused pid is never
+mistaken for it), in the node's namespace, with the planned arguments, started after its switch
+(an older plug is attached to the switch that was there before), and its tap exists.
+Standard library only (see daemons.py).
+"""
+
+from __future__ import annotations
+
+import os
+
+from ansible_collections.containerize.deploy.plugins.module_utils.daemons import (
+    kill_pid,
+    netns_path,
+    proc_alive,
+    proc_cmdline,
+    proc_netns_inode,
+    proc_start_ticks,
+    read_pid,
+    remove_path,
+    spawn_daemon,
+    wait_for,
+)
+from ansible_collections.containerize.deploy.plugins.module_utils.netlink import in_netns
+
+PLUG_SUFFIX = ".plug.pid"
+# a per-plug record written by earlier versions (plugs are judged by /proc now): still removed
+OLD_RECORD_SUFFIX = ".plug.json"
+
+
+def plug_pidfile(run_dir, node, ifname):
+    return os.path.join(run_dir, f"{node}.{ifname}{PLUG_SUFFIX}")
+
+
+def plug_argv(run_dir, node, iface):
+    """vde_plug2tap's argv; it is started from a thread inside the namespace (no `ip netns exec`)."""
+    argv = ["vde_plug2tap", "-d", "-P", plug_pidfile(run_dir, node, iface["ifname"])]
+    argv += ["-s", os.path.join(run_dir, f"{iface['switch']}.ctl")]
+    if iface.get("port"):
+        argv += ["-p", str(int(iface["port"]))]
+    return argv + [iface["ifname"]]
+
+
+def is_plug(argv):
+    """True for a node plug's arguments (found among a run directory's stray processes)."""
+    return any(arg.endswith(PLUG_SUFFIX) for arg in argv)
+
+
+def observe_plug(pidfile, ns_inode):
+    """What the kernel says of the plug of PIDFILE: {pid, in_ns, argv, started} (pid None when it is gone)."""
+    pid = read_pid(pidfile)
+    alive = bool(pid and proc_alive(pid, pidfile))
+    return {
+        "pid": pid if alive else None,
+        "in_ns": alive and bool(ns_inode) and proc_netns_inode(pid) == ns_inode,
+        "argv": proc_cmdline(pid) if alive else None,
+        "started": proc_start_ticks(pid) if alive else None,
+    }
+
+
+def plug_healthy(plug, argv, switch_started, has_tap):
+    """True when the observed PLUG runs as planned (ARGV), after its switch, and its tap is there."""
+    return bool(
+        plug["pid"]
+        and plug["in_ns"]
+        and plug["argv"] == argv
+        and None not in (plug["started"], switch_started)
+        and plug["started"] >= switch_started
+        and has_tap
+    )
+
+
+def unplugged(run_entries, node, planned_ifnames):
+    """Interfaces of NODE with a plug pid file (or an old plug record) in the run directory, not planned."""
+    head = node + "."
+    found = {
+        entry[len(head) :].rsplit(".", 2)[0]
+        for entry in run_entries
+        if entry.startswith(head) and entry.endswith((PLUG_SUFFIX, OLD_RECORD_SUFFIX))
+    }
+    return sorted(found - set(planned_ifnames))
+
+
+def stop_plug(pidfile, timeout):
+    """Stop the plug of PIDFILE and remove its pid file and old record."""
+    kill_pid(read_pid(pidfile), pidfile, timeout)
+    remove_path(pidfile)
+    remove_path(pidfile[: -len(".pid")] + ".json")
+
+
+def start_plug(ns, argv, pidfile, has_tap, timeout, label):
+    """Start ARGV (a plug with pid file PIDFILE) inside namespace NS; wait until it runs and HAS_TAP().
+
+    vde_plug2tap writes its pid file before it makes the tap: ready means both. Raises RuntimeError.
+    """
+    kill_pid(read_pid(pidfile), pidfile, timeout)
+    remove_path(pidfile)
+    try:
+        with in_netns(netns_path(ns)):
+            rc, out = spawn_daemon(argv, timeout)
+    except OSError as exc:
+        rc, out = 127, f"cannot enter namespace {ns}: {exc}"
+    ok = rc == 0 and wait_for(lambda: proc_alive(read_pid(pidfile), pidfile) and has_tap(), timeout, step=0.002)
+    if not ok:
+        raise RuntimeError(f"vde_plug2tap for {label} did not start (rc={rc}): {out}")
+
+
+class Switches:
+    """(pid, start time in clock ticks) of the running switches of a run directory, asked once each.
+
+    Worker threads share this cache: each entry is one tuple, stored at once.
+    """
+
+    def __init__(self, run_dir):
+        self.run_dir = run_dir
+        self.cache = {}
+
+    def __call__(self, switch):
+        if switch not in self.cache:
+            pidfile = os.path.join(self.run_dir, f"{switch}.pid")
+            pid = read_pid(pidfile)
+            alive = bool(pid and proc_alive(pid, pidfile))
+            self.cache[switch] = (pid, proc_start_ticks(pid)) if alive else (None, None)
+        return self.cache[switch]

@@ -1,0 +1,549 @@
+"""One process node realized on its pnode: a network namespace with the node's /etc files, node
+directory, taps plugged into VDE (plugs.py) and configured over netlink, forwarding, end-node tbf,
+and its start command under the shared supervisor (roles/hv/files/start-command.sh).
+
+A Guest observes the node, notes each thing that is not as planned (what its result and diff
+report), and repairs it unless the module runs in check mode: every action goes through act().
+Standard library only (see daemons.py).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import subprocess
+
+from ansible_collections.containerize.deploy.plugins.module_utils.daemons import (
+    kill_pid,
+    netns_inode,
+    netns_path,
+    norm_dest,
+    proc_alive,
+    proc_netns_inode,
+    read_json,
+    read_pid,
+    read_text,
+    remove_path,
+    short_hash,
+    write_json,
+)
+from ansible_collections.containerize.deploy.plugins.module_utils.names import (
+    NAME_RE,
+    SUN_PATH_MAX,
+    valid_ifname,
+    valid_name,
+    valid_netns,
+)
+from ansible_collections.containerize.deploy.plugins.module_utils.netlink import Rtnl, in_netns
+from ansible_collections.containerize.deploy.plugins.module_utils.netns import (
+    add_namespace,
+    etc_dir,
+    sysctl_in_netns,
+    write_etc_file,
+    write_in_place,
+)
+from ansible_collections.containerize.deploy.plugins.module_utils.plugs import (
+    observe_plug,
+    plug_argv,
+    plug_healthy,
+    plug_pidfile,
+    start_plug,
+    stop_plug,
+    unplugged,
+)
+from ansible_collections.containerize.deploy.plugins.module_utils.start_log import LOG_NAME, read_start_log
+from ansible_collections.containerize.deploy.plugins.module_utils.wirefilter import TBF_LATENCY_MS, tbf_burst
+
+BLANK_LINK = {"mac": None, "up": False, "addresses": [], "qdisc": None}
+
+
+def validate(run_dir, guests):
+    """What is wrong with the plan's GUESTS (a list of messages)."""
+    errors = []
+    seen = set()
+    for g in guests:
+        name = str(g.get("name", ""))
+        if not valid_name(name):
+            errors.append(f"guest name {name!r} is not a valid node name")
+            continue
+        if name in seen:
+            errors.append(f"guest {name} planned twice")
+        seen.add(name)
+        ns = str(g.get("namespace") or "")
+        if not valid_netns(ns):
+            errors.append(f"guest {name}: namespace {ns!r} is not a valid name")
+        for iface in g.get("interfaces") or []:
+            ifname = str(iface.get("ifname", ""))
+            if not valid_ifname(ifname):
+                errors.append(f"guest {name}: interface name {ifname!r} is not valid")
+            if not NAME_RE.match(str(iface.get("switch", ""))):
+                errors.append(f"guest {name} {ifname}: switch {iface.get('switch')!r} is not a valid id")
+            elif len(os.path.join(run_dir, f"{iface['switch']}.ctl", "ctl")) >= SUN_PATH_MAX:
+                errors.append(f"guest {name} {ifname}: socket path under {run_dir} is too long")
+            tc = iface.get("tc")
+            if tc and (float(tc.get("delay_ms") or 0) > 0 or float(tc.get("loss") or 0) > 0):
+                errors.append(
+                    f"guest {name} {ifname}: end-node shaping with delay or loss needs the netem qdisc,"
+                    " which this kernel lacks; use switch shaping (wirefilters)"
+                )
+        for route in g.get("routes") or []:
+            try:
+                norm_dest(route.get("dest"))
+                if route.get("gateway"):
+                    ipaddress.ip_address(route["gateway"])
+            except ValueError as exc:
+                errors.append(f"guest {name}: bad route {route}: {exc}")
+    return errors
+
+
+def observe_ip(nl):
+    """Links (by name) and non-kernel main-table IPv4 routes of the namespace of netlink socket NL."""
+    addresses = nl.addresses()
+    links = {
+        name: {
+            "mac": (link["mac"] or "").lower(),
+            "up": link["up"],
+            "qdisc": link["qdisc"],
+            "addresses": addresses.get(name, []),
+        }
+        for name, link in nl.links().items()
+    }
+    return {"links": links, "routes": nl.routes()}
+
+
+def supervisor_alive(run_dir, exp_dir, node, pid):
+    """PID is NODE's start command supervisor: its arguments name the node's log directory (or, started
+    by an earlier version of process_nodes, its pid file), so a reused pid is never mistaken for it."""
+    if not pid:
+        return False
+    return proc_alive(pid, os.path.join(exp_dir, node, "log")) or proc_alive(
+        pid, os.path.join(run_dir, f"{node}.start.pid")
+    )
+
+
+def start_summary(st):
+    if st["pid"]:
+        return "running"
+    if st["exit"] is not None:
+        return f"exit {st['exit']}"
+    return "killed" if st["started"] else "not started"
+
+
+class Guest:
+    """Observation, decisions and actions for one process guest (CTX: the module's Context)."""
+
+    def __init__(self, ctx, spec, created=False):
+        self.ctx = ctx
+        self.created = created  # its namespace was just made by the batch of the module
+        self.name = spec["name"]
+        self.ns = spec["namespace"]
+        self.ghost = bool(spec.get("ghost"))
+        self.hostname = spec.get("hostname") or self.name
+        self.startcmd = spec.get("startcmd") or ""
+        self.forwarding = bool(spec.get("forwarding"))
+        self.interfaces = list(spec.get("interfaces") or [])
+        self.routes = [
+            {"dest": norm_dest(r.get("dest")), "gateway": r.get("gateway") or None, "dev": r.get("dev")}
+            for r in spec.get("routes") or []
+        ]
+        self.nodedir = os.path.join(ctx.exp_dir, self.name)
+        self.log_dir = os.path.join(self.nodedir, "log")
+        self.changes = []
+        self.started = False
+        self.restarted = []
+        self.stopped = []
+        self.before = {}
+        self.after = {}
+        self._nl = None
+
+    # -- netlink, inside the namespace
+    def rtnl(self):
+        """This node's netlink socket (made inside its namespace on first use: it stays bound there)."""
+        if self._nl is None:
+            try:
+                with in_netns(netns_path(self.ns)):
+                    self._nl = Rtnl()
+            except OSError as exc:
+                raise RuntimeError(f"cannot enter namespace {self.ns}: {exc}") from None
+        return self._nl
+
+    def close(self):
+        if self._nl is not None:
+            self._nl.close()
+            self._nl = None
+
+    def has_link(self, ifname):
+        try:
+            self.rtnl().index(ifname)
+        except OSError:
+            return False
+        return True
+
+    def netlink(self, ops):
+        """Send OPS, (method, args...) of Rtnl, in order; a refusal names the node and the request."""
+        nl = self.rtnl()
+        for method, *args in ops:
+            try:
+                getattr(nl, method)(*args)
+            except OSError as exc:
+                raise RuntimeError(f"{self.name} ({self.ns}): {exc}") from None
+
+    # -- the start command
+    def start_pidfile(self):
+        return self.ctx.rpath(f"{self.name}.start.pid")
+
+    def start_argv(self):
+        """The shared supervisor in the node's namespace and a UTS namespace of its own (the command: one argument)."""
+        return [
+            "ip", "netns", "exec", self.ns, "unshare", "--uts", "--", "sh", self.ctx.start_script,
+            self.log_dir, self.startcmd, self.hostname, self.nodedir,
+        ]  # fmt: skip
+
+    def wants_start(self):
+        return bool(self.startcmd.strip()) and not self.ghost and self.ctx.start_commands
+
+    # -- observation
+    def observe(self):
+        ctx = self.ctx
+        etc = etc_dir(self.ns)
+        o = {
+            "registered": read_text(ctx.rpath(f"{self.name}.ns")),
+            "ns_inode": netns_inode(self.ns),
+            "hosts": read_text(os.path.join(etc, "hosts")),
+            "hostname": read_text(os.path.join(etc, "hostname")),
+            "pid": read_text(os.path.join(self.nodedir, "pid")),
+            "eid": read_text(os.path.join(self.nodedir, "eid")),
+            "logdir": os.path.isdir(self.log_dir),
+            "forwarding": None,
+            "tc": read_json(ctx.rpath(f"{self.name}.tc.json")) or {},
+        }
+        if self.created:  # just made: nothing but a down lo, no need to ask (one request less per node)
+            o["ip"] = {"links": {"lo": dict(BLANK_LINK)}, "routes": []}
+        else:
+            o["ip"] = observe_ip(self.rtnl()) if o["ns_inode"] else None
+        if o["ns_inode"] and not self.created:  # a new one inherits it: set (and compared) once, in ensure
+            value = sysctl_in_netns(self.ns, "net.ipv4.ip_forward")
+            o["forwarding"] = value == "1" if value is not None else None
+        o["plugs"] = {
+            iface["ifname"]: observe_plug(plug_pidfile(ctx.run_dir, self.name, iface["ifname"]), o["ns_inode"])
+            for iface in self.interfaces
+        }
+        pid = read_pid(self.start_pidfile())
+        alive = supervisor_alive(ctx.run_dir, ctx.exp_dir, self.name, pid)
+        record = read_json(ctx.rpath(f"{self.name}.start.json")) or {}
+        started, exit_code, _since = read_start_log(self.log_dir)
+        o["start"] = {
+            "pid": pid if alive else None,
+            "old_pid": record.get("pid"),
+            "in_ns": alive and bool(o["ns_inode"]) and proc_netns_inode(pid) == o["ns_inode"],
+            "argv": record.get("argv"),
+            "exit": exit_code,
+            "started": started,
+        }
+        return o
+
+    def summary(self, o):
+        """Before-state summary for diff mode."""
+        ip = o["ip"] or {"links": {}, "routes": []}
+        s = {
+            "namespace": self.ns if o["ns_inode"] else None,
+            "hosts": short_hash(o["hosts"]),
+            "forwarding": o["forwarding"],
+            "interfaces": {},
+            "routes": sorted(f"{r['dest']} via {r['gateway']}" for r in ip["routes"]),
+            "start": start_summary(o["start"]),
+        }
+        for iface in self.interfaces:
+            link = ip["links"].get(iface["ifname"])
+            s["interfaces"][iface["ifname"]] = {
+                "plug": "running" if o["plugs"][iface["ifname"]]["pid"] else "stopped",
+                "mac": link["mac"] if link else None,
+                "addresses": link["addresses"] if link else [],
+                "up": link["up"] if link else False,
+            }
+        return s
+
+    def planned_summary(self, o):
+        st = o["start"]
+        if not self.wants_start():
+            start = "none"
+        else:
+            start = f"exit {st['exit']}" if (st["exit"] is not None and not self._start_needed(o)) else "running"
+        return {
+            "namespace": self.ns,
+            "hosts": short_hash(self.ctx.hosts),
+            "forwarding": self.forwarding,
+            "interfaces": {
+                i["ifname"]: {
+                    "plug": "running",
+                    "mac": str(i.get("mac") or "").lower() or None,
+                    "addresses": [f"{i['address']}/{i['prefix']}"] if i.get("address") else [],
+                    "up": True,
+                }
+                for i in self.interfaces
+            },
+            "routes": sorted(f"{r['dest']} via {r['gateway']}" for r in self.routes),
+            "start": start,
+        }
+
+    # -- decisions and actions
+    def note(self, what):
+        self.changes.append(what)
+
+    def act(self, what, action, *args):
+        """Note WHAT, and do ACTION(*ARGS) unless in check mode."""
+        self.changes.append(what)
+        if not self.ctx.check:
+            action(*args)
+
+    def ensure(self):
+        """Observe, then (unless check mode) repair. Returns self."""
+        try:
+            return self._ensure()
+        finally:
+            self.close()
+
+    def _ensure(self):
+        ctx = self.ctx
+        o = self.observe()
+        self.before = self.summary(o)
+        self.after = self.planned_summary(o)
+
+        # bookkeeping record first, so a failure later still leaves a trace for swap-out
+        if o["registered"] != self.ns + "\n":
+            self.act("record", write_in_place, ctx.rpath(f"{self.name}.ns"), self.ns + "\n")
+        # /etc/netns/NS files
+        if o["hosts"] != ctx.hosts:
+            self.act("hosts", write_etc_file, self.ns, "hosts", ctx.hosts)
+        if ctx.write_hostname and o["hostname"] != self.hostname + "\n":
+            self.act("hostname", write_etc_file, self.ns, "hostname", self.hostname + "\n")
+
+        fresh_ns = self.created or not o["ns_inode"]
+        if self.created:
+            self.note("namespace")
+        elif fresh_ns:
+            self.act("namespace", self.remake_namespace, o)
+
+        if o["pid"] != ctx.project + "\n" or o["eid"] != ctx.experiment + "\n" or not o["logdir"]:
+            self.act("node directory", self.write_node_dir)
+
+        unplugged_ifs = self.unplug()
+        replugged = self.plug(o, {} if fresh_ns else (o["ip"] or {}).get("links", {}))
+        ip = self.ip_after_plugs(o, fresh_ns, set(replugged) | set(unplugged_ifs), replugged)
+        tc_ops, tc_record = self.plan_tc(ip, o["tc"])
+        self.apply_ip(ip, tc_ops)
+        self.ensure_forwarding(o, fresh_ns)
+        self.record_tc(tc_record, o["tc"])
+        self.apply_start(o)
+        return self
+
+    def remake_namespace(self, o):
+        self.close()  # a socket of the namespace that was there
+        add_namespace(self.ns)
+        o["ns_inode"] = netns_inode(self.ns)
+
+    def write_node_dir(self):
+        os.makedirs(self.log_dir, mode=0o755, exist_ok=True)
+        write_in_place(os.path.join(self.nodedir, "pid"), self.ctx.project + "\n")
+        write_in_place(os.path.join(self.nodedir, "eid"), self.ctx.experiment + "\n")
+
+    def unplug(self):
+        """Stop the plugs of interfaces no longer planned; their names."""
+        ctx = self.ctx
+        gone = unplugged(ctx.run_entries, self.name, [iface["ifname"] for iface in self.interfaces])
+        for ifname in gone:
+            pidfile = plug_pidfile(ctx.run_dir, self.name, ifname)
+            if proc_alive(read_pid(pidfile), pidfile):
+                self.stopped.append(f"{self.name}.{ifname}")
+            self.act(f"unplug {ifname}", stop_plug, pidfile, ctx.timeout)
+        return gone
+
+    def plug(self, o, links):
+        """(Re)start every plug that is not healthy (plugs.py); the interfaces (re)plugged."""
+        ctx = self.ctx
+        replugged = []
+        for iface in self.interfaces:
+            ifname = iface["ifname"]
+            plug = o["plugs"][ifname]
+            argv = plug_argv(ctx.run_dir, self.name, iface)
+            switch_pid, switch_started = ctx.switch(iface["switch"])
+            if switch_pid is None and not ctx.check:
+                raise RuntimeError(
+                    f"switch {iface['switch']} of {self.name} {ifname} is not running (run vde_network first)"
+                )
+            if plug_healthy(plug, argv, switch_started, ifname in links):
+                continue
+            replugged.append(ifname)
+            if plug["pid"]:
+                self.restarted.append(f"{self.name}.{ifname}")
+            self.act(
+                f"{'replug' if plug['pid'] else 'plug'} {ifname}", start_plug, self.ns, argv,
+                plug_pidfile(ctx.run_dir, self.name, ifname), lambda name=ifname: self.has_link(name),
+                ctx.timeout, f"{self.name} {ifname}",
+            )  # fmt: skip
+        return replugged
+
+    def ip_after_plugs(self, o, fresh_ns, gone, replugged):
+        """The namespace's links and routes once the plugs are as planned (taps of new plugs are blank)."""
+        if self.ctx.check:
+            ip = o["ip"] or {"links": {}, "routes": []}
+            if not (fresh_ns or gone):
+                return ip
+            # taps of restarted plugs come back empty, those of stopped plugs go away
+            return {
+                "links": {k: v for k, v in ip["links"].items() if k not in gone and not fresh_ns},
+                "routes": [r for r in ip["routes"] if r["dev"] not in gone and not fresh_ns],
+            }
+        if fresh_ns and not gone - set(replugged):
+            # a new namespace holds only its down lo and the fresh taps: no need to ask
+            return {"links": {name: dict(BLANK_LINK) for name in ["lo", *replugged]}, "routes": []}
+        if fresh_ns or gone:
+            return observe_ip(self.rtnl())
+        return o["ip"] or {"links": {}, "routes": []}
+
+    def ensure_forwarding(self, o, fresh_ns):
+        ctx = self.ctx
+        want = "1" if self.forwarding else "0"
+        if fresh_ns and not ctx.check:
+            # a new namespace inherits the pnode's forwarding (net.core.devconf_inherit_init_net=0)
+            if sysctl_in_netns(self.ns, "net.ipv4.ip_forward", want) != want:
+                self.note(f"forwarding {want}")
+            return
+        if fresh_ns:
+            have = (read_text("/proc/sys/net/ipv4/ip_forward") or "").strip()
+        else:
+            have = None if o["forwarding"] is None else ("1" if o["forwarding"] else "0")
+        if have != want:
+            self.act(f"forwarding {want}", sysctl_in_netns, self.ns, "net.ipv4.ip_forward", want)
+
+    def apply_ip(self, ip, tc_ops):
+        """Links up with their MACs, qdiscs (TC_OPS: {ifname: ops}), addresses and routes as planned.
+
+        One sequence of netlink requests. A qdisc is set before its link goes up: on a running link
+        the kernel waits for an RCU grace period to swap it, milliseconds per interface.
+        """
+        links = ip["links"]
+        ops = []
+        lo = links.get("lo")
+        if not lo or not lo["up"]:
+            ops.append(("link_set", "lo", True))
+            self.note("lo up")
+        for iface in self.interfaces:
+            ifname = iface["ifname"]
+            link = links.get(ifname) or BLANK_LINK
+            if not links.get(ifname) and not self.ctx.check:
+                raise RuntimeError(f"{self.name}: tap {ifname} is missing in {self.ns} after plugging")
+            mac = str(iface.get("mac") or "").lower()
+            if mac and link["mac"] != mac:
+                ops.append(("link_set", ifname, None, mac))
+                self.note(f"mac {ifname}")
+            ops += tc_ops.get(ifname, [])
+            want = [f"{iface['address']}/{int(iface['prefix'])}"] if iface.get("address") else []
+            for addr in link["addresses"]:
+                if addr not in want:
+                    ops.append(("addr_del", ifname, addr))
+                    self.note(f"addr del {ifname} {addr}")
+            for addr in want:
+                if addr not in link["addresses"]:
+                    ops.append(("addr_add", ifname, addr))
+                    self.note(f"addr {ifname} {addr}")
+            if not link["up"]:
+                ops.append(("link_set", ifname, True))
+                self.note(f"up {ifname}")
+        planned = {(r["dest"], r["gateway"]) for r in self.routes}
+        present = set()
+        for route in ip["routes"]:
+            key = (route["dest"], route["gateway"])
+            if key in planned and key not in present:
+                present.add(key)
+                continue
+            ops.append(("route_del", route["dest"], route["gateway"], route["dev"]))
+            self.note(f"route del {route['dest']}")
+        for route in self.routes:
+            key = (route["dest"], route["gateway"])
+            if key in present:
+                continue
+            present.add(key)
+            ops.append(("route_replace", route["dest"], route["gateway"], route.get("dev")))
+            self.note(f"route {route['dest']}")
+        if ops and not self.ctx.check:
+            self.netlink(ops)
+
+    def plan_tc(self, ip, recorded):
+        """({ifname: netlink ops}, record): a root tbf where a bandwidth is planned, none elsewhere."""
+        links = ip["links"]
+        ops = {}
+        record = {}
+        for iface in self.interfaces:
+            ifname = iface["ifname"]
+            bandwidth = (iface.get("tc") or {}).get("bandwidth")
+            qdisc = (links.get(ifname) or {}).get("qdisc")
+            if bandwidth:
+                rate = int(bandwidth)
+                want = {"rate": rate, "burst": tbf_burst(rate)}
+                record[ifname] = want
+                if qdisc != "tbf" or recorded.get(ifname) != want:
+                    ops[ifname] = [("qdisc_replace_tbf", ifname, rate, want["burst"], TBF_LATENCY_MS * 1000)]
+                    self.note(f"tc {ifname}")
+            elif qdisc == "tbf":
+                ops[ifname] = [("qdisc_del_root", ifname)]
+                self.note(f"tc del {ifname}")
+        return ops, record
+
+    def record_tc(self, record, recorded):
+        """Keep RECORD (from plan_tc) in run_dir/NODE.tc.json (a tbf's parameters are not read back)."""
+        if self.ctx.check or record == recorded:
+            return
+        tc_file = self.ctx.rpath(f"{self.name}.tc.json")
+        if record:
+            write_json(tc_file, record)
+        else:
+            remove_path(tc_file)
+
+    def _start_needed(self, o):
+        st = o["start"]
+        argv = self.start_argv()
+        if st["pid"]:
+            return not (st["in_ns"] and st["argv"] == argv)
+        if st["exit"] is not None and st["argv"] in (None, argv):
+            return False  # finished: never rerun within a swap-in
+        return True
+
+    def apply_start(self, o):
+        st = o["start"]
+        if not self.wants_start():
+            if st["pid"]:
+                self.stopped.append(f"{self.name}.start")
+                self.act("stop start command", self.stop_start, st["pid"])
+            return
+        if not self._start_needed(o):
+            return
+        if st["pid"]:
+            self.restarted.append(f"{self.name}.start")
+        self.started = True
+        self.act("restart start command" if st["pid"] else "start command", self.start, st)
+
+    def stop_start(self, pid):
+        kill_pid(pid, None, self.ctx.timeout, group=True)
+        remove_path(self.start_pidfile())
+
+    def start(self, st):
+        """Start the supervisor, detached in a session of its own (its process group is killed with it)."""
+        # whatever is left of an earlier run (a killed supervisor leaves its children behind)
+        for old in {st["pid"], st["old_pid"]} - {None}:
+            kill_pid(old, None, self.ctx.timeout, group=True)
+        pidfile = self.start_pidfile()
+        remove_path(pidfile)
+        argv = self.start_argv()
+        os.makedirs(self.log_dir, mode=0o755, exist_ok=True)
+        remove_path(os.path.join(self.log_dir, LOG_NAME))
+        proc = subprocess.Popen(  # noqa: S603 - argv list; the command is one argument
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            close_fds=True,
+        )
+        write_in_place(pidfile, f"{proc.pid}\n")
+        write_json(self.ctx.rpath(f"{self.name}.start.json"), {"argv": argv, "pid": proc.pid})
