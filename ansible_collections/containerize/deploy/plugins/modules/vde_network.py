@@ -29,10 +29,12 @@ description:
 version_added: "0.1.0"
 author:
   - containerize authors
+extends_documentation_fragment:
+  - containerize.deploy.experiment.attributes
 options:
   run_dir:
     description:
-      - Runtime directory of the experiment on this pnode (C({root}/run/{exp_tag})).
+      - Runtime directory of the experiment on this pnode (C(containerize_run_dir), C(ROOT/run/EXP_TAG)).
       - Socket paths C(run_dir/ID.ctl/ctl) must stay below 107 bytes.
     type: path
     required: true
@@ -116,15 +118,9 @@ options:
     type: float
     default: 5.0
 notes:
-  - Supports check mode (nothing is started or killed, the result says what would be) and diff mode.
   - Needs the C(vde2) package (C(vde_switch), C(wirefilter)).
 requirements:
   - vde2
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
 """
 
 EXAMPLES = r"""
@@ -181,7 +177,6 @@ pids:
 """
 
 import os
-import re
 import shutil
 
 from ansible.module_utils.basic import AnsibleModule
@@ -200,14 +195,11 @@ from ansible_collections.containerize.deploy.plugins.module_utils.daemons import
     wait_for,
     write_json,
 )
+from ansible_collections.containerize.deploy.plugins.module_utils.names import NAME_RE, SUN_PATH_MAX
 from ansible_collections.containerize.deploy.plugins.module_utils.wirefilter import shaping_args
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*$")
-SUN_PATH_MAX = 107
-
-
 # ----------------------------------------------------------------------------------------------
-# process helpers (the same few functions live in process_nodes.py: modules ship alone)
+# processes
 
 
 def vde_daemon(argv):
