@@ -22,6 +22,7 @@ import yaml
 from tests.e2e import ENV, MODULES, REPO, changed, compile_topology, host_state, node_exec, playbook
 
 pytestmark = pytest.mark.slow
+ROLES = MODULES.parent.parent / "roles"
 ROUTED_NODES = ["r1", "r2", "a-1", "a-2", "a-3", "b-1", "b-2", "b-3", "c-1", "c-2"]
 ONE_PNODE = """
 foreach n [list $r1 $r2 $a(1) $a(2) $a(3) $b(1) $b(2) $b(3) $c(1) $c(2)] {
@@ -212,6 +213,10 @@ def test_vzctl_runtime_writes_configs_starts_plugs_and_is_idempotent(tmp_path, t
     bindir, state, root = tmp_path / "bin", tmp_path / "state", tmp_path / "root"
     for directory in (bindir, state, root / "run"):
         directory.mkdir(parents=True)
+    scripts = tmp_path / "scripts"  # what the hv and openvz roles put in containerize_scripts_dir
+    scripts.mkdir()
+    for role in ("hv", "openvz"):
+        (scripts / role).symlink_to(ROLES / role / "files")
     for name, text in (("vzctl", FAKE_VZCTL), ("vde_pcapplug", FAKE_PCAPPLUG), ("ip", "#!/bin/sh\nexit 0\n")):
         (bindir / name).write_text(text)
         (bindir / name).chmod(0o755)
@@ -224,7 +229,8 @@ def test_vzctl_runtime_writes_configs_starts_plugs_and_is_idempotent(tmp_path, t
                "routes": [{"dest": "10.1.0.0/16", "gateway": "10.0.0.254"}]},
               {"name": "p1", "kind": "process", "namespace": "p1.x.p"}]
     args = {"root": str(root), "run_dir": str(root / "run"), "exp_name": "x.p", "project": "p", "experiment": "x",
-            "guests": guests, "template_dirs": [str(template_dir)], "runtime": "vzctl", "wait_booted": False,
+            "scripts_dir": str(scripts), "guests": guests, "template_dirs": [str(template_dir)], "runtime": "vzctl",
+            "wait_booted": False,
             "vzctl_conf_dir": str(tmp_path / "vz"), "shares": [{"path": str(tmp_path), "mount": "/share",
                                                                 "readonly": True}]}
     try:
@@ -236,7 +242,11 @@ def test_vzctl_runtime_writes_configs_starts_plugs_and_is_idempotent(tmp_path, t
         assert 'NETIF="ifname=eth0,mac=02:00:00:00:00:01,host_ifname=veth1000.0"' in conf
         mount = (tmp_path / "vz" / "1000.mount").read_text()
         assert f"mount -n --bind {root}/nodes/x.p/v1 " in mount and "remount,ro,bind" in mount
-        network = (root / "openvz" / "x.p" / "v1" / "root" / "etc" / "containerize" / "network.sh").read_text()
+        etc = root / "openvz" / "x.p" / "v1" / "root" / "etc"
+        assert (etc / "rc.local").read_text() == (ROLES / "openvz" / "files" / "rc.local").read_text()
+        assert (etc / "containerize" / "start-command.sh").read_text() == (
+            ROLES / "hv" / "files" / "start-command.sh").read_text()
+        network = (etc / "containerize" / "network.sh").read_text()
         assert '"$IP" addr add 10.0.0.1/24 broadcast + dev eth0' in network
         assert '"$IP" route replace 10.1.0.0/16 via 10.0.0.254' in network
         assert "tbf rate 1000000bit" in network and "echo 1 > /proc/sys/net/ipv4/ip_forward" in network
