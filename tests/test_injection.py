@@ -310,16 +310,17 @@ def test_physical_topology_quotes_hardware_and_os(tmp_path):
 
 def test_vzctl_config_refuses_shell_text():
     """CTID.conf of the vzctl runtime is sourced by shells: a template name cannot carry code into it."""
-    container = library_module("openvz_guests").Container
+    from ansible_collections.containerize.deploy.plugins.module_utils.vzctl import vz_conf
+
     fake = SimpleNamespace(spec={"interfaces": [{"ifname": "eth0", "mac": "02:00:00:00:00:01"}]}, private="/p",
                            rootfs="/p/root", hostname="c", size=1 << 30, template="debian-12")
-    conf = container.vz_conf(fake, 1000)
+    conf = vz_conf(fake, 1000)
     assert 'OSTEMPLATE="debian-12"\n' in conf and 'NETIF="ifname=eth0,mac=02:00:00:00:00:01,' in conf
     for template in ['x"; touch /tmp/pwned; "', "$(touch /tmp/pwned)", "`touch /tmp/pwned`", "x\ntouch /tmp/pwned",
                      "x\\"]:
         fake.template = template
         with pytest.raises(RuntimeError, match="OSTEMPLATE"):
-            container.vz_conf(fake, 1000)
+            vz_conf(fake, 1000)
 
 
 # ----------------------------------------------------------------------------------------------
