@@ -3,9 +3,10 @@
   containerize status EXPDIR [--json | --deter] [--links] [--wait [--timeout S]] [--ansible]
   containerize status-server [--listen ADDR] [--port N] (EXPDIR... | --experiments DIR)
 
-On the local target the pnodes are this machine and the `experiment_status` module's code runs
-in this process; on a testbed target (or with --ansible) `playbooks/status.yml` gathers it on
-every pnode over Ansible, and pnodes that cannot be reached report their nodes as `unknown`.
+On the local target the pnodes are this machine and the `experiment_status` module's readers
+(module_utils/node_status.py) run in this process; on a testbed target (or with --ansible)
+`playbooks/status.yml` gathers it on every pnode over Ansible, and pnodes that cannot be reached
+report their nodes as `unknown`.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ import threading
 import time
 from pathlib import Path
 
+from ansible_collections.containerize.deploy.plugins.module_utils import node_status
+
 from .errors import ContainerizeError
-from .expdir import ExperimentDir, Progress, library_module, playbook_json
+from .expdir import ExperimentDir, Progress, playbook_json
 
 EXIT_USAGE = 2
 STATES = ("booted", "running", "dead", "unknown")
@@ -65,7 +68,6 @@ def gather(expdir: ExperimentDir, links: bool = False, wait: bool = False, timeo
             else:
                 result["pnodes"][pnode] = {"reachable": True, "nodes": got["nodes"], "links": got.get("links", {})}
         return result
-    module = library_module("experiment_status")
     deadline = time.monotonic() + timeout
     total = len(expdir.nodes)
     done_before = 0
@@ -75,9 +77,9 @@ def gather(expdir: ExperimentDir, links: bool = False, wait: bool = False, timeo
                 bar.update(base + ready, total)
 
         params = expdir.module_params(pnode, links=links, wait=wait, timeout=max(0.0, deadline - time.monotonic()))
-        got = module.gather(params, progress=report if wait else None)
+        got = node_status.gather(params, progress=report if wait else None)
         result["pnodes"][pnode] = {"reachable": True, "nodes": got["nodes"], "links": got["links"]}
-        done_before += sum(1 for s in got["nodes"].values() if module.is_ready(s))
+        done_before += sum(1 for s in got["nodes"].values() if node_status.is_ready(s))
     if bar:
         bar.close()
     return result

@@ -31,6 +31,7 @@ from xml.sax.saxutils import escape
 import pytest
 import yaml
 
+from ansible_collections.containerize.deploy.plugins.plugin_utils.modules import COLLECTION
 from containerize.cli import main as containerize_main
 from containerize.expdir import ExperimentDir, library_module
 from containerize.writers.yamlout import LOADER, render
@@ -445,10 +446,15 @@ def test_embedded_pnode_start_command_runs_once_as_written(tmp_path, images):
     os.mknod(root / "dev" / "null", 0o666 | stat.S_IFCHR, os.makedev(1, 3))  # as simulate.sh makes it
     (root / "var" / "containers").mkdir(parents=True, exist_ok=True)
     (root / "var" / "containers" / "eid").write_text("emb\n")
+    scripts = tmp_path / "scripts"  # as the hv role puts its files in scripts_dir/hv
+    (scripts / "hv").mkdir(parents=True)
+    shutil.copy(COLLECTION / "roles" / "hv" / "files" / "start-command.sh", scripts / "hv")
     embedded = library_module("embedded_nodes")
     module = SimpleNamespace(params={"run_dir": str(tmp_path / "run"), "exp_name": "emb.inj", "netns": "",
-                                     "machine_root": str(root)}, check_mode=False)
-    node = embedded.Node(module, embedded.Machine(module), {"name": "e", "startcmd": _mark(START, marks)})
+                                     "machine_root": str(root), "scripts_dir": str(scripts)}, check_mode=False)
+    node = embedded.Node(module, embedded.Machine("", str(root)), {"name": "e", "startcmd": _mark(START, marks)})
+    node.plan_supervisor()  # the supervisor's copy in the machine
+    node.apply()
     argv = node.start_argv()
     assert argv[-1] == _mark(START, marks) and argv[0] == "chroot"
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)

@@ -24,7 +24,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from containerize.expdir import ExperimentDir, library_module
+from ansible_collections.containerize.deploy.plugins.module_utils.wirefilter_mgmt import parse_showinfo
+from containerize.expdir import ExperimentDir
 from tests.e2e import ENV, RECAP, REPO, assert_delay, compile_topology
 
 EXAMPLES = REPO / "examples"
@@ -110,10 +111,9 @@ def test_unreachable_pnodes_report_unknown(routed, tmp_path):
 
 
 def test_parse_wirefilter_showinfo():
-    status = library_module("experiment_status")
     text = ("0000 DATA END WITH '.'\nWireFilter: bidirectional\nLoss   L->R 1.5+0U   R->L 0+0U\n"
             "Delay  L->R 7.25+0U   R->L 5+0U\nBandw  L->R 1.25e+07+0U   R->L 0+0U\n.\n1000 Success\n")
-    assert status.parse_showinfo(text) == {
+    assert parse_showinfo(text) == {
         "left_to_right": {"loss": 0.015, "delay_ms": 7.25, "bandwidth": 100000000},
         "right_to_left": {"loss": 0.0, "delay_ms": 5.0, "bandwidth": None},
     }

@@ -28,9 +28,11 @@ description:
   - "Files in O(machine_root): a block of the experiment's hosts in C(/etc/hosts) (between
     C(# BEGIN containerize experiment EXP_NAME) and C(# END ...)), C(/var/containers/pid),
     C(/var/containers/eid) and C(/var/containers/log/)."
-  - "Start command: run once per swap-in, as C(sh -c STARTCMD), by a small supervisor started
-    detached (in O(netns) with C(ip netns exec), and under C(chroot O(machine_root)) when that is not
-    C(/)), with its pid in C(run_dir/NODE.embedded-start.pid). The status goes to
+  - "Start command: run once per swap-in, as C(sh -c STARTCMD), by the start command supervisor of
+    every kind of node (O(scripts_dir)C(/hv/start-command.sh), put in place by the hv role; run where it
+    is when O(machine_root) is C(/), else copied into the machine as C(/etc/containerize/start-command.sh)),
+    started detached (in O(netns) with C(ip netns exec), and under C(chroot O(machine_root)) when that is
+    not C(/)), with its pid in C(run_dir/NODE.embedded-start.pid). The status goes to
     C(/var/containers/log/start_command.log) (C(start TIME), C(exit N), C(end TIME)), the output to
     C(start_command.out) and C(start_command.err). A later run leaves a running or finished command
     alone and starts it again when its supervisor was killed or the command changed."
@@ -39,39 +41,15 @@ description:
     It never configures the device that holds the machine's default route."
   - With O(state=absent) the start command is stopped, the planned (and recorded) addresses, routes
     and qdiscs are removed, forwarding restored, the hosts block and the C(/var/containers) files
-    removed. The machine (its namespace and root) stays.
+    removed (and the supervisor's copy in the machine). The machine (its namespace and root) stays.
 version_added: "0.1.0"
 author:
   - containerize authors
+extends_documentation_fragment:
+  - containerize.deploy.experiment
+  - containerize.deploy.experiment.guests
+  - containerize.deploy.experiment.attributes
 options:
-  run_dir:
-    description: Runtime directory of the experiment on this pnode; holds C(NODE.embedded.json), what was done.
-    type: path
-    required: true
-  exp_name:
-    description: Experiment name C(EID.PID) (C(containerize_exp_name)).
-    type: str
-    required: true
-  project:
-    description: Project id, written to C(/var/containers/pid).
-    type: str
-    required: true
-  experiment:
-    description: Experiment id, written to C(/var/containers/eid).
-    type: str
-    required: true
-  hosts:
-    description: The experiment's hosts, a list of C({address, names}).
-    type: list
-    elements: dict
-    default: []
-  guests:
-    description:
-      - The guests of this pnode (C(containerize_guests)); only C(kind=embedded_pnode) entries are used,
-        and there may be one at most.
-    type: list
-    elements: dict
-    default: []
   machine_root:
     description: File system root of the machine (C(/); a directory for a simulated machine).
     type: path
@@ -100,42 +78,34 @@ options:
     description: Seconds to wait for a start command supervisor to go away.
     type: float
     default: 5.0
-  state:
-    description: C(present) configures the node, C(absent) undoes it.
-    type: str
-    choices: [present, absent]
-    default: present
 notes:
-  - Supports check mode (nothing is changed; the result lists what would change) and diff mode.
+  - Only C(kind=embedded_pnode) entries of O(guests) are used, and there may be one at most; O(root) and
+    O(workers) do not matter here (one node, the machine itself).
+  - The diff shows the module's record of what it did (C(run_dir/NODE.embedded.json)) before and after.
 requirements:
   - iproute2 (ip, tc)
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
 """
 
 EXAMPLES = r"""
 - name: Configure this machine as its embedded_pnode node (testbed target)
-  embedded_nodes:
-    run_dir: /var/containers/run/1a2b3c4d
-    exp_name: exp.proj
-    project: proj
-    experiment: exp
+  containerize.deploy.embedded_nodes:
+    run_dir: "{{ containerize_run_dir }}"
+    scripts_dir: "{{ containerize_scripts_dir }}"
+    exp_name: "{{ containerize_exp_name }}"
+    project: "{{ containerize_project }}"
+    experiment: "{{ containerize_experiment }}"
     hosts: "{{ containerize_hosts }}"
     guests: "{{ containerize_guests }}"
     host_network: true
     interface_map: {eth0: enp3s0f1}
 
 - name: Configure a simulated machine (a network namespace and a root directory)
-  embedded_nodes:
-    run_dir: /var/containers/run/1a2b3c4d
-    exp_name: exp.proj
-    project: proj
-    experiment: exp
-    hosts: "{{ containerize_hosts }}"
-    guests: "{{ containerize_guests }}"
+  containerize.deploy.embedded_nodes:
+    run_dir: "{{ containerize_run_dir }}"
+    scripts_dir: "{{ containerize_scripts_dir }}"
+    exp_name: "{{ containerize_exp_name }}"
+    project: "{{ containerize_project }}"
+    experiment: "{{ containerize_experiment }}"
     netns: sim-e1
     machine_root: /var/tmp/sim-e1
 """
@@ -164,177 +134,44 @@ started:
 
 import json
 import os
-import signal
 import subprocess
-import time
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.containerize.deploy.plugins.module_utils.daemons import (
     NETNS_DIR,
-    check_hosts,
     compact_invocation,
+    kill_pid,
     norm_dest,
-    parse_json_stream,
     proc_alive,
     read_json,
     read_pid,
     read_text,
+    remove_path,
     write_json,
 )
-from ansible_collections.containerize.deploy.plugins.module_utils.daemons import run as run_argv
-from ansible_collections.containerize.deploy.plugins.module_utils.wirefilter import tbf_tc_args
+from ansible_collections.containerize.deploy.plugins.module_utils.hosts import check_hosts, host_lines, with_block
+from ansible_collections.containerize.deploy.plugins.module_utils.machine import Machine, tc_spec, write_in_place
+from ansible_collections.containerize.deploy.plugins.module_utils.node_status import start_needle
+from ansible_collections.containerize.deploy.plugins.module_utils.spec import experiment_spec, guests_spec
+from ansible_collections.containerize.deploy.plugins.module_utils.start_log import LOG_NAME, SCRIPT_NAME
 
-SUPERVISOR = r"""# containerize start command supervisor (embedded_nodes): $1 pid file (unused here), $2 command
-log=/var/containers/log
-mkdir -p "$log" || exit 1
-exec 3>"$log/start_command.log" 4>"$log/start_command.out" 5>"$log/start_command.err" || exit 1
-echo "start $(date -u +%Y-%m-%dT%H:%M:%SZ)" >&3
-cd / || exit 1
-sh -c "$2" >&4 2>&5 </dev/null 3>&- 4>&- 5>&-
-rc=$?
-echo "exit $rc" >&3
-echo "end $(date -u +%Y-%m-%dT%H:%M:%SZ)" >&3
-exit $rc
-"""
+LOG_DIR = "/var/containers/log"  # inside the machine
+SUPERVISOR_COPY = f"/etc/containerize/{SCRIPT_NAME}"  # inside a simulated machine (machine_root not /)
 
 
-def run(argv, stdin=None, timeout=60):
-    """run_argv() with this module's default timeout (network commands on the machine)."""
-    return run_argv(argv, stdin, timeout)
-
-
-def kill_group(pid, timeout):
-    """TERM the process group PID leads, then KILL it. True when the leader was running."""
-    alive = proc_alive(pid)
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(pid, sig)
-        except OSError:
-            pass
-        deadline = time.monotonic() + (timeout if sig == signal.SIGTERM else 2)
-        while proc_alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-    return alive
-
-
-def write_file(path, text, mode=0o644):
-    """Write in place (keeps the inode: /etc/hosts is often a bind mount)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-
-
-def hosts_with_block(text, exp_name, block):
-    """TEXT with this experiment's block replaced (or removed when BLOCK is empty)."""
-    begin, end = f"# BEGIN containerize experiment {exp_name}", f"# END containerize experiment {exp_name}"
-    lines = (text or "").splitlines()
-    if begin in lines and end in lines[lines.index(begin) :]:
-        start = lines.index(begin)
-        del lines[start : lines.index(end, start) + 1]
-    if block.strip():
-        lines += [begin, *block.rstrip("\n").splitlines(), end]
-    return "\n".join(lines) + "\n" if lines else ""
-
-
-class Machine:
-    """The (possibly simulated) physical machine: its network namespace and its file system root."""
-
-    def __init__(self, module):
-        p = module.params
-        self.module = module
-        self.check = module.check_mode
-        self.netns = p["netns"]
-        self.root = os.path.abspath(p["machine_root"])
-
-    def ip(self, *args, stdin=None):
-        argv = ["ip"] + (["-n", self.netns] if self.netns else []) + list(args)
-        return run(argv, stdin=stdin)
-
-    def tc(self, *args):
-        argv = ["tc"] + (["-n", self.netns] if self.netns else []) + list(args)
-        return run(argv)
-
-    def observe(self):
-        rc, out, err = self.ip("-json", "-batch", "-", stdin="addr show\nroute show table main\n")
-        if rc != 0:
-            raise RuntimeError(f"cannot read the machine's network: {err.strip()}")
-        values = parse_json_stream(out)
-        links = {}
-        for link in values[0] if values else []:
-            links[link["ifname"]] = {
-                "mac": (link.get("address") or "").lower(),
-                "up": "UP" in link.get("flags", []),
-                "addresses": sorted(
-                    f"{a['local']}/{a['prefixlen']}" for a in link.get("addr_info", []) if a.get("family") == "inet"
-                ),
-            }
-        routes = []
-        for route in values[1] if len(values) > 1 else []:
-            if route.get("protocol") == "kernel" or route.get("type", "unicast") != "unicast":
-                continue
-            routes.append({"dest": norm_dest(route.get("dst")), "gateway": route.get("gateway"),
-                           "dev": route.get("dev")})
-        return links, routes
-
-    def sysctl(self, key, value=None):
-        path = "/proc/sys/" + key.replace(".", "/")
-        if not self.netns:
-            if value is None:
-                return (read_text(path) or "").strip()
-            with open(path, "w", encoding="ascii") as handle:
-                handle.write(str(value))
-            return str(value)
-        if value is None:
-            rc, out, _err = run(["ip", "netns", "exec", self.netns, "cat", path])
-            return out.strip() if rc == 0 else None
-        rc, _out, err = run(["ip", "netns", "exec", self.netns, "sysctl", "-q", "-w", f"{key}={value}"])
-        if rc != 0:
-            raise RuntimeError(f"sysctl {key}={value}: {err.strip()}")
-        return str(value)
-
-    def qdisc(self, dev):
-        rc, out, _err = self.tc("-json", "qdisc", "show", "dev", dev)
-        if rc != 0:
-            return None
-        for q in json.loads(out or "[]"):
-            if q.get("root"):
-                return q.get("kind")
-        return None
-
-    def path(self, rel):
-        return os.path.join(self.root, rel.lstrip("/"))
-
-    def wrap(self, argv):
-        """ARGV run inside the machine: its network namespace and its root."""
-        if self.root != "/":
-            argv = ["chroot", self.root] + argv
-        if self.netns:
-            argv = ["ip", "netns", "exec", self.netns] + argv
-        return argv
-
-
-def tc_spec(tc):
-    """{kind, args} of the root qdisc planned for TC (None: no shaping)."""
-    tc = tc or {}
-    bandwidth = int(tc.get("bandwidth") or 0)
-    delay = float(tc.get("delay_ms") or 0)
-    loss = float(tc.get("loss") or 0)
-    if delay > 0 or loss > 0:
-        args = ["netem"]
-        if delay > 0:
-            args += ["delay", f"{delay:g}ms"]
-        if loss > 0:
-            args += ["loss", f"{loss * 100:.6g}%"]
-        if bandwidth:
-            args += ["rate", f"{bandwidth}bit"]
-        return {"kind": "netem", "args": args}
-    if bandwidth:
-        return {"kind": "tbf", "args": tbf_tc_args(bandwidth)}
-    return None
+def stop(pid, timeout):
+    """TERM the process group PID leads, then KILL it."""
+    kill_pid(pid, None, timeout, group=True)
 
 
 class Node:
+    """The embedded_pnode node: plan what makes the machine match its guest entry, then apply it.
+
+    The plan methods only read (the machine, the record) and queue their changes (``act``) with a
+    description (``note``); ``apply`` runs the queue, except in check mode.
+    """
+
     def __init__(self, module, machine, spec):
         p = module.params
         self.module = module
@@ -348,6 +185,7 @@ class Node:
         self.pidfile = os.path.join(self.run_dir, f"{self.name}.embedded-start.pid")
         self.record = read_json(self.record_path, {})
         self.changes = []
+        self.actions = []
         self.started = False
         self.devices = {}
         self.startcmd = spec.get("startcmd") or ""
@@ -355,13 +193,25 @@ class Node:
             (norm_dest(r.get("dest")), r.get("gateway") or None) for r in spec.get("routes") or []
         ]
 
+    # -- plan and apply
+
     def note(self, what):
         self.changes.append(what)
 
-    def save(self):
+    def act(self, function, *args):
+        self.actions.append((function, args))
+
+    def apply(self):
         if not self.check:
-            os.makedirs(self.run_dir, mode=0o755, exist_ok=True)
-            write_json(self.record_path, self.record)
+            for function, args in self.actions:
+                function(*args)
+        self.actions = []
+
+    def save(self):
+        os.makedirs(self.run_dir, mode=0o755, exist_ok=True)
+        write_json(self.record_path, self.record)
+
+    # -- the network
 
     def device_of(self, iface, links, recorded=False):
         """The machine's device for a planned interface: mapped, (recorded,) same name, or planned MAC."""
@@ -390,18 +240,15 @@ class Node:
                                    "refusing to make it an experiment interface")
             self.devices[ifname] = dev
 
-    def ensure_network(self):
-        m = self.machine
-        links, routes = m.observe()
-        self.resolve_devices(links, routes)
-        p = self.module.params
+    def plan_addresses(self, links):
+        """`ip -batch` lines for MACs, addresses and links up; records the addresses this module owns."""
         cmds = []
         added = {dev: set(a) for dev, a in (self.record.get("addresses") or {}).items()}
         for iface in self.spec.get("interfaces") or []:
             dev = self.devices[iface["ifname"]]
             link = links[dev]
             mac = str(iface.get("mac") or "").lower()
-            if p["set_mac"] and mac and link["mac"] != mac:
+            if self.module.params["set_mac"] and mac and link["mac"] != mac:
                 cmds.append(f"link set dev {dev} address {mac}")
                 self.note(f"mac {dev}")
             want = f"{iface['address']}/{int(iface['prefix'])}" if iface.get("address") else None
@@ -418,13 +265,19 @@ class Node:
             if not link["up"]:
                 cmds.append(f"link set dev {dev} up")
                 self.note(f"up {dev}")
+        self.record["addresses"] = {dev: sorted(a) for dev, a in added.items() if a}
+        return cmds
+
+    def plan_routes(self, routes):
+        """`ip -batch` lines for the planned routes (and the removal of those no longer planned)."""
+        cmds = []
         present = {(r["dest"], r["gateway"]) for r in routes}
         experiment_devs = set(self.devices.values())
         elsewhere = [r for r in routes if r["dest"] == "default" and r["dev"] not in experiment_devs]
         installed = {tuple(r) for r in self.record.get("routes") or []}
         keep = set()
         for dest, gateway in self.routes:
-            if dest == "default" and elsewhere and not p["replace_default_route"]:
+            if dest == "default" and elsewhere and not self.module.params["replace_default_route"]:
                 self.module.warn(f"{self.name}: planned default route via {gateway} not installed: the machine has "
                                  f"one via {elsewhere[0]['dev']} (set replace_default_route to replace it)")
                 continue
@@ -436,24 +289,37 @@ class Node:
             if (dest, gateway) in present:
                 cmds.append(f"route del {dest}" + (f" via {gateway}" if gateway else ""))
                 self.note(f"route del {dest}")
-        if cmds and not self.check:
-            rc, _out, err = m.ip("-batch", "-", stdin="\n".join(cmds) + "\n")
-            if rc != 0:
-                raise RuntimeError(f"{self.name}: ip -batch failed: {err.strip()} (commands: {cmds})")
-        self.record["devices"] = self.devices
-        self.record["addresses"] = {dev: sorted(a) for dev, a in added.items() if a}
         self.record["routes"] = sorted([list(r) for r in keep], key=str)
+        return cmds
 
-        # forwarding: exact inside a namespace; on the machine's own network only turned on
-        want_fwd = "1" if self.spec.get("forwarding") else "0"
+    def run_batch(self, cmds):
+        rc, _out, err = self.machine.ip_batch(cmds)
+        if rc != 0:
+            raise RuntimeError(f"{self.name}: ip -batch failed: {err.strip()} (commands: {cmds})")
+
+    def plan_forwarding(self):
+        """Forwarding: exact inside a namespace; on the machine's own network only turned on."""
+        m = self.machine
+        want = "1" if self.spec.get("forwarding") else "0"
         have = m.sysctl("net.ipv4.ip_forward")
-        if have != want_fwd and (m.netns or want_fwd == "1"):
-            self.note(f"forwarding {want_fwd}")
+        if have != want and (m.netns or want == "1"):
+            self.note(f"forwarding {want}")
             self.record.setdefault("forwarding_before", have)
-            if not self.check:
-                m.sysctl("net.ipv4.ip_forward", want_fwd)
+            self.act(m.sysctl, "net.ipv4.ip_forward", want)
 
-        # end-node shaping
+    def replace_qdisc(self, iface, dev, spec):
+        rc, _out, err = self.machine.tc("qdisc", "replace", "dev", dev, "root", *spec["args"])
+        if rc == 0:
+            return
+        if spec["kind"] == "netem" and ("unknown" in err.lower() or "not supported" in err.lower()):
+            raise RuntimeError(
+                f"{self.name} {iface['ifname']}: end-node delay or loss needs the netem qdisc, which this "
+                "kernel lacks (sch_netem); shape this link elsewhere or use a kernel with netem"
+            )
+        raise RuntimeError(f"{self.name}: tc qdisc replace dev {dev} root {' '.join(spec['args'])}: {err.strip()}")
+
+    def plan_shaping(self):
+        m = self.machine
         applied = self.record.get("tc") or {}
         for iface in self.spec.get("interfaces") or []:
             dev = self.devices[iface["ifname"]]
@@ -462,115 +328,123 @@ class Node:
             if spec is None:
                 if dev in applied and kind in ("tbf", "netem"):
                     self.note(f"tc del {dev}")
-                    if not self.check:
-                        m.tc("qdisc", "del", "dev", dev, "root")
+                    self.act(m.tc, "qdisc", "del", "dev", dev, "root")
                 applied.pop(dev, None)
                 continue
             if kind == spec["kind"] and applied.get(dev) == spec["args"]:
                 continue
             self.note(f"tc {dev} {spec['kind']}")
-            if not self.check:
-                rc, _out, err = m.tc("qdisc", "replace", "dev", dev, "root", *spec["args"])
-                if rc != 0:
-                    if spec["kind"] == "netem" and ("unknown" in err.lower() or "not supported" in err.lower()):
-                        raise RuntimeError(
-                            f"{self.name} {iface['ifname']}: end-node delay or loss needs the netem qdisc, which this "
-                            "kernel lacks (sch_netem); shape this link elsewhere or use a kernel with netem"
-                        )
-                    raise RuntimeError(f"{self.name}: tc qdisc replace dev {dev} root {' '.join(spec['args'])}: "
-                                       f"{err.strip()}")
+            self.act(self.replace_qdisc, iface, dev, spec)
             applied[dev] = spec["args"]
         self.record["tc"] = applied
 
-    def ensure_files(self, hosts):
+    def plan_network(self):
+        links, routes = self.machine.observe()
+        self.resolve_devices(links, routes)
+        cmds = self.plan_addresses(links) + self.plan_routes(routes)
+        if cmds:
+            self.act(self.run_batch, cmds)
+        self.record["devices"] = self.devices
+        self.plan_forwarding()
+        self.plan_shaping()
+
+    # -- files
+
+    def plan_files(self, hosts):
         m = self.machine
         p = self.module.params
-        block = "".join(f"{h['address']} {' '.join(h['names'])}\n" for h in hosts)
-        hosts_path = m.path("etc/hosts")
-        current = read_text(hosts_path)
-        wanted = hosts_with_block(current, self.exp_name, block)
+        current = read_text(m.path("etc/hosts"))
+        wanted = with_block(current, self.exp_name, hosts if isinstance(hosts, str) else host_lines(hosts))
         if current != wanted:
             self.note("/etc/hosts")
-            if not self.check:
-                os.makedirs(os.path.dirname(hosts_path), exist_ok=True)
-                write_file(hosts_path, wanted)
+            self.act(m.write, "etc/hosts", wanted)
         for key, value in (("pid", p["project"]), ("eid", p["experiment"])):
-            path = m.path(f"var/containers/{key}")
-            if read_text(path) != value + "\n":
+            if read_text(m.path(f"var/containers/{key}")) != value + "\n":
                 self.note(f"/var/containers/{key}")
-                if not self.check:
-                    os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
-                    write_file(path, value + "\n")
-        if not os.path.isdir(m.path("var/containers/log")):
-            self.note("/var/containers/log")
-            if not self.check:
-                os.makedirs(m.path("var/containers/log"), mode=0o755, exist_ok=True)
+                self.act(m.write, f"var/containers/{key}", value + "\n")
+        if not os.path.isdir(m.path(LOG_DIR)):
+            self.note(LOG_DIR)
+            self.act(os.makedirs, m.path(LOG_DIR), 0o755, True)
+
+    # -- the start command
+
+    def supervisor_source(self):
+        """The hv role's start command supervisor on the pnode (scripts_dir/hv/start-command.sh)."""
+        return os.path.join(self.module.params.get("scripts_dir") or "", "hv", SCRIPT_NAME)
+
+    def supervisor(self):
+        """The start command supervisor's path inside the machine."""
+        return self.supervisor_source() if self.machine.root == "/" else SUPERVISOR_COPY
+
+    def plan_supervisor(self):
+        """A simulated machine gets a copy of the hv role's supervisor (the pnode itself runs it in place)."""
+        source = self.supervisor_source()
+        text = read_text(source) if self.module.params.get("scripts_dir") else None
+        if text is None:
+            raise RuntimeError(f"{self.name}: no start command supervisor at {source} (scripts_dir): run the hv "
+                               "role first")
+        if self.machine.root != "/" and read_text(self.machine.path(SUPERVISOR_COPY)) != text:
+            self.note(SUPERVISOR_COPY)
+            self.act(self.machine.write, SUPERVISOR_COPY, text, 0o755)
 
     def start_argv(self):
-        return self.machine.wrap(["sh", "-c", SUPERVISOR, "supervisor", self.pidfile, self.startcmd])
+        return self.machine.wrap(["sh", self.supervisor(), LOG_DIR, self.startcmd])
 
-    def ensure_start(self):
+    def plan_start(self):
         wants = bool(self.startcmd.strip()) and not self.spec.get("ghost")
         pid = read_pid(self.pidfile)
-        running = proc_alive(pid, self.pidfile)
-        argv = self.start_argv()
+        running = proc_alive(pid, start_needle(self.record, self.pidfile))
         if not wants:
             if running:
                 self.note("stop start command")
-                if not self.check:
-                    kill_group(pid, self.module.params["timeout"])
-                    os.unlink(self.pidfile)
+                self.act(stop, pid, self.module.params["timeout"])
+                self.act(os.unlink, self.pidfile)
             return
-        log = read_text(self.machine.path("var/containers/log/start_command.log")) or ""
+        self.plan_supervisor()
+        argv = self.start_argv()
+        log = read_text(self.machine.path(f"{LOG_DIR}/{LOG_NAME}")) or ""
         finished = any(line.startswith("exit ") for line in log.splitlines())
-        same = self.record.get("start_argv") == argv
-        if same and (running or finished):
+        if self.record.get("start_argv") == argv and (running or finished):
             return
         self.note("restart start command" if running else "start command")
         self.started = True
-        if self.check:
-            return
-        for old in {pid, self.record.get("start_pid")} - {None}:
-            kill_group(old, self.module.params["timeout"])
-        try:
-            os.unlink(self.machine.path("var/containers/log/start_command.log"))
-        except FileNotFoundError:
-            pass
+        self.act(self.start, argv, {pid, self.record.get("start_pid")} - {None})
+
+    def start(self, argv, old_pids):
+        for old in old_pids:
+            stop(old, self.module.params["timeout"])
+        remove_path(self.machine.path(f"{LOG_DIR}/{LOG_NAME}"))
         proc = subprocess.Popen(  # noqa: S603 - argv list; the command is one argument
             argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True, close_fds=True,
         )  # fmt: skip
-        write_file(self.pidfile, f"{proc.pid}\n")
+        write_in_place(self.pidfile, f"{proc.pid}\n")
         self.record["start_argv"] = argv
         self.record["start_pid"] = proc.pid
 
+    # -- present and absent
+
     def present(self, hosts):
-        if not self.check:
-            os.makedirs(self.run_dir, mode=0o755, exist_ok=True)
-        self.ensure_network()
-        self.ensure_files(hosts)
-        self.ensure_start()
-        self.save()
+        self.act(os.makedirs, self.run_dir, 0o755, True)
+        self.record["wrap"] = self.machine.wrap([])  # how `containerize exec` and status enter the machine
+        self.plan_network()
+        self.plan_files(hosts)
+        self.plan_start()
+        self.act(self.save)
+        self.apply()
 
     def absent(self):
-        m = self.machine
-        p = self.module.params
-        pid = read_pid(self.pidfile)
-        for old in {pid, self.record.get("start_pid")} - {None}:
+        for old in {read_pid(self.pidfile), self.record.get("start_pid")} - {None}:
             if proc_alive(old):
                 self.note("stop start command")
-                if not self.check:
-                    kill_group(old, p["timeout"])
-        if m.present:
-            self.undo_machine()
-        if not self.check:
-            for path in (self.pidfile, self.record_path):
-                try:
-                    os.unlink(path)
-                except FileNotFoundError:
-                    pass
+                self.act(stop, old, self.module.params["timeout"])
+        if self.machine.present:
+            self.plan_undo()
+        self.act(remove_path, self.pidfile)
+        self.act(remove_path, self.record_path)
+        self.apply()
 
-    def undo_machine(self):
+    def plan_undo(self):
         """Remove from the machine what present() put there."""
         m = self.machine
         links, routes = m.observe()
@@ -590,48 +464,40 @@ class Node:
                 if addr in (links.get(dev) or {}).get("addresses", []):
                     cmds.append(f"addr del {addr} dev {dev}")
                     self.note(f"addr del {dev} {addr}")
-        if cmds and not self.check:
-            m.ip("-force", "-batch", "-", stdin="\n".join(cmds) + "\n")
+        if cmds:
+            self.act(m.ip_batch, cmds, True)
         for dev in sorted(self.record.get("tc") or {}):
             if dev in links and m.qdisc(dev) in ("tbf", "netem"):
                 self.note(f"tc del {dev}")
-                if not self.check:
-                    m.tc("qdisc", "del", "dev", dev, "root")
+                self.act(m.tc, "qdisc", "del", "dev", dev, "root")
         before = self.record.get("forwarding_before")
         if before in ("0", "1") and m.sysctl("net.ipv4.ip_forward") != before:
             self.note(f"forwarding {before}")
-            if not self.check:
-                m.sysctl("net.ipv4.ip_forward", before)
-        hosts_path = m.path("etc/hosts")
-        current = read_text(hosts_path)
-        if current is not None:
-            wanted = hosts_with_block(current, self.exp_name, "")
-            if wanted != current:
-                self.note("/etc/hosts")
-                if not self.check:
-                    write_file(hosts_path, wanted)
-        for rel in ("var/containers/pid", "var/containers/eid", "var/containers/log"):
-            path = m.path(rel)
-            if os.path.lexists(path):
-                self.note(f"remove /{rel}")
-                if not self.check:
-                    if os.path.isdir(path) and not os.path.islink(path):
-                        for entry in os.listdir(path):
-                            os.unlink(os.path.join(path, entry))
-                        os.rmdir(path)
-                    else:
-                        os.unlink(path)
+            self.act(m.sysctl, "net.ipv4.ip_forward", before)
+        current = read_text(m.path("etc/hosts"))
+        if current is not None and with_block(current, self.exp_name, "") != current:
+            self.note("/etc/hosts")
+            self.act(m.write, "etc/hosts", with_block(current, self.exp_name, ""))
+        for rel in ("var/containers/pid", "var/containers/eid", LOG_DIR, SUPERVISOR_COPY):
+            if (rel != SUPERVISOR_COPY or m.root != "/") and os.path.lexists(m.path(rel)):
+                self.note(f"remove /{rel.lstrip('/')}")
+                self.act(remove_path, m.path(rel))
+        if m.root != "/" and os.path.isdir(m.path(os.path.dirname(SUPERVISOR_COPY))):
+            self.act(remove_empty_dir, m.path(os.path.dirname(SUPERVISOR_COPY)))
+
+
+def remove_empty_dir(path):
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
 
 
 def main():
     module = AnsibleModule(
         argument_spec={
-            "run_dir": {"type": "path", "required": True},
-            "exp_name": {"type": "str", "required": True},
-            "project": {"type": "str", "required": True},
-            "experiment": {"type": "str", "required": True},
-            "hosts": {"type": "list", "elements": "dict", "default": []},
-            "guests": {"type": "list", "elements": "dict", "default": []},
+            **experiment_spec(),
+            **guests_spec(),
             "machine_root": {"type": "path", "default": "/"},
             "netns": {"type": "str", "default": ""},
             "host_network": {"type": "bool", "default": False},
@@ -639,7 +505,6 @@ def main():
             "set_mac": {"type": "bool", "default": False},
             "replace_default_route": {"type": "bool", "default": False},
             "timeout": {"type": "float", "default": 5.0},
-            "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
         },
         supports_check_mode=True,
     )
@@ -656,7 +521,7 @@ def main():
         module.fail_json(msg=f"embedded_pnode node {guests[0].get('name')}: refusing to reconfigure the network of "
                          "the machine this runs on; give a simulated machine (netns and machine_root) or set "
                          "host_network on a real physical node", **result)
-    machine = Machine(module)
+    machine = Machine(p["netns"], p["machine_root"])
     machine.present = not p["netns"] or os.path.exists(os.path.join(NETNS_DIR, p["netns"]))
     machine.present = machine.present and os.path.isdir(p["machine_root"])
     if not machine.present and p["state"] == "present":
@@ -670,7 +535,7 @@ def main():
             node.present(p["hosts"])
         else:
             node.absent()
-    except RuntimeError as exc:
+    except (RuntimeError, OSError) as exc:
         module.fail_json(msg=str(exc), **result, changes=node.changes)
     result.update(changed=bool(node.changes), devices=node.devices, changes=node.changes, started=node.started)
     if module._diff:
