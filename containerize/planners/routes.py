@@ -44,16 +44,19 @@ def plan_routes(topo: Topology) -> None:
 def _static(topo: Topology) -> None:
     address = {(i.node, i.substrate): i.ip for i in topo.interfaces()}
     routers_on: dict[str, list[str]] = {s: [] for s in topo.substrates}
-    for node in topo.nodes.values():
-        if len({i.substrate for i in node.interfaces}) > 1:
-            for iface in node.interfaces:
-                if node.name not in routers_on[iface.substrate]:
-                    routers_on[iface.substrate].append(node.name)
     node_subs = {n.name: list(dict.fromkeys(i.substrate for i in n.interfaces)) for n in topo.nodes.values()}
+    for node in topo.nodes.values():
+        if len(node_subs[node.name]) > 1:
+            for sub in node_subs[node.name]:
+                routers_on[sub].append(node.name)  # node_subs holds each substrate once
     networks = {s.name: ipaddress.IPv4Network(s.network) for s in topo.substrates.values()}
     everything = _aggregates(list(networks.values()))
     block_of = {name: int(net.network_address) >> 24 for name, net in networks.items()}  # the /8 of each
     everything_blocks = [(block, int(block.network_address) >> 24) for block in everything]
+    tree = _Tree.build(topo, routers_on, node_subs)
+    if tree is not None:
+        _static_tree(topo, tree, address, routers_on, node_subs, networks, block_of, everything_blocks)
+        return
 
     # next_hop[dest][sub] = (distance, router on `sub` towards dest)
     next_hop: dict[str, dict[str, tuple[int, str | None]]] = {}
@@ -100,6 +103,143 @@ def _static(topo: Topology) -> None:
         for dest, gateway in via.items():
             if gateway != main_gateway:
                 node.routes.append(Route(str(networks[dest]), gateway))
+        if len(mine) == 1:
+            shared[mine[0]] = list(node.routes)
+
+
+class _Tree:
+    """The graph of substrates and routers (nodes on more than one substrate) when it has no cycle: every
+    path is then unique, so the router a substrate reaches a destination through is the one whose side of
+    the tree holds it. Depth-first from the first substrate of each component (the lowest index in it):
+    ``order`` lists substrate indices in preorder, a vertex's subtree is ``order[start[v]:end[v]]``.
+    Vertices: substrates 0..S-1 in file order, routers S.. in node order."""
+
+    def __init__(self, size: int):
+        self.parent = [-1] * size
+        self.start = [0] * size
+        self.end = [0] * size
+        self.low = [size] * size  # lowest substrate index in the subtree
+        self.component = [0] * size
+        self.order: list[int] = []
+        self.roots: list[int] = []  # per component: its root (also its lowest substrate index)
+
+    @classmethod
+    def build(cls, topo: Topology, routers_on: dict[str, list[str]], node_subs: dict[str, list[str]]):
+        subs = list(topo.substrates)
+        sub_id = {name: index for index, name in enumerate(subs)}
+        routers = [name for name, mine in node_subs.items() if len(mine) > 1]
+        router_id = {name: len(subs) + index for index, name in enumerate(routers)}
+        adjacent = [[router_id[r] for r in routers_on[s]] for s in subs]
+        adjacent += [[sub_id[s] for s in node_subs[r]] for r in routers]
+        tree = cls(len(adjacent))
+        seen = [False] * len(adjacent)
+        count = len(subs)
+        for root in range(count):
+            if seen[root]:
+                continue
+            component = len(tree.roots)
+            tree.roots.append(root)
+            seen[root] = True
+            stack = [(root, iter(adjacent[root]))]
+            tree.start[root] = len(tree.order)
+            tree.order.append(root)
+            tree.low[root] = root
+            tree.component[root] = component
+            while stack:
+                vertex, neighbours = stack[-1]
+                for other in neighbours:
+                    if other == tree.parent[vertex]:
+                        continue
+                    if seen[other]:
+                        return None  # a cycle: more than one path somewhere
+                    seen[other] = True
+                    tree.parent[other] = vertex
+                    tree.component[other] = component
+                    tree.start[other] = len(tree.order)
+                    if other < count:
+                        tree.order.append(other)
+                        tree.low[other] = other
+                    stack.append((other, iter(adjacent[other])))
+                    break
+                else:
+                    stack.pop()
+                    tree.end[vertex] = len(tree.order)
+                    if tree.parent[vertex] >= 0:
+                        tree.low[tree.parent[vertex]] = min(tree.low[tree.parent[vertex]], tree.low[vertex])
+        tree.sub_id, tree.router_id = sub_id, router_id
+        return tree
+
+    def behind(self, sub: int, router: int) -> tuple[int, int, list[int], list[int]]:
+        """The destinations substrate SUB reaches through ROUTER on it: (how many, lowest index, and the
+        two runs of ``order`` that hold them)."""
+        if self.parent[router] == sub:  # down the tree: the router's subtree
+            start, end = self.start[router], self.end[router]
+            return end - start, self.low[router], [start, end], [end, end]
+        root = self.roots[self.component[sub]]  # up the tree: the component but SUB's subtree
+        first, last = self.start[root], self.end[root]
+        size = last - first - (self.end[sub] - self.start[sub])
+        return size, root, [first, self.start[sub]], [self.end[sub], last]
+
+
+def _static_tree(topo: Topology, tree: _Tree, address, routers_on, node_subs, networks, block_of,
+                 everything_blocks) -> None:
+    """_static's routes when every path is unique (no cycle): the same routes, without a search per
+    destination. Each destination is reached through exactly one (own substrate, router on it) pair:
+    the router whose side of the tree holds it."""
+    subs = list(topo.substrates)
+    net_text = [str(networks[name]) for name in subs]
+    blocks = [block_of[name] for name in subs]
+    component_blocks: list[Counter] = [Counter() for _ in tree.roots]
+    for index in tree.order:
+        component_blocks[tree.component[index]][blocks[index]] += 1
+    router_ids = {name: [tree.router_id[r] for r in routers] for name, routers in routers_on.items()}
+    router_names = {vertex: name for name, vertex in tree.router_id.items()}
+    order = tree.order
+    shared: dict[str, list[Route]] = {}  # one-substrate nodes on the same substrate route alike
+    for node in topo.nodes.values():
+        mine = node_subs[node.name]
+        if not mine:
+            continue
+        if len(mine) == 1 and mine[0] in shared:
+            node.routes = list(shared[mine[0]])
+            continue
+        me = tree.router_id.get(node.name, -1)
+        gateways: dict[str, list] = {}  # gateway -> [destinations, lowest index, runs of order]
+        for name in mine:
+            sub = tree.sub_id[name]
+            for router in router_ids[name]:
+                if router == me:
+                    continue
+                size, low, run1, run2 = tree.behind(sub, router)
+                if not size:
+                    continue
+                gateway = address[(router_names[router], name)]
+                entry = gateways.get(gateway)
+                if entry is None:
+                    gateways[gateway] = [size, low, [run1, run2]]
+                else:
+                    entry[0] += size
+                    entry[1] = min(entry[1], low)
+                    entry[2] += [run1, run2]
+        if not gateways:
+            if len(mine) == 1:
+                shared[mine[0]] = []
+            continue
+        # the most used gateway; ties go to the one whose first destination comes first
+        main_gateway = min(gateways, key=lambda gw: (-gateways[gw][0], gateways[gw][1]))
+        others = []
+        for gateway, (_, _, runs) in gateways.items():
+            if gateway != main_gateway:
+                for start, end in runs:
+                    others += [(index, gateway) for index in order[start:end]]
+        others.sort()
+        reach = component_blocks[tree.component[tree.sub_id[mine[0]]]].copy()
+        for name in mine:
+            reach[block_of[name]] -= 1
+        for index, _ in others:
+            reach[blocks[index]] -= 1
+        node.routes = [Route(str(block), main_gateway) for block, first in everything_blocks if reach[first] > 0]
+        node.routes += [Route(net_text[index], gateway) for index, gateway in others]
         if len(mine) == 1:
             shared[mine[0]] = list(node.routes)
 
