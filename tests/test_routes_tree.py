@@ -1,8 +1,10 @@
-"""Static routes on cycle-free router graphs (the fast path) equal the general search's, on random forests."""
+"""Fast paths equal the general ones: static routes on cycle-free router graphs against the search (random
+forests), and the TopDL text writer against the lxml tree."""
 
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 
@@ -62,3 +64,61 @@ def test_tree_routes_equal_the_search(seed, monkeypatch):
     fast = _routes(_forest(seed))
     monkeypatch.setattr(routes._Tree, "build", classmethod(lambda cls, *args: None))
     assert fast == _routes(_forest(seed))
+
+
+# The TopDL text writer equals the lxml tree it replaced, byte for byte.
+
+INPUTS = Path(__file__).resolve().parent / "topology" / "input"
+ODD = ["", " ", "a&b<c>d", "x\ry\nz\tw", "ü€😀", "]]>", "'\"", "\x7f\x85", "{{ x }}", "\x01", "\ud800", "\ufffe"]
+
+
+def _read(path: Path) -> Topology:
+    from containerize.readers.ns2 import read_ns2
+    from containerize.readers.topdl import read_topdl
+
+    return read_ns2(str(path)) if path.suffix in (".tcl", ".ns") else read_topdl(str(path))
+
+
+def _same(topo: Topology, tmp_path: Path, **kwargs) -> None:
+    from containerize.writers import topdl
+
+    try:
+        expected = topdl._tree_bytes(topo, kwargs.get("planned", False), kwargs.get("annotations", True),
+                                     kwargs.get("extra"))
+    except (ValueError, TypeError) as exc:
+        with pytest.raises(type(exc)):
+            topdl.topdl_bytes(topo, **kwargs)
+        return
+    assert topdl.topdl_bytes(topo, **kwargs) == expected
+    topdl.write_topdl(topo, tmp_path / "t.xml", **kwargs)
+    assert (tmp_path / "t.xml").read_bytes() == expected
+
+
+@pytest.mark.parametrize("path", sorted(p for p in INPUTS.iterdir() if p.suffix in (".tcl", ".ns", ".xml")),
+                         ids=lambda p: p.name)
+def test_topdl_text_equals_lxml(path, tmp_path):
+    topo = _read(path)
+    for planned in (False, True):
+        for annotated in (False, True):
+            _same(topo, tmp_path, planned=planned, annotations=annotated)
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_topdl_text_equals_lxml_odd_values(seed, tmp_path):
+    rng = random.Random(seed)
+    topo = _read(INPUTS / rng.choice(["routed.tcl", "commands.tcl", "topdl-star.xml", "emulab.tcl"]))
+    for _ in range(3):
+        what = rng.choice(["node", "sub", "iface", "extra"])
+        value = rng.choice(ODD) + rng.choice(ODD)
+        node = rng.choice(list(topo.nodes.values()))
+        if what == "node":
+            node.attributes[rng.choice(["k", value or "k"])] = value
+        elif what == "sub":
+            rng.choice(list(topo.substrates.values())).attributes["k"] = value
+        elif what == "iface" and node.interfaces:
+            node.interfaces[0].attributes["containers:x"] = value
+        else:
+            node.startcmd = value
+    extra = {node.name: {"containers:port": rng.choice(ODD[:9])} for node in topo.nodes.values()}
+    _same(topo, tmp_path, planned=True, extra=extra)
+    _same(topo, tmp_path)

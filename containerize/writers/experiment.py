@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from ..compiler import Experiment
@@ -13,15 +14,14 @@ def write_experiment(exp: Experiment, out: Path, source: Path, input_topdl: byte
     """`input_topdl` is the input model as TopDL without container annotations, rendered before planning
     (DETER's converted.xml); topo.xml is the planned containers topology, as DETER's was."""
     from .physical import write_phys_topo
-    from .topdl import topdl_bytes
+    from .topdl import write_topdl
 
     write_inventory(exp, out)
     write_deter_files(exp, out, source)
     (out / "converted.xml").write_bytes(input_topdl)
-    planned = topdl_bytes(exp.topology, planned=True)  # kinds and partitions are both decided by now
-    (out / "annotated.xml").write_bytes(planned)
-    (out / "partitioned.xml").write_bytes(planned)
-    (out / "topo.xml").write_bytes(topdl_bytes(exp.topology, planned=True, extra=containers_attributes(exp)))
+    write_topdl(exp.topology, out / "annotated.xml", planned=True)  # kinds and partitions are both decided by now
+    shutil.copyfile(out / "annotated.xml", out / "partitioned.xml")  # the same bytes
+    write_topdl(exp.topology, out / "topo.xml", planned=True, extra=containers_attributes(exp))
     write_phys_topo(exp.topology, exp.partitioning.assignment, exp.options.project, exp.options.experiment, out,
                     pnode_types=exp.partitioning.pnode_types, site=exp.options.site,
                     pnet={pnode: net.pnet for pnode, net in exp.networks.items()})

@@ -29,7 +29,7 @@ computer
 
 from __future__ import annotations
 
-from pathlib import Path
+import re
 
 from lxml import etree
 
@@ -59,9 +59,18 @@ _SUBSTRATE_OWN = {ATTR_LOSS, ATTR_KIND, ATTR_FIXED_NETMASK, ATTR_NETWORK}
 _INTERFACE_OWN = {ATTR_IP, ATTR_NETMASK, ATTR_MAC, ATTR_LOSS, *ATTR_OVERRIDE, *ATTR_SIMPLEX}
 
 
-def write_topdl(topology: Topology, path, planned: bool = False) -> None:
-    """Write ``topology`` to ``path``; ``planned`` adds what the planners decided."""
-    Path(path).write_bytes(topdl_bytes(topology, planned))
+def write_topdl(topology: Topology, path, planned: bool = False, annotations: bool = True,
+                extra: dict | None = None) -> None:
+    """Write ``topology`` to ``path`` (the bytes of ``topdl_bytes``, written as they are made)."""
+    with open(path, "wb") as file:
+        try:
+            for chunk in _chunks(topology, planned, annotations, extra):
+                file.write(chunk.encode("utf-8"))
+            return
+        except _Unusual:
+            file.seek(0)
+            file.truncate()
+        file.write(_tree_bytes(topology, planned, annotations, extra))
 
 
 def topdl_bytes(topology: Topology, planned: bool = False, annotations: bool = True,
@@ -69,20 +78,131 @@ def topdl_bytes(topology: Topology, planned: bool = False, annotations: bool = T
     """The topology as TopDL. ``annotations=False`` leaves out the node attributes that steer containerizing
     (containers:node_type, partition, ...; DETER's converted.xml); ``extra`` maps a node name to more
     attributes for it, and (node, interface name) to more for an interface (the planned topo.xml)."""
+    try:
+        return "".join(_chunks(topology, planned, annotations, extra)).encode("utf-8")
+    except _Unusual:
+        return _tree_bytes(topology, planned, annotations, extra)
+
+
+def _tree_bytes(topology: Topology, planned: bool, annotations: bool, extra: dict | None) -> bytes:
+    """The same document built with lxml: the reference the text writer below matches byte for byte, and
+    what runs when a value is one lxml refuses or a text writer could get wrong (not a string, control
+    characters, surrogates), so that such input fails or passes exactly as it always did."""
     root = etree.Element("experiment")
     _add(root, "version", "1.0")
     if topology.rtproto is not None:
         _attribute(root, ATTR_RTPROTO, topology.rtproto)
-    members: dict[str, int] = {name: 0 for name in topology.substrates}
-    for iface in topology.interfaces():
-        if iface.substrate in members:
-            members[iface.substrate] += 1
+    members = _member_counts(topology)
     for sub in topology.substrates.values():
         _substrate(root, sub, members[sub.name], planned)
     for node in topology.nodes.values():
         _computer(etree.SubElement(root, "elements"), node, topology, planned, annotations, extra)
     etree.indent(root, space="  ")
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+
+
+def _member_counts(topology: Topology) -> dict[str, int]:
+    members: dict[str, int] = {name: 0 for name in topology.substrates}
+    for iface in topology.interfaces():
+        if iface.substrate in members:
+            members[iface.substrate] += 1
+    return members
+
+
+class _Unusual(Exception):
+    """A value the text writer leaves to lxml."""
+
+
+_UNUSUAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _esc(value) -> str:
+    """Text content as libxml2 writes it (&, <, > and carriage return escaped)."""
+    if type(value) is not str or _UNUSUAL.search(value):
+        raise _Unusual
+    if "&" in value or "<" in value or ">" in value or "\r" in value:
+        value = value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\r", "&#13;")
+    return value
+
+
+def _t_attribute(out: list, pad: str, name: str, value) -> None:
+    out.append(f"{pad}<attribute>\n{pad}  <attribute>{_esc(name)}</attribute>\n{pad}  <value>{_esc(value)}</value>\n"
+               f"{pad}</attribute>\n")
+
+
+def _t_shaping(out: list, pad: str, names: tuple[str, str, str], bandwidth, delay, loss) -> None:
+    if bandwidth is not None:
+        _t_attribute(out, pad, names[0], _rate(bandwidth))
+    if delay is not None:
+        _t_attribute(out, pad, names[1], _ms(delay))
+    if loss is not None:
+        _t_attribute(out, pad, names[2], _loss(loss))
+
+
+def _chunks(topology: Topology, planned: bool, annotations: bool, extra: dict | None):
+    """The document as text, one piece per substrate and per computer (the lxml tree's exact bytes)."""
+    out = ["<?xml version='1.0' encoding='UTF-8'?>\n<experiment>\n  <version>1.0</version>\n"]
+    if topology.rtproto is not None:
+        _t_attribute(out, "  ", ATTR_RTPROTO, topology.rtproto)
+    members = _member_counts(topology)
+    for sub in topology.substrates.values():
+        out.append(f"  <substrates>\n    <name>{_esc(sub.name)}</name>\n")
+        if sub.bandwidth is not None:
+            out.append(f"    <capacity>\n      <rate>{_rate(sub.bandwidth)}</rate>\n      <kind>max</kind>\n"
+                       "    </capacity>\n")
+        if sub.delay:
+            out.append(f"    <latency>\n      <time>{_ms(sub.delay)}</time>\n      <kind>max</kind>\n"
+                       "    </latency>\n")
+        if sub.loss:
+            _t_attribute(out, "    ", ATTR_LOSS, _loss(sub.loss))
+        if (sub.kind == "link") != (members[sub.name] == 2):
+            _t_attribute(out, "    ", ATTR_KIND, sub.kind)
+        if sub.fixed_netmask:
+            _t_attribute(out, "    ", ATTR_FIXED_NETMASK, sub.fixed_netmask)
+        if planned and sub.network:
+            _t_attribute(out, "    ", ATTR_NETWORK, sub.network)
+        for key, value in sub.attributes.items():
+            if key not in _SUBSTRATE_OWN:
+                _t_attribute(out, "    ", key, value)
+        out.append("  </substrates>\n")
+        yield "".join(out)
+        out.clear()
+    pad = "        "
+    substrates = topology.substrates
+    for node in topology.nodes.values():
+        out.append(f"  <elements>\n    <computer>\n      <name>{_esc(node.name)}</name>\n")
+        for index, iface in enumerate(node.interfaces):
+            sub = substrates.get(iface.substrate)
+            simplex = sub.simplex.get(node.name) if sub is not None else None
+            more = extra.get((node.name, iface.name)) if extra else None
+            out.append(f"      <interface>\n{pad}<substrate>{_esc(iface.substrate)}</substrate>\n"
+                       f"{pad}<name>{_esc(iface.name or f'inf{index:03d}')}</name>\n")
+            if iface.ip:
+                _t_attribute(out, pad, ATTR_IP, iface.ip)
+            if iface.netmask:
+                _t_attribute(out, pad, ATTR_NETMASK, iface.netmask)
+            _t_shaping(out, pad, ATTR_OVERRIDE, iface.bandwidth, iface.delay, iface.loss)
+            if simplex is not None:
+                _t_shaping(out, pad, ATTR_SIMPLEX, simplex.bandwidth, simplex.delay, simplex.loss)
+            if planned and iface.mac:
+                _t_attribute(out, pad, ATTR_MAC, iface.mac)
+            for key, value in iface.attributes.items():
+                if key not in _INTERFACE_OWN and (more is None or key not in more):
+                    _t_attribute(out, pad, key, value)
+            for key, value in (more or {}).items():
+                _t_attribute(out, pad, key, value)
+            out.append("      </interface>\n")
+        attrs = node_attributes(node, planned)
+        if extra and node.name in extra:
+            attrs.update(extra[node.name])
+        for key, value in attrs.items():
+            if annotations or not key.startswith("containers:") or key == ATTR_ROUTES:
+                _t_attribute(out, "      ", key, value)
+        out.append("    </computer>\n  </elements>\n")
+        yield "".join(out)
+        out.clear()
+    out.append("</experiment>\n")
+    yield "".join(out)
 
 
 def fmt_number(value: float, places: int = 6) -> str:
