@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ansible_collections.containerize.deploy.plugins.module_utils.node_status import Context as StatusContext
-from ansible_collections.containerize.deploy.plugins.module_utils.node_status import embedded_wrap
+from ansible_collections.containerize.deploy.plugins.module_utils.node_status import embedded_wrap, qemu_status
 from ansible_collections.containerize.deploy.plugins.plugin_utils.modules import COLLECTION
 
 from .errors import ContainerizeError
@@ -93,9 +93,7 @@ def _qemu(expdir: ExperimentDir, node: str, guest: dict, command: list[str]) -> 
     if not (LIBRARY / "qemu_guests.py").exists():
         raise ContainerizeError(f"cannot enter qemu guests: {LIBRARY / 'qemu_guests.py'} is missing")
     pnode = expdir.pnode_of(node)
-    status_module = library_module("experiment_status")
-    ctx = status_module.Context(expdir.module_params(pnode))
-    state = status_module.qemu_status(ctx, guest)
+    state = qemu_status(StatusContext(expdir.module_params(pnode)), guest)
     if state["state"] == "dead":
         raise ContainerizeError(f"node {node!r} is not running ({state['detail']}); swap in first")
     return Entry(node, "qemu", call=qemu_runner(expdir.node_dir(node)), interactive_ok=False)
