@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import signal
 import statistics
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -118,7 +122,7 @@ def host_state() -> dict[str, set[str]]:
     processes = {
         line.split(None, 1)[1] for line in lines("ps", "-eo", "pid=,args=")
         # zombies (<defunct>) are exited processes nobody reaps on this kind of machine (design.md)
-        if line.strip() and re.search(r"vde_|wirefilter|start_command|supervis", line) and "<defunct>" not in line
+        if line.strip() and re.search(r"vde_|wirefilter|start[_-]command|supervis", line) and "<defunct>" not in line
     }
     links = {line.split("@")[0] for line in lines("ip", "-o", "link", "show")
              for line in [line.split(": ")[1] if ": " in line else ""] if line}
@@ -150,3 +154,20 @@ def assert_nothing_left(expdir: Path, before: dict[str, set[str]]) -> None:
     after = host_state()
     left = traces({key: after[key] - before[key] for key in before}, expdir)
     assert not any(left.values()), f"left behind: { {k: sorted(v) for k, v in left.items() if v} }"
+
+
+def cut_swapin(expdir: Path, ready: Callable[[], bool], timeout: float = 60) -> None:
+    """Run swapin.yml on EXPDIR and kill it (SIGKILL, its whole process group: the playbook and the module
+    it is running) as soon as READY() is true. Fails unless the run was cut while it was making things:
+    READY() became true and the run had not ended by itself."""
+    cmd = ["ansible-playbook", "-i", str(expdir / "inventory"), str(REPO / "playbooks" / "swapin.yml")]
+    run = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV, cwd=REPO,
+                           start_new_session=True)
+    deadline = time.monotonic() + timeout
+    while not (seen := ready()) and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    with contextlib.suppress(ProcessLookupError):  # the run ended (and was reaped) by itself
+        os.killpg(run.pid, signal.SIGKILL)
+    run.wait()
+    assert seen, "the swap-in ended, or timed out, before the marker appeared"
+    assert run.returncode == -signal.SIGKILL, f"the swap-in ended (rc {run.returncode}) before it was cut"

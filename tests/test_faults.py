@@ -25,6 +25,7 @@ from tests.e2e import (
     assert_nothing_left,
     changed,
     compile_topology,
+    cut_swapin,
     host_state,
     node_exec,
     playbook,
@@ -111,9 +112,9 @@ def _ip(namespace: str, *args: str) -> None:
 
 
 # breakage -> (how to break it, {task: what its module must report, and nothing else})
-VDE = "vde : Run the planned VDE switches and wirefilters"
-PROCESS = "process : Realize, or remove, every process guest of this pnode"
-HV = "hv : Set the pnode up for the experiment, or remove it from the pnode"
+VDE = "containerize.deploy.vde : Run the planned VDE switches and wirefilters"
+PROCESS = "containerize.deploy.process : Realize, or remove, every process guest of this pnode"
+HV = "containerize.deploy.hv : Set the pnode up for the experiment, or remove it from the pnode"
 BREAKAGES = {
     # the LAN's switch: it and the wirefilters plugged into it come back; the nodes' plugs are untouched
     "lan switch": (lambda e: _kill(e.pid("s0.pid")), {VDE: {"started": {"s0"}, "restarted": {"w0-0", "w1-0", "w2-0"}}}),
@@ -193,14 +194,7 @@ def test_interrupted_swapin_then_swapout_leaves_nothing(tmp_path, when):
     before = host_state()
     exp = Experiment(tmp_path, f"cut-{when}")
     marker = "s1.pid" if when == "vde" else "a.eth0.plug.pid"
-    cmd = ["ansible-playbook", "-i", str(exp.expdir / "inventory"), str(REPO / "playbooks" / "swapin.yml")]
-    run = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV, cwd=REPO,
-                           start_new_session=True)
-    deadline = time.monotonic() + 60
-    while not (exp.run_dir / marker).exists() and run.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    os.killpg(run.pid, signal.SIGKILL)
-    run.wait()
+    cut_swapin(exp.expdir, lambda: (exp.run_dir / marker).exists())
     assert any(traces(host_state(), exp.expdir).values()), "the swap-in was cut before it made anything"
     playbook(exp.expdir, "swapout")
     assert_nothing_left(exp.expdir, before)

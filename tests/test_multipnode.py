@@ -40,10 +40,12 @@ from tests.e2e import (
     assert_nothing_left,
     changed,
     compile_topology,
+    cut_swapin,
     delay_error,
     host_state,
     node_exec,
     playbook,
+    traces,
 )
 
 slow = pytest.mark.slow
@@ -355,13 +357,15 @@ def test_star_swapout_from_the_record_leaves_nothing(star):
 def test_swapout_after_interrupted_multipnode_swapin(tmp_path_factory):
     _source, expdir = _compiled(tmp_path_factory, "star10.tcl", "half", "--default-container=process", "--packing=4")
     before = host_state()
-    for delay in (1.5, 3.0):  # stopped in the middle of the switches, then of the uplinks or guests
-        proc = subprocess.Popen(["ansible-playbook", "-i", str(expdir / "inventory"),
-                                 str(REPO / "playbooks/swapin.yml")], env=ENV, cwd=REPO,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        time.sleep(delay)
-        os.killpg(proc.pid, signal.SIGKILL)  # the playbook and the modules it was running
-        proc.wait()
+    run_dirs = [Path(v["containerize_run_dir"]) for v in _pnode_vars(expdir).values()]
+
+    def made(*patterns):
+        return lambda: any(any(d.glob(p)) for d in run_dirs for p in patterns)
+
+    # stopped once the first switches run, then once the first uplinks or guests' plugs run
+    for ready in (made("s*.pid"), made("*.uplink.pid", "*.plug.pid")):
+        cut_swapin(expdir, ready)
+        assert any(traces(host_state(), expdir).values()), "the swap-in was cut before it made anything"
         playbook(expdir, "swapout")
         assert_nothing_left(expdir, before)
 

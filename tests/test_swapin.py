@@ -8,14 +8,23 @@ from __future__ import annotations
 import os
 import re
 import signal
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.e2e import ENV, REPO, assert_delay, changed, compile_topology, host_state, node_exec, playbook
+from tests.e2e import (
+    REPO,
+    assert_delay,
+    changed,
+    compile_topology,
+    cut_swapin,
+    host_state,
+    node_exec,
+    playbook,
+    traces,
+)
 
 pytestmark = pytest.mark.slow
 EXAMPLES = REPO / "examples"
@@ -150,11 +159,9 @@ def test_swapout_after_interrupted_swapin(tmp_path):
     expdir = tmp_path / "exp"
     compile_topology(EXAMPLES / "muppetnet.ns", expdir, "e2e", "half", "--default-container=process", "--size=1")
     before = host_state()
-    proc = subprocess.Popen(["ansible-playbook", "-i", str(expdir / "inventory"), str(REPO / "playbooks/swapin.yml")],
-                            env=ENV, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    time.sleep(2.5)
-    os.killpg(proc.pid, signal.SIGKILL)  # the playbook and the module it was running
-    proc.wait()
+    run_dir = Path(yaml.safe_load((expdir / "inventory/host_vars/pnode-0000.yml").read_text())["containerize_run_dir"])
+    # cut while the process guests are being made: once the first node's plug runs
+    cut_swapin(expdir, lambda: any(run_dir.glob("*.plug.pid")))
+    assert any(traces(host_state(), expdir).values()), "the swap-in was cut before it made anything"
     playbook(expdir, "swapout")
     _assert_same(before, host_state())
