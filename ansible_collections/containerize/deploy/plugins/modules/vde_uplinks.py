@@ -44,7 +44,7 @@ extends_documentation_fragment:
   - containerize.deploy.experiment.attributes
 options:
   run_dir:
-    description: Runtime directory of the experiment on this pnode (C(containerize_run_dir)), with the switches' sockets.
+    description: Runtime directory of the experiment on this pnode (C(containerize_run_dir)), with the switch sockets.
     type: path
     required: true
   tag:
