@@ -50,16 +50,12 @@ class Context:
 
     def __init__(self, module):
         p = module.params
-        self.module = module
-        self.check = module.check_mode
-        self.root = os.path.abspath(p["root"])
+        self.module, self.check = module, module.check_mode
         self.run_dir = os.path.abspath(p["run_dir"])
-        self.exp_name = p["exp_name"]
-        self.project = p["project"]
-        self.experiment = p["experiment"]
         self.hosts = render_hosts(p["hosts"])
-        self.base = os.path.join(self.root, "openvz", self.exp_name)
-        self.nodes_dir = os.path.join(self.root, "nodes", self.exp_name)
+        # private areas in ROOT/openvz/EXP_NAME/NODE, node directories in ROOT/nodes/EXP_NAME/NODE
+        self.base, self.nodes_dir = (os.path.join(os.path.abspath(p["root"]), top, p["exp_name"])
+                                     for top in ("openvz", "nodes"))
         self.stop_timeout = p["stop_timeout"]
         self.vz_conf_dir = p["vzctl_conf_dir"]
         self.runtime = self.pick_runtime(p["runtime"])
@@ -280,8 +276,8 @@ class Container:
 
     # -- round 2: node directory, files in the root, runtime
     def plan_nodedir(self):
-        ctx = self.ctx
-        want = {"pid": ctx.project + "\n", "eid": ctx.experiment + "\n"}
+        p = self.ctx.module.params
+        want = {"pid": p["project"] + "\n", "eid": p["experiment"] + "\n"}
         if os.path.isdir(os.path.join(self.nodedir, "log")) and all(
             read_text(os.path.join(self.nodedir, k)) == v for k, v in want.items()
         ):
