@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 from ..compiler import Experiment
 from ..planners.shaping import as_dict
 from .inventory import HEADER, hosts_entries
-from .yamlout import dump
+from .yamlout import dump, write_text
 
 
 def write_deter_files(exp: Experiment, out: Path, source: Path) -> None:
@@ -20,9 +21,12 @@ def write_deter_files(exp: Experiment, out: Path, source: Path) -> None:
 
     route_dir = out / "route"
     route_dir.mkdir()
-    for node in topo.nodes.values():
-        (route_dir / node.name).write_text("".join(f"{r.dest} {r.gateway}\n" for r in node.routes),
-                                           encoding="utf-8")
+    directory = os.open(route_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for node in topo.nodes.values():  # one file per node: open, write, close, names relative to route/
+            write_text(node.name, "".join(f"{r.dest} {r.gateway}\n" for r in node.routes), dir_fd=directory)
+    finally:
+        os.close(directory)
 
     dump(exp.partitioning.assignment, out / "assignment", HEADER)
     dump([{"node": s.node, "interface": s.ifname, "substrate": s.substrate, "method": s.method,
