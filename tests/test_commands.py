@@ -31,6 +31,16 @@ def test_swapin_usage_error_is_one_line(tmp_path):
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "EXPDIR" in proc.stderr
 
 
+def test_list_query_selects_from_the_json(tmp_path):
+    expdir = tmp_path / "exp"
+    compile_topology(EXAMPLE, expdir, "proj", "query", "--default-container=process")
+    proc = cz("list", str(expdir), "--query", "pnodes.\"pnode-0000\".nodes[?kind=='process'].name | length(@)",
+              cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stdout.strip() == "10", proc.stderr
+    bad = cz("list", str(expdir), "--query", "pnodes[?", cwd=tmp_path)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "not a JMESPath expression" in bad.stderr
+
+
 @pytest.mark.slow
 def test_swapin_and_swapout_from_another_directory(tmp_path):
     expdir = tmp_path / "exp"

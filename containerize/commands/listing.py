@@ -6,10 +6,8 @@ Read from the experiment directory alone (no pnode is asked), so it agrees with
 
 from __future__ import annotations
 
-import json
-
 from ..expdir import ExperimentDir
-from .base import CommandParser
+from .base import CommandParser, compile_query, json_text
 
 
 def pnode_address(expdir: ExperimentDir, index: int, pnode: str) -> str:
@@ -58,7 +56,9 @@ def run_list(argv: list[str]) -> int:
     parser.add_argument("expdir", metavar="EXPDIR", help="the experiment directory")
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.add_argument("--extra", action="store_true", help="one node per line with kind and partition")
+    parser.add_query()
     args = parser.parse_args(argv)
+    query = compile_query(args.query)
     data = listing(ExperimentDir(args.expdir))
-    print(json.dumps(data, indent=1) if args.json else render(data, args.extra))
+    print(json_text(data, query) if args.json or query else render(data, args.extra))
     return 0
