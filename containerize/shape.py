@@ -233,7 +233,7 @@ def apply_live(expdir: ExperimentDir, only: dict[str, list[str]], via_ansible: b
                   "wirefilters": expdir.pnode_vars(pnode).get("containerize_wirefilters") or [],
                   "guests": expdir.guests(pnode), "timeout": 5.0}
         try:
-            results[pnode], _diff = module.apply(params)
+            results[pnode], _diff = module.shape(params)
         except RuntimeError as exc:
             raise ContainerizeError(f"recorded, but applying it on {pnode} failed: {exc}") from None
     return results

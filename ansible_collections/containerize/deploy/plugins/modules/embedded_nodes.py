@@ -94,20 +94,19 @@ EXAMPLES = r"""
     exp_name: "{{ containerize_exp_name }}"
     project: "{{ containerize_project }}"
     experiment: "{{ containerize_experiment }}"
-    hosts: "{{ containerize_hosts }}"
-    guests: "{{ containerize_guests }}"
     host_network: true
     interface_map: {eth0: enp3s0f1}
+  # hosts and guests left out: the action plugin passes containerize_hosts and containerize_guests
 
-- name: Configure a simulated machine (a network namespace and a root directory)
+- name: Undo the configuration of a simulated machine (a network namespace and a root directory)
   containerize.deploy.embedded_nodes:
-    run_dir: "{{ containerize_run_dir }}"
-    scripts_dir: "{{ containerize_scripts_dir }}"
-    exp_name: "{{ containerize_exp_name }}"
-    project: "{{ containerize_project }}"
-    experiment: "{{ containerize_experiment }}"
+    run_dir: /var/containers/run/1a2b3c4d
+    exp_name: emb.proj
+    project: proj
+    experiment: emb
     netns: sim-e1
     machine_root: /var/tmp/sim-e1
+    state: absent
 """
 
 RETURN = r"""

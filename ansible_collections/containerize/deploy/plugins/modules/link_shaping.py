@@ -30,7 +30,7 @@ author:
   - containerize authors
 options:
   run_dir:
-    description: Runtime directory of the experiment on this pnode (C(root/run/EXP_TAG)).
+    description: Runtime directory of the experiment on this pnode (C(containerize_run_dir)).
     type: path
     required: true
   wirefilters:
@@ -54,21 +54,20 @@ options:
     type: float
     default: 5.0
 notes:
-  - Supports check mode (nothing is sent; the result says what would change) and diff mode.
+  - In check mode the wirefilters are only asked for their values (nothing is sent to change them).
+  - The diff shows each changed wirefilter's values in its own units (C(delay) ms, C(bandwidth)
+    bytes/s, C(loss) percent) and each changed interface's C(tbf) rate (bit/s).
 requirements:
   - vde2 (wirefilter with a management socket)
   - iproute2 (tc)
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
+extends_documentation_fragment:
+  - containerize.deploy.experiment.attributes
 """
 
 EXAMPLES = r"""
 - name: Apply the planned shaping of this pnode to the running links
-  link_shaping:
-    run_dir: /var/containers/run/1a2b3c4d
+  containerize.deploy.link_shaping:
+    run_dir: "{{ containerize_run_dir }}"
     wirefilters: "{{ containerize_wirefilters }}"
     guests: "{{ containerize_guests }}"
 """
@@ -93,9 +92,6 @@ records:
 
 import json
 import os
-import re
-import socket
-import subprocess
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -104,8 +100,11 @@ from ansible_collections.containerize.deploy.plugins.module_utils.daemons import
     proc_alive,
     read_json,
     read_pid,
+    remove_path,
+    run,
     write_json,
 )
+from ansible_collections.containerize.deploy.plugins.module_utils.names import valid_name, valid_netns
 from ansible_collections.containerize.deploy.plugins.module_utils.wirefilter import (
     fmt_num,
     shaping_args,
@@ -113,10 +112,8 @@ from ansible_collections.containerize.deploy.plugins.module_utils.wirefilter imp
     tbf_tc_args,
     wirefilter_delay,
 )
+from ansible_collections.containerize.deploy.plugins.module_utils.wirefilter_mgmt import WirefilterSession
 
-WF_PROMPT = b"VDEwf$ "
-WF_NUMBER = r"(-?[0-9.]+(?:[eE][-+]?[0-9]+)?)"
-WF_LINE = re.compile(rf"^(Loss|Delay|Bandw)\s+L->R\s+{WF_NUMBER}\+\S*\s+R->L\s+{WF_NUMBER}\+", re.M)
 DIRECTIONS = (("LR", "left_to_right"), ("RL", "right_to_left"))
 
 
@@ -135,52 +132,32 @@ def close(a, b):
     return abs(a - b) <= 1e-6 + 1e-5 * max(abs(a), abs(b))
 
 
-class WirefilterSession:
-    """A conversation with a wirefilter's management socket."""
+class Plan:
+    """What makes the running links match the plan: per wirefilter or node, the actions in order,
+    with the result's lists and the diff. Planning only reads (pid files, management sockets, tc)."""
 
-    def __init__(self, path, timeout):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(timeout)
-        self.sock.connect(path)
-        self.reply()  # banner
+    def __init__(self, params):
+        self.run_dir = os.path.abspath(params["run_dir"])
+        self.timeout = float(params.get("timeout") or 5.0)
+        self.only = set(params.get("only") or [])
+        self.result = {"shaped": [], "not_running": [], "records": []}
+        self.before, self.after = {}, {}
+        self.groups = []  # (label, [(function, args)]): a failed action stops the rest of its group
+        self.errors = []
 
-    def reply(self):
-        data = b""
-        while not data.endswith(WF_PROMPT):
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-        return data.decode(errors="replace")
+    def rpath(self, name):
+        return os.path.join(self.run_dir, name)
 
-    def command(self, text):
-        self.sock.sendall(text.encode() + b"\n")
-        return self.reply()
-
-    def values(self):
-        """{LR: {delay, bandwidth, loss}, RL: {...}} in the wirefilter's units."""
-        found = {"LR": {}, "RL": {}}
-        for key, lr, rl in WF_LINE.findall(self.command("showinfo")):
-            name = {"Delay": "delay", "Bandw": "bandwidth", "Loss": "loss"}[key]
-            convert = (lambda text: int(round(float(text)))) if name == "bandwidth" else float
-            found["LR"][name] = convert(lr)
-            found["RL"][name] = convert(rl)
-        return found
-
-    def close(self):
-        self.sock.close()
-
-
-def shape_wirefilter(ctx, wf, result, before, after):
-    wid = str(wf["id"])
-    pidfile = os.path.join(ctx["run_dir"], f"{wid}.wf.pid")
-    if not proc_alive(read_pid(pidfile), pidfile):
-        result["not_running"].append(wid)
-        return
-    session = WirefilterSession(os.path.join(ctx["run_dir"], f"{wid}.wf.mgmt"), ctx["timeout"])
-    try:
-        live = session.values()
-        commands = []
+    def wirefilter(self, wf):
+        """Ask a running wirefilter for its values; plan the commands that give it the planned ones."""
+        wid = str(wf["id"])
+        pidfile = self.rpath(f"{wid}.wf.pid")
+        if not proc_alive(read_pid(pidfile), pidfile):
+            self.result["not_running"].append(wid)
+            return
+        with WirefilterSession(self.rpath(f"{wid}.wf.mgmt"), self.timeout) as session:
+            live = session.values()
+        actions, commands = [], []
         for short, key in DIRECTIONS:
             want = wanted(short, wf.get(key))
             for name in ("delay", "bandwidth", "loss"):
@@ -188,113 +165,119 @@ def shape_wirefilter(ctx, wf, result, before, after):
                 if have is None or not close(have, want[name]):
                     commands.append(f"{name} {short} {fmt_num(want[name])}")
         if commands:
-            result["shaped"].append(wid)
-            before[wid] = live
-            after[wid] = {short: wanted(short, wf.get(key)) for short, key in DIRECTIONS}
-            if not ctx["check"]:
-                for command in commands:
-                    reply = session.command(command)
-                    if not reply.lstrip().startswith("1000"):
-                        raise RuntimeError(f"wirefilter {wid}: {command!r} answered {reply.strip()!r}")
-    finally:
-        session.close()
-    record_path = os.path.join(ctx["run_dir"], f"{wid}.wf.json")
-    record = read_json(record_path)
-    argv = (record or {}).get("argv")
-    if isinstance(argv, list) and "-v" in argv:
-        head = argv[: argv.index("-v") + 2]
-        new = head + shaping_args("LR", wf.get("left_to_right")) + shaping_args("RL", wf.get("right_to_left"))
-        if new != argv:
-            result["records"].append(f"{wid}.wf.json")
-            if not ctx["check"]:
-                write_json(record_path, {**record, "argv": new})
+            self.result["shaped"].append(wid)
+            self.before[wid] = live
+            self.after[wid] = {short: wanted(short, wf.get(key)) for short, key in DIRECTIONS}
+            actions.append((self.send, (wid, commands)))
+        record_path = self.rpath(f"{wid}.wf.json")
+        record = read_json(record_path)
+        argv = (record or {}).get("argv")
+        if isinstance(argv, list) and "-v" in argv:
+            head = argv[: argv.index("-v") + 2]
+            new = head + shaping_args("LR", wf.get("left_to_right")) + shaping_args("RL", wf.get("right_to_left"))
+            if new != argv:
+                self.result["records"].append(f"{wid}.wf.json")
+                actions.append((write_json, (record_path, {**record, "argv": new})))
+        self.groups.append((f"wirefilter {wid}", actions))
 
+    def send(self, wid, commands):
+        with WirefilterSession(self.rpath(f"{wid}.wf.mgmt"), self.timeout) as session:
+            for command in commands:
+                reply = session.command(command)
+                if not reply.lstrip().startswith("1000"):
+                    raise RuntimeError(f"{command!r} answered {reply.strip()!r}")
 
-def run(argv):
-    try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)  # noqa: S603
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return 127, "", str(exc)
-    return proc.returncode, proc.stdout, proc.stderr
-
-
-def shape_tc(ctx, guest, result, before, after):
-    name, ns = str(guest["name"]), str(guest.get("namespace") or "")
-    if not ns or not os.path.exists(os.path.join("/run/netns", ns)):
-        return
-    record_path = os.path.join(ctx["run_dir"], f"{name}.tc.json")
-    recorded = read_json(record_path) or {}
-    record = {}
-    for iface in guest.get("interfaces") or []:
-        ifname = str(iface.get("ifname"))
-        key = f"{name}.{ifname}"
-        if ctx["only"] and key not in ctx["only"]:
-            if ifname in recorded:
-                record[ifname] = recorded[ifname]
-            continue
-        bandwidth = (iface.get("tc") or {}).get("bandwidth")
-        rc, out, _err = run(["tc", "-n", ns, "-j", "qdisc", "show", "dev", ifname])
-        try:
-            qdiscs = json.loads(out) if rc == 0 and out.strip() else []
-        except ValueError:
-            qdiscs = []
-        tbf = next((q for q in qdiscs if q.get("kind") == "tbf"), None)
-        live_rate = int(tbf.get("options", {}).get("rate", 0)) * 8 if tbf else None
-        if bandwidth:
-            rate = int(bandwidth)
-            want = {"rate": rate, "burst": tbf_burst(rate)}
-            record[ifname] = want
-            if tbf is None or not close(live_rate or 0, rate):
-                result["shaped"].append(key)
-                before[key], after[key] = {"tbf": live_rate}, {"tbf": rate}
-                if not ctx["check"]:
-                    rc, _out, err = run(["tc", "-n", ns, "qdisc", "replace", "dev", ifname, "root", *tbf_tc_args(rate)])
-                    if rc != 0:
-                        raise RuntimeError(f"{key}: tc qdisc replace: {err.strip()}")
-        elif tbf is not None:
-            result["shaped"].append(key)
-            before[key], after[key] = {"tbf": live_rate}, {"tbf": None}
-            if not ctx["check"]:
-                rc, _out, err = run(["tc", "-n", ns, "qdisc", "del", "dev", ifname, "root"])
-                if rc != 0:
-                    raise RuntimeError(f"{key}: tc qdisc del: {err.strip()}")
-    if record != recorded:
-        result["records"].append(f"{name}.tc.json")
-        if not ctx["check"]:
-            if record:
-                write_json(record_path, record)
-            elif os.path.exists(record_path):
-                os.unlink(record_path)
-
-
-def apply(params, check=False):
-    """Everything the module does, without Ansible; returns (result, diff). Raises RuntimeError."""
-    ctx = {"run_dir": os.path.abspath(params["run_dir"]), "timeout": float(params.get("timeout") or 5.0),
-           "only": set(params.get("only") or []), "check": check}
-    result = {"shaped": [], "not_running": [], "records": []}
-    before, after = {}, {}
-    errors = []
-    for wf in params.get("wirefilters") or []:
-        if ctx["only"] and str(wf.get("id")) not in ctx["only"]:
-            continue
-        try:
-            shape_wirefilter(ctx, wf, result, before, after)
-        except (OSError, RuntimeError) as exc:
-            errors.append(f"wirefilter {wf.get('id')}: {exc}")
-    for guest in params.get("guests") or []:
-        if str(guest.get("kind") or "process") != "process":
-            continue
-        planned = any((i.get("tc") or {}).get("bandwidth") for i in guest.get("interfaces") or [])
-        recorded = os.path.exists(os.path.join(ctx["run_dir"], f"{guest.get('name')}.tc.json"))
-        if planned or recorded:
+    def guest(self, guest):
+        """Plan the tbf of each end-node shaped interface of a process guest, and its NODE.tc.json record."""
+        name, ns = str(guest["name"]), str(guest.get("namespace") or "")
+        if not ns or not os.path.exists(os.path.join("/run/netns", ns)):
+            return
+        record_path = self.rpath(f"{name}.tc.json")
+        recorded = read_json(record_path) or {}
+        record, actions = {}, []
+        for iface in guest.get("interfaces") or []:
+            ifname = str(iface.get("ifname"))
+            key = f"{name}.{ifname}"
+            if self.only and key not in self.only:
+                if ifname in recorded:
+                    record[ifname] = recorded[ifname]
+                continue
+            bandwidth = (iface.get("tc") or {}).get("bandwidth")
+            rc, out, _err = run(["tc", "-n", ns, "-j", "qdisc", "show", "dev", ifname])
             try:
-                shape_tc(ctx, guest, result, before, after)
-            except (OSError, RuntimeError) as exc:
-                errors.append(str(exc))
+                qdiscs = json.loads(out) if rc == 0 and out.strip() else []
+            except ValueError:
+                qdiscs = []
+            tbf = next((q for q in qdiscs if q.get("kind") == "tbf"), None)
+            live_rate = int(tbf.get("options", {}).get("rate", 0)) * 8 if tbf else None
+            if bandwidth:
+                rate = int(bandwidth)
+                record[ifname] = {"rate": rate, "burst": tbf_burst(rate)}
+                if tbf is None or not close(live_rate or 0, rate):
+                    self.result["shaped"].append(key)
+                    self.before[key], self.after[key] = {"tbf": live_rate}, {"tbf": rate}
+                    actions.append((tc, (key, "replace", ["-n", ns, "qdisc", "replace", "dev", ifname, "root",
+                                                          *tbf_tc_args(rate)])))
+            elif tbf is not None:
+                self.result["shaped"].append(key)
+                self.before[key], self.after[key] = {"tbf": live_rate}, {"tbf": None}
+                actions.append((tc, (key, "del", ["-n", ns, "qdisc", "del", "dev", ifname, "root"])))
+        if record != recorded:
+            self.result["records"].append(f"{name}.tc.json")
+            actions.append((write_json, (record_path, record)) if record else (remove_path, (record_path,)))
+        self.groups.append(("", actions))  # its errors name NODE.IFNAME
+
+    def attempt(self, label, function, *args):
+        try:
+            function(*args)
+        except (OSError, RuntimeError) as exc:
+            self.errors.append(f"{label}: {exc}" if label else str(exc))
+
+    def make(self, params):
+        for wf in params.get("wirefilters") or []:
+            if self.only and str(wf.get("id")) not in self.only:
+                continue
+            if not valid_name(str(wf.get("id"))):
+                self.errors.append(f"wirefilter {wf.get('id')!r}: not a valid id")
+                continue
+            self.attempt(f"wirefilter {wf.get('id')}", self.wirefilter, wf)
+        for guest in params.get("guests") or []:
+            if str(guest.get("kind") or "process") != "process":
+                continue
+            ns = guest.get("namespace")
+            if not valid_name(str(guest.get("name"))) or (ns and not valid_netns(ns)):
+                self.errors.append(f"guest {guest.get('name')!r}: not a valid name or namespace")
+                continue
+            planned = any((i.get("tc") or {}).get("bandwidth") for i in guest.get("interfaces") or [])
+            if planned or os.path.exists(self.rpath(f"{guest.get('name')}.tc.json")):
+                self.attempt("", self.guest, guest)
+        return self
+
+    def apply(self):
+        for label, actions in self.groups:
+            for function, args in actions:
+                before = len(self.errors)
+                self.attempt(label, function, *args)
+                if len(self.errors) > before:
+                    break
+
+
+def tc(key, what, args):
+    rc, _out, err = run(["tc", *args])
+    if rc != 0:
+        raise RuntimeError(f"{key}: tc qdisc {what}: {err.strip()}")
+
+
+def shape(params, check=False):
+    """Everything the module does, without Ansible; returns (result, diff). Raises RuntimeError."""
+    plan = Plan(params).make(params)
+    if not check:
+        plan.apply()
+    result = plan.result
     result["changed"] = bool(result["shaped"] or result["records"])
-    if errors:
-        raise RuntimeError("; ".join(errors))
-    return result, {"before": before, "after": after}
+    if plan.errors:
+        raise RuntimeError("; ".join(plan.errors))
+    return result, {"before": plan.before, "after": plan.after}
 
 
 def main():
@@ -309,7 +292,7 @@ def main():
         supports_check_mode=True,
     )
     try:
-        result, diff = apply(module.params, check=module.check_mode)
+        result, diff = shape(module.params, check=module.check_mode)
     except RuntimeError as exc:
         module.fail_json(msg=f"link shaping failed: {exc}")
     if module._diff:
