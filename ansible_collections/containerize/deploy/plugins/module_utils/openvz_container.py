@@ -75,11 +75,16 @@ class Context:
         return "image" if images_usable() else "directory"
 
     def load_scripts(self):
-        """Read rc.local and the start command supervisor from scripts_dir (the roles put them there)."""
+        """Read rc.local and the start command supervisor from scripts_dir (the roles put them there).
+
+        In check mode a missing one (the role_files task ran in check mode too) counts as a file to write.
+        """
         scripts_dir = self.module.params.get("scripts_dir")
         for key in (RC_LOCAL, SUPERVISOR):
             path = os.path.join(scripts_dir or "", *key)
             text = read_text(path) if scripts_dir else None
+            if text is None and self.check:
+                text = f"(not yet in {path})\n"
             if text is None:
                 raise RuntimeError(f"no {key[1]} at {path} (scripts_dir): run the hv and openvz roles' "
                                    "role_files tasks first")
