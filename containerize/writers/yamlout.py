@@ -41,6 +41,7 @@ if _c_encoder is not None:  # the encoder's C core made once (encode() makes one
         return "".join(_c_encode(data, 0))
 else:  # pragma: no cover - CPython always has _json
     _compact = _ENCODER.encode
+    _encode_str = _compact
 # What makes Ansible treat a string as a template (ansible-core's is_possibly_template). The JSON
 # encoder never escapes these characters, and '{' followed by '{', '%' or '#' never occurs
 # outside a string in its output, so the checks can run on the encoded text.
@@ -51,19 +52,32 @@ UNSAFE_TAG = "!unsafe"
 
 
 def _render(data, depth: int = 0) -> str:
-    pad = " " * (depth + 1)
-    inner = _render if depth < 1 else _leaf  # the level below the top two is one compact line
     if depth < 2 and isinstance(data, dict) and data:
-        items = [f"{pad}{_compact(str(k))}: {inner(v, depth + 1)}" for k, v in data.items()]
+        pad, keys = " " * (depth + 1), _KEYS
+        if depth:  # the values are one compact line each
+            items = [f"{pad}{keys[k] if k in keys else _key(k)}: "
+                     f"{_encode_str(v) if type(v) is str else _compact(v)}" for k, v in data.items()]
+        else:
+            items = [f"{pad}{keys[k] if k in keys else _key(k)}: {_render(v, 1)}" for k, v in data.items()]
         return "{\n" + ",\n".join(items) + "\n" + " " * depth + "}"
     if depth < 2 and isinstance(data, list) and data:
-        items = [f"{pad}{inner(v, depth + 1)}" for v in data]
+        pad = " " * (depth + 1)
+        if depth:
+            items = [f"{pad}{_encode_str(v) if type(v) is str else _compact(v)}" for v in data]
+        else:
+            items = [f"{pad}{_render(v, 1)}" for v in data]
         return "[\n" + ",\n".join(items) + "\n" + " " * depth + "]"
     return _compact(data)
 
 
-def _leaf(data, depth: int) -> str:
-    return _compact(data)
+_KEYS: dict[str, str] = {}  # encoded dictionary keys: the same few names in every entry
+
+
+def _key(key) -> str:
+    text = _compact(str(key))
+    if type(key) is str and len(_KEYS) < 4096:  # only strings: True == 1, but str(True) != str(1)
+        _KEYS[key] = text
+    return text
 
 
 def _templatable(token: str) -> bool:
