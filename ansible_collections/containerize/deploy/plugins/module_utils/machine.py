@@ -52,6 +52,29 @@ def tc_spec(tc):
     return None
 
 
+def device_for(iface, links, mapped=None):
+    """The device of LINKS for a planned interface IFACE: MAPPED (interface_map, or recorded), the
+    device of the same name, or the one with the planned MAC; None when there is none."""
+    if mapped:
+        return mapped
+    mac = str(iface.get("mac") or "").lower()
+    by_mac = [name for name, link in links.items() if mac and link["mac"] == mac]
+    return iface["ifname"] if iface["ifname"] in links else (by_mac[0] if by_mac else None)
+
+
+def planned_device(node, iface, links, dev, control):
+    """DEV, checked: a device of LINKS, and not one of CONTROL (the machine's own default route)."""
+    if not dev or dev not in links:
+        raise RuntimeError(
+            f"{node}: no device for planned interface {iface['ifname']} (MAC {iface.get('mac')}); the machine has "
+            f"{', '.join(sorted(links))}; map it with interface_map"
+        )
+    if dev in control:
+        raise RuntimeError(f"{node}: {dev} holds the machine's default route (its control network); "
+                           "refusing to make it an experiment interface")
+    return dev
+
+
 class Machine:
     """The (possibly simulated) physical machine: its network namespace ("" for the network of the
     machine this runs on) and its file system root."""

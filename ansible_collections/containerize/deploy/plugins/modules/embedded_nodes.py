@@ -150,7 +150,13 @@ from ansible_collections.containerize.deploy.plugins.module_utils.daemons import
     write_json,
 )
 from ansible_collections.containerize.deploy.plugins.module_utils.hosts import check_hosts, host_lines, with_block
-from ansible_collections.containerize.deploy.plugins.module_utils.machine import Machine, tc_spec, write_in_place
+from ansible_collections.containerize.deploy.plugins.module_utils.machine import (
+    Machine,
+    device_for,
+    planned_device,
+    tc_spec,
+    write_in_place,
+)
 from ansible_collections.containerize.deploy.plugins.module_utils.node_status import start_needle
 from ansible_collections.containerize.deploy.plugins.module_utils.spec import experiment_spec, guests_spec
 from ansible_collections.containerize.deploy.plugins.module_utils.start_log import LOG_NAME, SCRIPT_NAME
@@ -214,30 +220,10 @@ class Node:
 
     def device_of(self, iface, links, recorded=False):
         """The machine's device for a planned interface: mapped, (recorded,) same name, or planned MAC."""
-        ifname = iface["ifname"]
-        dev = self.module.params["interface_map"].get(ifname)
-        if not dev and recorded:
-            dev = (self.record.get("devices") or {}).get(ifname)
-        if dev:
-            return dev
-        mac = str(iface.get("mac") or "").lower()
-        by_mac = [name for name, link in links.items() if mac and link["mac"] == mac]
-        return ifname if ifname in links else (by_mac[0] if by_mac else None)
-
-    def resolve_devices(self, links, routes):
-        control = {r["dev"] for r in routes if r["dest"] == "default" and r["dev"]}
-        for iface in self.spec.get("interfaces") or []:
-            ifname = iface["ifname"]
-            dev = self.device_of(iface, links)
-            if not dev or dev not in links:
-                raise RuntimeError(
-                    f"{self.name}: no device for planned interface {ifname} (MAC {iface.get('mac')}); the machine has "
-                    f"{', '.join(sorted(links))}; map it with interface_map"
-                )
-            if dev in control and not self.machine.netns:
-                raise RuntimeError(f"{self.name}: {dev} holds the machine's default route (its control network); "
-                                   "refusing to make it an experiment interface")
-            self.devices[ifname] = dev
+        mapped = self.module.params["interface_map"].get(iface["ifname"])
+        if not mapped and recorded:
+            mapped = (self.record.get("devices") or {}).get(iface["ifname"])
+        return device_for(iface, links, mapped)
 
     def plan_addresses(self, links):
         """`ip -batch` lines for MACs, addresses and links up; records the addresses this module owns."""
@@ -339,7 +325,11 @@ class Node:
 
     def plan_network(self):
         links, routes = self.machine.observe()
-        self.resolve_devices(links, routes)
+        # never the device of the machine's own default route (its control network) on the host network
+        control = set() if self.machine.netns else {r["dev"] for r in routes if r["dest"] == "default" and r["dev"]}
+        for iface in self.spec.get("interfaces") or []:
+            self.devices[iface["ifname"]] = planned_device(self.name, iface, links, self.device_of(iface, links),
+                                                           control)
         cmds = self.plan_addresses(links) + self.plan_routes(routes)
         if cmds:
             self.act(self.run_batch, cmds)
