@@ -7,7 +7,7 @@ picks (TCG here: KVM hangs on these machines). The swap-in runs the hv, vde and 
 qemu_wait_booted, so its wall time ends when every guest has reported `booted`. The image cache,
 initramfs and KVM probe are warmed first (not timed). RSS is qemu's resident memory right after
 the boot, per guest; "boot" is the slowest guest's time from its qemu start to its booted report.
-Usage: python3 bench/qemu.py [SIZES...] [--memory MiB]
+Usage (from the checkout): python3 -m bench.qemu [SIZES...] [--memory MiB]
 """
 
 from __future__ import annotations
@@ -22,12 +22,8 @@ from pathlib import Path
 
 import yaml
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent))
-from topologies import one_lan  # noqa: E402
-
-from tests.e2e import ENV, REPO  # noqa: E402
+from bench.topologies import one_lan
+from tests.e2e import ENV, REPO
 
 IMAGE_DIR = Path("/var/cache/containerize/test-image")
 PLAYBOOK = """---
@@ -82,14 +78,12 @@ def measure(size: int, memory: int, workdir: Path) -> dict:
     try:
         swapin = _run([*base, str(workdir / "swapin.yml")])
         host_vars = yaml.safe_load((expdir / "inventory" / "host_vars" / "pnode-0000.yml").read_text())
-        group_vars = yaml.safe_load((expdir / "inventory" / "group_vars" / "all.yml").read_text())
-        run_dir = Path(host_vars["containerize_root"]) / "run" / group_vars["containerize_exp_tag"]
-        exp_name = f"{name}.bench"
+        run_dir = Path(host_vars["containerize_run_dir"])
         rss, boots = [], []
         for guest in host_vars["containerize_guests"]:
             record = json.loads((run_dir / f"{guest['name']}.qemu.json").read_text())
             rss.append(_rss_kib(record["pid"]))
-            booted = Path(host_vars["containerize_root"]) / "nodes" / exp_name / guest["name"] / "log" / "booted"
+            booted = Path(host_vars["containerize_nodes_dir"]) / guest["name"] / "log" / "booted"
             boots.append(booted.stat().st_mtime - record["started"])
     finally:
         swapout = _run([*base, str(workdir / "swapout.yml")])

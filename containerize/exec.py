@@ -9,9 +9,9 @@ How a node is entered, per kind (one function each, see ``ENTER``):
 
 - ``process``: its network namespace (``ip netns exec``, which binds /etc/netns/NS over /etc), a
   fresh UTS namespace with the node's hostname, and its node directory on /var/containers.
-- ``qemu``: the guest's exec agent (``guest_exec`` of library/qemu_guests.py: a command file in
-  the node directory, which the guest sees on /var/containers over 9p). No terminal: ``console``
-  is a line-by-line shell.
+- ``qemu``: the guest's exec agent (``guest_exec`` of the collection's module_utils/qemu_exec.py: a
+  command file in the node directory, which the guest sees on /var/containers over 9p). No
+  terminal: ``console`` is a line-by-line shell.
 - ``openvz``: the container's namespaces and root (``nsenter`` on its init, the child of the
   ``systemd-nspawn`` whose pid the openvz role keeps in ``run_dir/NODE.openvz.pid``).
 - ``embedded_pnode``: the pnode itself (inside the namespace and root the embedded_pnode role ran
@@ -35,10 +35,12 @@ from pathlib import Path
 
 from ansible_collections.containerize.deploy.plugins.module_utils.node_status import Context as StatusContext
 from ansible_collections.containerize.deploy.plugins.module_utils.node_status import embedded_wrap, qemu_status
+from ansible_collections.containerize.deploy.plugins.module_utils.qemu_exec import PROGRAM as QEMU_EXEC
+from ansible_collections.containerize.deploy.plugins.module_utils.qemu_exec import guest_exec
 from ansible_collections.containerize.deploy.plugins.plugin_utils.modules import COLLECTION
 
 from .errors import ContainerizeError
-from .expdir import LIBRARY, ExperimentDir, library_module
+from .expdir import ExperimentDir
 
 # Runs inside `ip netns exec` (a private mount namespace) and `unshare --uts`: bind the node
 # directory, set the hostname, run the command. Directory, hostname and command are arguments,
@@ -75,13 +77,10 @@ def _process(expdir: ExperimentDir, node: str, guest: dict, command: list[str]) 
 
 def qemu_runner(node_dir: str):
     """The one place that knows how to run a command in a qemu guest: the qemu role's exec agent."""
-    qemu_guests = library_module("qemu_guests")
-    if not hasattr(qemu_guests, "guest_exec"):
-        raise ContainerizeError("library/qemu_guests.py has no guest_exec(); cannot enter qemu guests")
 
     def call(command: list[str]) -> int:
         sys.stdout.flush()
-        return qemu_guests.guest_exec(node_dir, command)
+        return guest_exec(node_dir, command)
 
     return call
 
@@ -89,9 +88,7 @@ def qemu_runner(node_dir: str):
 def _qemu(expdir: ExperimentDir, node: str, guest: dict, command: list[str]) -> Entry:
     if expdir.target != "local":
         raise ContainerizeError(f"node {node!r} is a qemu guest on a remote pnode; ssh to its pnode and run "
-                                "`python3 library/qemu_guests.py exec NODE_DIR -- CMD` there")
-    if not (LIBRARY / "qemu_guests.py").exists():
-        raise ContainerizeError(f"cannot enter qemu guests: {LIBRARY / 'qemu_guests.py'} is missing")
+                                f"`{QEMU_EXEC} NODE_DIR -- CMD` there")
     pnode = expdir.pnode_of(node)
     state = qemu_status(StatusContext(expdir.module_params(pnode)), guest)
     if state["state"] == "dead":

@@ -6,9 +6,9 @@ Marked slow: the last tests boot a real guest under TCG (about half a minute); C
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,20 +21,27 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
+from ansible_collections.containerize.deploy.plugins.module_utils.daemons import proc_alive
+from ansible_collections.containerize.deploy.plugins.module_utils.image_cache import Image, image_kind, split_url
+from ansible_collections.containerize.deploy.plugins.module_utils.initramfs import cpio_newc
+from ansible_collections.containerize.deploy.plugins.module_utils.qemu_config import load_scripts, tc_args, validate
+from ansible_collections.containerize.deploy.plugins.module_utils.qemu_exec import guest_exec
+from ansible_collections.containerize.deploy.plugins.module_utils.qemu_guest import Guest
 from tests.e2e import ENV, MODULES, RECAP, REPO, compile_topology
 
 pytestmark = pytest.mark.slow
 IMAGE_DIR = Path("/var/cache/containerize/test-image")
+ROLES = MODULES.parent.parent / "roles"
 
 
-def _load_module():
-    spec = importlib.util.spec_from_file_location("qemu_guests", MODULES / "qemu_guests.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-qg = _load_module()
+def _scripts_dir(tmp_path: Path) -> Path:
+    """A scripts_dir as the hv and qemu roles lay it out (their role_files tasks)."""
+    scripts = tmp_path / "scripts"
+    if not scripts.exists():
+        shutil.copytree(ROLES / "qemu" / "files", scripts / "qemu")
+        (scripts / "hv").mkdir()
+        shutil.copy(ROLES / "hv" / "files" / "start-command.sh", scripts / "hv")
+    return scripts
 
 
 def _ctx(tmp_path: Path, **overrides) -> SimpleNamespace:
@@ -42,6 +49,7 @@ def _ctx(tmp_path: Path, **overrides) -> SimpleNamespace:
         default_url="/images/root.tar.gz", memory=256, cpus=1, images={}, hosts="127.0.0.1 localhost\n",
         qemu_dir=str(tmp_path / "qemu"), nodes_dir=str(tmp_path / "nodes"), shares=[],
         accounts={"passwd": "", "group": "", "shadow": ""}, rpath=lambda name: str(tmp_path / "run" / name),
+        scripts=load_scripts(_scripts_dir(tmp_path)),
     )  # fmt: skip
     for key, value in overrides.items():
         setattr(ctx, key, value)
@@ -58,7 +66,7 @@ GUEST = {
 
 def _write_config(tmp_path: Path, ctx) -> Path:
     cfg = tmp_path / "cfg"
-    for rel, (content, mode) in qg.Guest(ctx, GUEST).config_files().items():
+    for rel, (content, mode) in Guest(ctx, GUEST).config_files().items():
         path = cfg / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(content)
@@ -132,31 +140,31 @@ def test_apply_starts_files_an_image_lacks(tmp_path):
 
 def test_config_hash_follows_the_plan(tmp_path):
     ctx = _ctx(tmp_path)
-    first = qg.Guest(ctx, GUEST)
-    again = qg.Guest(ctx, dict(GUEST))
-    moved = qg.Guest(ctx, {**GUEST, "routes": [{"dest": "default", "gateway": "10.0.0.254"}]})
+    first = Guest(ctx, GUEST)
+    again = Guest(ctx, dict(GUEST))
+    moved = Guest(ctx, {**GUEST, "routes": [{"dest": "default", "gateway": "10.0.0.254"}]})
     assert first.config_hash(first.config_files()) == again.config_hash(again.config_files())
     assert first.config_hash(first.config_files()) != moved.config_hash(moved.config_files())
 
 
 def test_end_node_shaping_arguments():
-    assert qg.tc_args(None) == ""
-    assert qg.tc_args({"bandwidth": None, "delay_ms": 0.0, "loss": 0.0}) == ""
-    assert qg.tc_args({"bandwidth": 8000000, "delay_ms": 0.0, "loss": 0.0}) == (
+    assert tc_args(None) == ""
+    assert tc_args({"bandwidth": None, "delay_ms": 0.0, "loss": 0.0}) == ""
+    assert tc_args({"bandwidth": 8000000, "delay_ms": 0.0, "loss": 0.0}) == (
         "tbf rate 8000000bit burst 10000 latency 50ms"
     )
-    assert qg.tc_args({"bandwidth": 1000000, "delay_ms": 2.5, "loss": 0.01}) == (
+    assert tc_args({"bandwidth": 1000000, "delay_ms": 2.5, "loss": 0.01}) == (
         "netem delay 2.5ms loss 1% rate 1000000bit"
     )
 
 
 def test_image_kinds(tmp_path):
-    assert qg.image_kind(str(tmp_path)) == "rootfs"
-    assert qg.image_kind("https://example.org/root.tar.zst") == "rootfs"
-    assert qg.image_kind("/images/debian.qcow2") == "disk"
-    assert qg.image_kind("/images/debian.raw.xz") == "disk"
-    assert qg.image_kind("/images/odd-name#kind=rootfs") == "rootfs"
-    assert qg.split_url("/a/b.img#sha256=abc&kind=disk") == ("/a/b.img", {"sha256": "abc", "kind": "disk"})
+    assert image_kind(str(tmp_path)) == "rootfs"
+    assert image_kind("https://example.org/root.tar.zst") == "rootfs"
+    assert image_kind("/images/debian.qcow2") == "disk"
+    assert image_kind("/images/debian.raw.xz") == "disk"
+    assert image_kind("/images/odd-name#kind=rootfs") == "rootfs"
+    assert split_url("/a/b.img#sha256=abc&kind=disk") == ("/a/b.img", {"sha256": "abc", "kind": "disk"})
 
 
 def test_validate_names_every_problem(tmp_path):
@@ -165,14 +173,14 @@ def test_validate_names_every_problem(tmp_path):
     bad = {**GUEST, "name": "b", "qemu_arch": "sparc",
            "interfaces": [{"ifname": "eth0", "switch": "s/0", "mac": "zz", "address": "", "prefix": 24}],
            "routes": [{"dest": "10.0.0.0/8; reboot", "gateway": "10.0.0.1"}]}  # fmt: skip
-    errors = qg.validate(ctx, [bad])
+    errors = validate(ctx, [bad])
     text = "\n".join(errors)
     for needle in ("qemu_arch 'sparc'", "no image", "switch 's/0'", "MAC 'zz'", "address and prefix", "bad route"):
         assert needle in text, text
 
 
 def test_initramfs_archive_is_newc(tmp_path):
-    data = qg.cpio_newc([("bin", 0o40755, None, None), ("dev/console", 0o20600, None, (5, 1)),
+    data = cpio_newc([("bin", 0o40755, None, None), ("dev/console", 0o20600, None, (5, 1)),
                          ("init", 0o100755, b"#!/bin/sh\n", None)])  # fmt: skip
     names, pos = [], 0
     while True:
@@ -201,21 +209,22 @@ def test_exec_protocol_against_the_agent_script(tmp_path):
     node = tmp_path / "node"
     (node / "exec").mkdir(parents=True)
     agent = tmp_path / "agent.sh"
-    agent.write_text(qg.AGENT.replace("X=/var/containers/exec", f"X={node / 'exec'}"))
+    text = (ROLES / "qemu" / "files" / "agent.sh").read_text()
+    agent.write_text(text.replace("X=/var/containers/exec", f"X={node / 'exec'}"))
     proc = subprocess.Popen(["sh", str(agent)], start_new_session=True)
     try:
         out, err = _Buffer(), _Buffer()
-        rc = qg.guest_exec(str(node), ["sh", "-c", "echo one; echo two >&2; printf '%s' \"$1\"; exit 5", "sh", "a b'c"],
+        rc = guest_exec(str(node), ["sh", "-c", "echo one; echo two >&2; printf '%s' \"$1\"; exit 5", "sh", "a b'c"],
                            stdout=out, stderr=err)  # fmt: skip
         assert (rc, out.text, err.text) == (5, "one\na b'c", "two\n")
         assert sorted(os.listdir(node / "exec")) == []
-        assert qg.guest_exec(str(node), ["true"]) == 0
+        assert guest_exec(str(node), ["true"]) == 0
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     err = _Buffer()
     started = time.monotonic()
-    assert qg.guest_exec(str(node), ["true"], claim_timeout=0.5, stderr=err) == 255
+    assert guest_exec(str(node), ["true"], claim_timeout=0.5, stderr=err) == 255
     assert time.monotonic() - started < 5
     assert "did not answer" in err.text
     assert os.listdir(node / "exec") == []
@@ -251,25 +260,25 @@ def test_images_are_fetched_once_verified_and_unpacked(tmp_path):
     url = f"http://127.0.0.1:{server.server_address[1]}"
     try:
         ctx = SimpleNamespace(cache=str(tmp_path / "cache"), checksums={}, timeout=10)
-        disk = qg.Image(ctx, f"{url}/disk.raw.gz")
+        disk = Image(ctx, f"{url}/disk.raw.gz")
         assert (disk.kind, disk.ready()) == ("disk", False)
         assert disk.fetch() == []  # the checksum came from disk.raw.gz.sha256
         assert disk.ready() and disk.disk_format() == "raw"
         assert Path(disk.base).read_bytes() == raw.read_bytes()
 
-        root = qg.Image(ctx, f"{url}/root.tar.xz#sha256={tar_sum}")
+        root = Image(ctx, f"{url}/root.tar.xz#sha256={tar_sum}")
         assert root.kind == "rootfs" and root.want == tar_sum
         root.fetch()
         assert (Path(root.base) / "etc" / "os-release").read_text() == "ID=tiny\n"
         assert root.ident == tar_sum
 
-        bad = qg.Image(SimpleNamespace(cache=ctx.cache, checksums={f"{url}/root.tar": "sha256:" + "0" * 64},
+        bad = Image(SimpleNamespace(cache=ctx.cache, checksums={f"{url}/root.tar": "sha256:" + "0" * 64},
                                        timeout=10), f"{url}/root.tar")  # fmt: skip
         with pytest.raises(RuntimeError, match="does not match"):
             bad.fetch()
         assert not bad.ready()
 
-        local = qg.Image(ctx, str(served / "disk.raw"))
+        local = Image(ctx, str(served / "disk.raw"))
         assert local.fetch() == [f"image {served / 'disk.raw'} has no checksum (give one in qemu_image_checksums)"]
         assert local.ready()
         time.sleep(1.1)
@@ -306,9 +315,10 @@ def test_a_guest_that_cannot_boot_is_reported(tmp_path):
     root = tmp_path / "root"
     args = {"root": str(root), "run_dir": str(root / "run" / "t"), "exp_name": "bad.test", "project": "test",
             "experiment": "bad", "guests": [{"name": "nope", "kind": "qemu", "interfaces": []}],
+            "scripts_dir": str(_scripts_dir(tmp_path)),
             "default_url": str(disk), "image_cache": str(tmp_path / "cache"), "memory": 128, "boot_timeout": 120,
             "stop_timeout": 2}  # fmt: skip
-    cmd = ["ansible", "localhost", "-m", "qemu_guests", "-a", json.dumps(args), "-e",
+    cmd = ["ansible", "localhost", "-m", "containerize.deploy.qemu_guests", "-a", json.dumps(args), "-e",
            json.dumps({"ansible_python_interpreter": sys.executable})]  # fmt: skip
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, env=ENV, cwd=REPO, timeout=300, check=False)
@@ -392,8 +402,9 @@ def qemu_lan(tmp_path_factory):
 
 
 def _in_guest(node: Path, *command: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, str(MODULES / "qemu_guests.py"), "exec", str(node), "--", *command]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    cmd = [sys.executable, "-m", "ansible_collections.containerize.deploy.plugins.module_utils.qemu_exec", str(node),
+           "--", *command]  # fmt: skip
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False, cwd=REPO)
 
 
 def test_guest_reaches_the_process_node_by_name(qemu_lan):
@@ -421,6 +432,6 @@ def test_rerun_changes_nothing_and_a_dead_guest_is_started_again(qemu_lan):
     os.kill(pid, signal.SIGKILL)
     assert _playbook(qemu_lan.expdir, qemu_lan.work / "swapin.yml") > 0
     new_pid = int((qemu_lan.run / "vm.qemu.pid").read_text())
-    assert new_pid != pid and qg.proc_alive(new_pid)
+    assert new_pid != pid and proc_alive(new_pid)
     assert (qemu_lan.node / "log" / "booted").exists()
     assert _in_guest(qemu_lan.node, "ping", "-c", "1", "-W", "5", "pn").returncode == 0

@@ -1,0 +1,207 @@
+"""The qemu guests' images on a pnode: fetched once into the image cache, verified, unpacked.
+
+A directory or a tarball is a rootfs image (unpacked once, used by each guest through an overlay);
+anything else is a disk image (raw or qcow2, maybe compressed; each guest gets a qcow2 overlay).
+Standard library only (see daemons.py).
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import hashlib
+import json
+import lzma
+import os
+import re
+import shutil
+import urllib.parse
+import urllib.request
+
+from ansible_collections.containerize.deploy.plugins.module_utils.daemons import (
+    read_json,
+    read_text,
+    remove_path,
+    run,
+    write_json,
+)
+
+TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.zst", ".tar.bz2", ".tbz2")
+COMPRESSED = {".gz": "gzip", ".xz": "xz", ".bz2": "bzip2", ".zst": "zstd"}
+DISK_FORMATS = ("raw", "qcow2", "vmdk", "vdi", "vpc", "vhdx", "qed")
+
+
+def sha256_file(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+
+
+def split_url(url):
+    """(url without fragment, {fragment key: value})."""
+    base, _sep, fragment = url.partition("#")
+    return base, dict(urllib.parse.parse_qsl(fragment))
+
+
+def image_kind(url):
+    base, frag = split_url(url)
+    if frag.get("kind") in ("rootfs", "disk"):
+        return frag["kind"]
+    path = urllib.parse.urlparse(base).path if "://" in base else base
+    if "://" not in base and os.path.isdir(path):
+        return "rootfs"
+    return "rootfs" if path.endswith(TAR_SUFFIXES) else "disk"
+
+
+class Image:
+    """One base image in the pnode's cache (a local directory is used in place)."""
+
+    def __init__(self, ctx, url):
+        self.ctx = ctx
+        self.url = url
+        self.base_url, frag = split_url(url)
+        self.kind = image_kind(url)
+        self.remote = self.base_url.startswith(("http://", "https://"))
+        self.local_dir = None if self.remote or not os.path.isdir(self.base_url) else os.path.abspath(self.base_url)
+        self.key = hashlib.sha256(self.base_url.encode()).hexdigest()[:16]
+        self.dir = os.path.join(ctx.cache, self.key)
+        self.meta_path = os.path.join(self.dir, "meta.json")
+        want = ctx.checksums.get(url) or ctx.checksums.get(self.base_url) or frag.get("sha256")
+        if want and ":" in want:
+            algo, _colon, want = want.partition(":")
+            if algo.lower() != "sha256":
+                raise RuntimeError(f"image {url}: only sha256 checksums are supported, not {algo}")
+        self.want = want.lower() if want else None
+
+    def meta(self):
+        return read_json(self.meta_path) or {}
+
+    @property
+    def base(self):
+        """The rootfs directory or disk file guests use (None before the image is fetched)."""
+        if self.local_dir:
+            return self.local_dir
+        name = self.meta().get("base")
+        return os.path.join(self.dir, name) if name else None
+
+    @property
+    def ident(self):
+        """What identifies this version of the image: its sha256, or the directory used in place."""
+        return self.local_dir or self.meta().get("sha256")
+
+    def _source_stat(self):
+        if self.remote:
+            return None
+        st = os.stat(self.base_url)
+        return [st.st_size, int(st.st_mtime)]
+
+    def ready(self):
+        """True when the cached copy is there and still matches its source and checksum."""
+        if self.local_dir:
+            return True
+        meta = self.meta()
+        if meta.get("url") != self.base_url or not self.base or not os.path.exists(self.base):
+            return False
+        if self.want and meta.get("sha256") != self.want:
+            return False
+        if not self.remote:
+            try:
+                if meta.get("source") != self._source_stat():
+                    return False
+            except OSError:
+                return True  # the source went away: keep using the verified copy
+        return True
+
+    def disk_format(self):
+        return self.meta().get("format", "raw")
+
+    def _open_source(self):
+        if self.remote:
+            request = urllib.request.Request(self.base_url, headers={"User-Agent": "containerize"})  # noqa: S310
+            return urllib.request.urlopen(request, timeout=self.ctx.timeout)  # noqa: S310
+        return open(self.base_url, "rb")
+
+    def _sidecar_checksum(self):
+        try:
+            if self.remote:
+                request = urllib.request.Request(self.base_url + ".sha256", headers={"User-Agent": "containerize"})  # noqa: S310
+                with urllib.request.urlopen(request, timeout=self.ctx.timeout) as handle:  # noqa: S310
+                    text = handle.read(4096).decode(errors="replace")
+            else:
+                text = read_text(self.base_url + ".sha256")
+        except OSError:
+            return None
+        token = (text or "").split()
+        return token[0].lower() if token and re.fullmatch(r"[0-9a-fA-F]{64}", token[0]) else None
+
+    def fetch(self):
+        """Download or copy the image, verify it, decompress or unpack it. Returns warnings.
+
+        Each version lands in its own directory or file (named by its checksum), so guests still
+        running on an older version keep their base; swap-out with purge_cache removes them all.
+        """
+        warnings = []
+        want = self.want or self._sidecar_checksum()
+        if not want:
+            warnings.append(f"image {self.base_url} has no checksum (give one in qemu_image_checksums)")
+        os.makedirs(self.dir, mode=0o755, exist_ok=True)
+        source = self._source_stat()
+        download = os.path.join(self.dir, f"download.{os.getpid()}")
+        digest = hashlib.sha256()
+        try:
+            with self._open_source() as src, open(download, "wb") as dst:
+                for chunk in iter(lambda: src.read(1 << 20), b""):
+                    digest.update(chunk)
+                    dst.write(chunk)
+            got = digest.hexdigest()
+            if want and got != want:
+                raise RuntimeError(f"image {self.base_url}: sha256 {got} does not match the expected {want}")
+            path = urllib.parse.urlparse(self.base_url).path if self.remote else self.base_url
+            base = os.path.join(self.dir, f"{'root' if self.kind == 'rootfs' else 'disk'}-{got[:16]}")
+            fmt = "dir"
+            if os.path.exists(base):
+                fmt = self.meta().get("format", "raw") if self.kind == "disk" else "dir"
+            elif self.kind == "rootfs":
+                tmp = base + ".new"
+                remove_path(tmp)
+                os.makedirs(tmp, mode=0o755)
+                rc, _out, err = run(["tar", "--numeric-owner", "-xpf", download, "-C", tmp], timeout=3600)
+                if rc != 0:
+                    remove_path(tmp)
+                    raise RuntimeError(f"image {self.base_url}: cannot unpack: {err.strip()}")
+                os.rename(tmp, base)
+            else:
+                suffix = next((s for s in COMPRESSED if path.endswith(s)), None)
+                if suffix:
+                    self._decompress(download, base, COMPRESSED[suffix])
+                else:
+                    os.rename(download, base)
+                rc, out, err = run(["qemu-img", "info", "--output=json", base], timeout=60)
+                if rc != 0:
+                    remove_path(base)
+                    raise RuntimeError(f"image {self.base_url}: qemu-img info failed: {err.strip()}")
+                fmt = json.loads(out).get("format", "raw")
+                if fmt not in DISK_FORMATS:
+                    remove_path(base)
+                    raise RuntimeError(f"image {self.base_url}: unsupported disk format {fmt}")
+                os.chmod(base, 0o444)
+        finally:
+            remove_path(download)
+        write_json(self.meta_path, {"url": self.base_url, "sha256": got, "kind": self.kind, "format": fmt,
+                                    "base": os.path.basename(base), "source": source})  # fmt: skip
+        return warnings
+
+    def _decompress(self, src, dst, method):
+        if method == "zstd":
+            rc, _out, err = run(["zstd", "-q", "-d", "-f", "-o", dst, src], timeout=3600)
+            if rc != 0:
+                raise RuntimeError(f"image {self.base_url}: zstd failed: {err.strip()}")
+            return
+        opener = {"gzip": gzip.open, "xz": lzma.open, "bzip2": bz2.open}[method]
+        with opener(src, "rb") as fin, open(dst + ".new", "wb") as fout:
+            shutil.copyfileobj(fin, fout, 1 << 20)
+        os.rename(dst + ".new", dst)
