@@ -122,3 +122,48 @@ def test_topdl_text_equals_lxml_odd_values(seed, tmp_path):
     extra = {node.name: {"containers:port": rng.choice(ODD[:9])} for node in topo.nodes.values()}
     _same(topo, tmp_path, planned=True, extra=extra)
     _same(topo, tmp_path)
+
+
+# yamlout's renderer equals the plain one it replaced (json's encoder per value, every level recursing).
+
+def _reference_render(data, depth: int = 0) -> str:
+    import json
+
+    compact = json.JSONEncoder(ensure_ascii=True, separators=(", ", ": ")).encode
+    pad = " " * (depth + 1)
+    if depth < 2 and isinstance(data, dict) and data:
+        items = [f"{pad}{compact(str(k))}: {_reference_render(v, depth + 1)}" for k, v in data.items()]
+        return "{\n" + ",\n".join(items) + "\n" + " " * depth + "}"
+    if depth < 2 and isinstance(data, list) and data:
+        items = [f"{pad}{_reference_render(v, depth + 1)}" for v in data]
+        return "[\n" + ",\n".join(items) + "\n" + " " * depth + "]"
+    return compact(data)
+
+
+class _Str(str):
+    pass
+
+
+class _Int(int):
+    pass
+
+
+def test_yaml_render_equals_the_plain_encoder():
+    from containerize.writers import yamlout
+
+    rng = random.Random(5)
+    atoms = ["", "a", "{{ x }}", "é", "\n", 0, 1, -5, 10**30, True, False, None, 1.5, float("inf"), float("nan"),
+             -0.0, _Str("s"), _Int(3)]
+
+    def gen(depth):
+        roll = rng.random()
+        if depth > 3 or roll < 0.4:
+            return rng.choice(atoms)
+        if roll < 0.7:
+            return [gen(depth + 1) for _ in range(rng.randint(0, 4))]
+        return {rng.choice(["k", "node", 1, True, None, 2.5, "x{{", _Str("k")]): gen(depth + 1)
+                for _ in range(rng.randint(0, 4))}
+
+    for _ in range(5000):
+        data = gen(0)
+        assert yamlout._render(data) == _reference_render(data)

@@ -36,8 +36,13 @@ if _c_encoder is not None:  # the encoder's C core made once (encode() makes one
     _encode_str = json.encoder.encode_basestring_ascii
 
     def _compact(data) -> str:
-        if isinstance(data, str):
+        kind = type(data)
+        if kind is str:
             return _encode_str(data)
+        if kind is int:
+            return int.__repr__(data)  # what the encoder writes for an int
+        if data is None:
+            return "null"
         return "".join(_c_encode(data, 0))
 else:  # pragma: no cover - CPython always has _json
     _compact = _ENCODER.encode
@@ -51,32 +56,32 @@ _STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 UNSAFE_TAG = "!unsafe"
 
 
-def _render(data, depth: int = 0) -> str:
+def _render(data, depth: int = 0, keys: dict[str, str] | None = None) -> str:
     if depth < 2 and isinstance(data, dict) and data:
-        pad, keys = " " * (depth + 1), _KEYS
+        pad = " " * (depth + 1)
+        keys = {} if keys is None else keys  # encoded keys: the same few names in every entry
         if depth:  # the values are one compact line each
-            items = [f"{pad}{keys[k] if k in keys else _key(k)}: "
+            items = [f"{pad}{keys[k] if k in keys else _key(k, keys)}: "
                      f"{_encode_str(v) if type(v) is str else _compact(v)}" for k, v in data.items()]
         else:
-            items = [f"{pad}{keys[k] if k in keys else _key(k)}: {_render(v, 1)}" for k, v in data.items()]
+            items = [f"{pad}{keys[k] if k in keys else _key(k, keys)}: {_render(v, 1, keys)}"
+                     for k, v in data.items()]
         return "{\n" + ",\n".join(items) + "\n" + " " * depth + "}"
     if depth < 2 and isinstance(data, list) and data:
         pad = " " * (depth + 1)
         if depth:
             items = [f"{pad}{_encode_str(v) if type(v) is str else _compact(v)}" for v in data]
         else:
-            items = [f"{pad}{_render(v, 1)}" for v in data]
+            keys = {} if keys is None else keys
+            items = [f"{pad}{_render(v, 1, keys)}" for v in data]
         return "[\n" + ",\n".join(items) + "\n" + " " * depth + "]"
     return _compact(data)
 
 
-_KEYS: dict[str, str] = {}  # encoded dictionary keys: the same few names in every entry
-
-
-def _key(key) -> str:
+def _key(key, keys: dict[str, str]) -> str:
     text = _compact(str(key))
-    if type(key) is str and len(_KEYS) < 4096:  # only strings: True == 1, but str(True) != str(1)
-        _KEYS[key] = text
+    if type(key) is str:  # only strings: True == 1, but str(True) != str(1)
+        keys[key] = text
     return text
 
 
