@@ -117,8 +117,9 @@ _UNUSUAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 def _esc(value) -> str:
-    """Text content as libxml2 writes it (&, <, > and carriage return escaped)."""
-    if type(value) is not str or _UNUSUAL.search(value):
+    """Text content as libxml2 writes it (&, <, > and carriage return escaped). _chunks looks for characters
+    lxml refuses once per piece, not here per value."""
+    if type(value) is not str:
         raise _Unusual
     if "&" in value or "<" in value or ">" in value or "\r" in value:
         value = value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\r", "&#13;")
@@ -165,8 +166,7 @@ def _chunks(topology: Topology, planned: bool, annotations: bool, extra: dict | 
             if key not in _SUBSTRATE_OWN:
                 _t_attribute(out, "    ", key, value)
         out.append("  </substrates>\n")
-        yield "".join(out)
-        out.clear()
+        yield _checked(out)
     pad = "        "
     substrates = topology.substrates
     for node in topology.nodes.values():
@@ -199,10 +199,18 @@ def _chunks(topology: Topology, planned: bool, annotations: bool, extra: dict | 
             if annotations or not key.startswith("containers:") or key == ATTR_ROUTES:
                 _t_attribute(out, "      ", key, value)
         out.append("    </computer>\n  </elements>\n")
-        yield "".join(out)
-        out.clear()
+        yield _checked(out)
     out.append("</experiment>\n")
-    yield "".join(out)
+    yield _checked(out)
+
+
+def _checked(out: list) -> str:
+    """The piece made of OUT (emptied), unless it holds a character lxml refuses."""
+    text = "".join(out)
+    out.clear()
+    if _UNUSUAL.search(text):
+        raise _Unusual
+    return text
 
 
 def fmt_number(value: float, places: int = 6) -> str:
