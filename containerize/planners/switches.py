@@ -93,9 +93,10 @@ def plan_switches(topo: Topology, assignment: dict[str, list[str]], shaping: lis
                 switch["ports"] = max(8, switch["ports"] + 4)
         plans[pnode] = net
     crossing = [name for name in topo.substrates if len(pnodes_of_sub.get(name, ())) > 1]
+    crosses = set(crossing)
     for net in plans.values():
         for switch in net.switches:
-            switch["crosses_pnodes"] = switch["substrate"] in crossing
+            switch["crosses_pnodes"] = switch["substrate"] in crosses
     plan_uplinks(topo, plans, crossing, options)
     return plans, crossing
 
@@ -145,15 +146,18 @@ def plan_uplinks(topo: Topology, plans: dict[str, PnodeNetwork], crossing: list[
         }
     sub_index = {name: i for i, name in enumerate(topo.substrates)}
     carriers: dict[str, list[str]] = {}  # substrate -> pnodes with a switch for it
+    crosses = set(crossing)
     for pnode, net in plans.items():
         for switch in net.switches:
-            if switch["role"] == "substrate" and switch["substrate"] in crossing:
+            if switch["role"] == "substrate" and switch["substrate"] in crosses:
                 carriers.setdefault(switch["substrate"], []).append(pnode)
     for pnode, net in plans.items():
         for switch in net.switches:
+            if switch["role"] != "substrate":
+                continue
             substrate = switch["substrate"]
             peers = [addresses[p] for p in carriers.get(substrate, []) if p != pnode]
-            if switch["role"] != "substrate" or not peers:
+            if not peers:
                 continue
             index = sub_index[substrate]
             # the switch's highest port: never a guest's or a wirefilter's (endpoints sharing a VDE
