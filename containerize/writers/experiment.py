@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import threading
 from pathlib import Path
 
 from ..compiler import Experiment
@@ -16,19 +17,41 @@ def write_experiment(exp: Experiment, out: Path, source: Path, input_topdl: byte
     from .physical import write_phys_topo
     from .topdl import write_topdl
 
-    write_inventory(exp, out)
-    write_deter_files(exp, out, source)
-    (out / "converted.xml").write_bytes(input_topdl)
-    write_topdl(exp.topology, out / "annotated.xml", planned=True)  # kinds and partitions are both decided by now
-    shutil.copyfile(out / "annotated.xml", out / "partitioned.xml")  # the same bytes
-    write_topdl(exp.topology, out / "topo.xml", planned=True, extra=containers_attributes(exp))
-    write_phys_topo(exp.topology, exp.partitioning.assignment, exp.options.project, exp.options.experiment, out,
-                    pnode_types=exp.partitioning.pnode_types, site=exp.options.site,
-                    pnet={pnode: net.pnet for pnode, net in exp.networks.items()})
-    if image:
+    picture = None
+    if image:  # Graphviz draws on the other core while the files below are written
         from .picture import write_picture
 
-        write_picture(exp.topology, out / "visualization.png")
+        picture = _Background(write_picture, exp.topology, out / "visualization.png")
+        picture.start()
+    try:
+        write_inventory(exp, out)
+        write_deter_files(exp, out, source)
+        (out / "converted.xml").write_bytes(input_topdl)
+        write_topdl(exp.topology, out / "annotated.xml", planned=True)  # kinds and partitions are decided by now
+        shutil.copyfile(out / "annotated.xml", out / "partitioned.xml")  # the same bytes
+        write_topdl(exp.topology, out / "topo.xml", planned=True, extra=containers_attributes(exp))
+        write_phys_topo(exp.topology, exp.partitioning.assignment, exp.options.project, exp.options.experiment,
+                        out, pnode_types=exp.partitioning.pnode_types, site=exp.options.site,
+                        pnet={pnode: net.pnet for pnode, net in exp.networks.items()})
+    finally:
+        if picture is not None:
+            picture.join()  # never leave Graphviz writing into a directory that is about to be removed
+    if picture is not None and picture.error is not None:
+        raise picture.error
+
+
+class _Background(threading.Thread):
+    """One call on another thread; its exception kept for the caller to raise after join()."""
+
+    def __init__(self, work, *args):
+        super().__init__(name="containerize-picture", daemon=True)
+        self.work, self.args_, self.error = work, args, None
+
+    def run(self) -> None:
+        try:
+            self.work(*self.args_)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller as it is
+            self.error = exc
 
 
 def node_image(exp: Experiment, node) -> dict[str, str]:
