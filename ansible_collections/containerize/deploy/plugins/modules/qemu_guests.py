@@ -409,6 +409,11 @@ def run_present(ctx, guests, workers, result):
     module = ctx.module
     # plan: guests recorded earlier but no longer planned, and qemu processes of planned guests whose
     # pid file is lost (stopped, or the guest runs twice); then the pnode's share, then each guest
+    if guests:
+        try:
+            ctx.scripts = load_scripts(ctx.scripts_dir, ctx.warnings if ctx.check else None)
+        except RuntimeError as exc:
+            module.fail_json(msg=str(exc), **result)
     planned = {g["name"] for g in guests}
     stale = find_recorded(ctx) - planned
     targets, leftovers = remove_plan(ctx, stale)
@@ -427,10 +432,6 @@ def run_present(ctx, guests, workers, result):
         stop_guests(orphans, ctx.stop_timeout, ctx.timeout)
     if not guests:
         return
-    try:
-        ctx.scripts = load_scripts(ctx.scripts_dir)
-    except RuntimeError as exc:
-        module.fail_json(msg=str(exc), **result)
     steps = pnode_plan(ctx, guests)
     if steps:
         result["changed"] = True
