@@ -69,10 +69,11 @@ def plan_shaping(topo: Topology, options: Options) -> list[InterfaceShaping]:
     for node in topo.nodes.values():
         for iface in node.interfaces:
             sub = topo.substrates[iface.substrate]
-            peers = [m.node for m in members[sub.name] if m.node != node.name]
+            # only a link's peer matters (listing a LAN's for each member is quadratic in its size)
+            peers = [m.node for m in members[sub.name] if m.node != node.name] if sub.kind == "link" else []
             outbound_n2n = _direction(sub, iface, node.name)
             # Arriving traffic: for a link it is the peer's direction; on a LAN the substrate's.
-            inbound_n2n = _direction(sub, iface, peers[0] if sub.kind == "link" and len(peers) == 1 else None)
+            inbound_n2n = _direction(sub, iface, peers[0] if len(peers) == 1 else None)
             use_switch = node.kind in switched and not end_node
             if use_switch and sub.name in bandwidth_only:
                 # No delay or loss anywhere on this substrate: a tbf on each sender's egress gives the
