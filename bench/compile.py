@@ -2,7 +2,8 @@
 """Compile generated topologies (LANs of 50 behind a tree of routers) and print a table.
 
 Each size runs in a fresh interpreter so peak memory (max RSS) is that compile's own.
-Target on a 2-core machine: 10,000 nodes in at most 10 s and 1 GiB.
+Target on a 2-core machine: 10,000 nodes in at most 10 s and 1 GiB; 100,000 nodes in at most 30 s and 1.5 GiB
+(run that size under the e2e lock: flock /tmp/e2e.lock python3 bench/compile.py 100000).
 Usage: python3 bench/compile.py [SIZES...]   (default 100 1000 10000)
 """
 
