@@ -31,16 +31,16 @@ _WHOLE = re.compile(r"[0-9]{1,18}")  # ASCII digits only: int() would also take 
 
 # `containerize NAME ARGS...`: NAME -> "module:function(argv) -> exit status". Anything else compiles.
 SUBCOMMANDS = {
-    "exec": ".exec:run_exec",
-    "console": ".exec:run_console",
-    "shell": ".exec:run_console",
-    "info": ".exec:run_info",
-    "status": ".status:run_status",
-    "status-server": ".status:run_server",
+    "exec": ".commands.exec:run_exec",
+    "console": ".commands.exec:run_console",
+    "shell": ".commands.exec:run_console",
+    "info": ".commands.exec:run_info",
+    "status": ".commands.status:run_status",
+    "status-server": ".commands.status:run_server",
     "list": ".commands.listing:run_list",
     "image": ".commands.image:run_image",
-    "shape": ".shape:run_shape",
-    "annotate": ".annotate:run_annotate",
+    "shape": ".commands.shape:run_shape",
+    "annotate": ".commands.annotate:run_annotate",
     "swapin": ".commands.playbooks:run_swapin",
     "swapout": ".commands.playbooks:run_swapout",
 }

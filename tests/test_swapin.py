@@ -45,7 +45,7 @@ def star(tmp_path_factory, clean_host):
 
 
 def _guest(expdir: Path, node: str) -> dict:
-    from containerize.exec import find_guest
+    from containerize.commands.exec import find_guest
 
     return find_guest(expdir, node)[1]
 

@@ -22,19 +22,14 @@ from pathlib import Path
 
 from ansible_collections.containerize.deploy.plugins.module_utils import node_status
 
-from .errors import ContainerizeError
-from .expdir import ExperimentDir, Progress, playbook_json
+from ..errors import ContainerizeError
+from ..expdir import ExperimentDir, Progress, playbook_json
+from .base import CommandParser
 
-EXIT_USAGE = 2
 STATES = ("booted", "running", "dead", "unknown")
 REQUEST = re.compile(r"status_request ([A-Za-z0-9][A-Za-z0-9-]*)/([A-Za-z0-9][A-Za-z0-9-]*)")
 MAX_REQUEST = 512
 
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # noqa: D401 - argparse API
-        sys.stderr.write(f"{self.prog}: error: {message} (see --help)\n")
-        raise SystemExit(EXIT_USAGE)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -192,9 +187,9 @@ def render_table(expdir: ExperimentDir, status: dict, links: bool) -> str:
 
 
 def status_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="containerize status",
-                     description="Boot status (booted, running, dead, unknown) and start command exit code of "
-                                 "every node of a swapped-in experiment, per pnode.")
+    parser = CommandParser("status",
+                           description="Boot status (booted, running, dead, unknown) and start command exit code of "
+                                       "every node of a swapped-in experiment, per pnode.")
     parser.add_argument("expdir", metavar="EXPDIR", help="the experiment directory")
     fmt = parser.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="print JSON")
@@ -297,9 +292,9 @@ class StatusServer(socketserver.ThreadingTCPServer):
 
 
 def server_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="containerize status-server",
-                     description="Answer `status_request PROJECT/EXPERIMENT` lines with `status_reply {...}` "
-                                 "(DETER's status protocol) over TCP, one reply line per request line.")
+    parser = CommandParser("status-server",
+                           description="Answer `status_request PROJECT/EXPERIMENT` lines with `status_reply {...}` "
+                                       "(DETER's status protocol) over TCP, one reply line per request line.")
     parser.add_argument("expdirs", metavar="EXPDIR", nargs="*", help="experiment directories to serve")
     parser.add_argument("--experiments", metavar="DIR",
                         help="also serve every experiment DIR/PROJECT/EXPERIMENT (e.g. experiments/)")

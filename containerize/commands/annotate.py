@@ -20,18 +20,13 @@ from pathlib import Path
 
 from lxml import etree
 
-from .errors import ContainerizeError
-from .model import KINDS
+from ..errors import ContainerizeError
+from ..model import KINDS
+from .base import CommandParser
 
-EXIT_USAGE = 2
 ATTR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_:.-]*$")
 SHORTCUTS = {"type": "containers:node_type", "partition": "containers:partition", "pass": "containers:PartitionPass"}
 
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # noqa: D401 - argparse API
-        sys.stderr.write(f"{self.prog}: error: {message} (see --help)\n")
-        raise SystemExit(EXIT_USAGE)
 
 
 class _Edit(argparse.Action):
@@ -63,12 +58,12 @@ def load_document(path: Path) -> etree._Element:
     if not path.is_file():
         raise ContainerizeError("no such topology file", str(path))
     if path.suffix in (".tcl", ".ns"):
-        from .readers.ns2 import read_ns2
-        from .writers.topdl import topdl_bytes
+        from ..readers.ns2 import read_ns2
+        from ..writers.topdl import topdl_bytes
 
         data = topdl_bytes(read_ns2(str(path)))
         return etree.fromstring(data, etree.XMLParser(remove_blank_text=True))
-    from .readers.topdl import _Reader, read_topdl
+    from ..readers.topdl import _Reader, read_topdl
 
     read_topdl(str(path))  # every error of the input, with its line
     return _Reader(str(path)).load()
@@ -176,9 +171,9 @@ def annotate(root, edits: list[tuple[str, str, str]]) -> list[str]:
 
 
 def annotate_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="containerize annotate",
-                     description="Set or clear node attributes of a TopDL file (or of an ns2 file converted to "
-                                 "TopDL) for nodes chosen by name patterns; edits apply in order.")
+    parser = CommandParser("annotate",
+                           description="Set or clear node attributes of a TopDL file (or of an ns2 file converted to "
+                                       "TopDL) for nodes chosen by name patterns; edits apply in order.")
     parser.add_argument("input", metavar="IN", help="TopDL file, or ns2 file (.tcl/.ns) to convert")
     parser.add_argument("output", metavar="OUT", help="TopDL file to write ('-' for standard output)")
     parser.add_argument("--force", action="store_true", help="replace OUT if it exists (also when it is IN)")

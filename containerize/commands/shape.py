@@ -19,24 +19,18 @@ import argparse
 import json
 import math
 import os
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ContainerizeError
-from .expdir import ExperimentDir, library_module, load_yaml, run_playbook
-from .units import parse_bandwidth, parse_delay, parse_loss
+from ..errors import ContainerizeError
+from ..expdir import ExperimentDir, library_module, load_yaml, run_playbook
+from ..units import parse_bandwidth, parse_delay, parse_loss
+from .base import CommandParser
 
-EXIT_USAGE = 2
 HEADER = ("written by containerize; edit the topology and recompile instead\n"
           "# links changed on the running experiment by `containerize shape` (see shape.log)")
 
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # noqa: D401 - argparse API
-        sys.stderr.write(f"{self.prog}: error: {message} (see --help)\n")
-        raise SystemExit(EXIT_USAGE)
 
 
 @dataclass
@@ -155,7 +149,7 @@ def _merge(spec: dict | None, values: dict) -> dict:
 
 
 def _dump(data, path: Path, vars_file: bool = False) -> None:
-    from .writers.yamlout import dump
+    from ..writers.yamlout import dump
 
     tmp = path.with_name(path.name + ".tmp")
     dump(data, tmp, header=HEADER, vars_file=vars_file)
@@ -252,9 +246,9 @@ def _describe(changes: dict) -> str:
 
 
 def shape_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="containerize shape",
-                     description="Change the bandwidth, delay or loss of a link or LAN of a running experiment, "
-                                 "live, and record it in the experiment directory so a swap-in re-run keeps it.")
+    parser = CommandParser("shape",
+                           description="Change the bandwidth, delay or loss of a link or LAN of a running experiment, "
+                                       "live, and record it in the experiment directory so a swap-in re-run keeps it.")
     parser.add_argument("expdir", metavar="EXPDIR", help="the experiment directory")
     parser.add_argument("link", metavar="LINK", help="link or LAN name (as in the topology, e.g. link-1, lanA)")
     parser.add_argument("--delay", metavar="D", help="node-to-node one-way delay, e.g. 20ms (a bare number is s)")

@@ -39,8 +39,9 @@ from ansible_collections.containerize.deploy.plugins.module_utils.qemu_exec impo
 from ansible_collections.containerize.deploy.plugins.module_utils.qemu_exec import guest_exec
 from ansible_collections.containerize.deploy.plugins.plugin_utils.modules import COLLECTION
 
-from .errors import ContainerizeError
-from .expdir import ExperimentDir
+from ..errors import ContainerizeError
+from ..expdir import ExperimentDir
+from .base import CommandParser
 
 # Runs inside `ip netns exec` (a private mount namespace) and `unshare --uts`: bind the node
 # directory, set the hostname, run the command. Directory, hostname and command are arguments,
@@ -139,7 +140,7 @@ def entry_for(expdir: ExperimentDir, node: str, command: list[str], interactive:
         raise ContainerizeError(f"node {node!r} has kind {kind!r}, which containerize exec cannot enter")
     entry = enter(expdir, node, guest, command)
     if entry.argv and expdir.target != "local":
-        from .commands.listing import pnode_address
+        from .listing import pnode_address
 
         pnode = expdir.pnode_of(node)
         address = pnode_address(expdir, list(expdir.pnodes).index(pnode), pnode)
@@ -260,11 +261,6 @@ def run_info(argv: list[str]) -> int:
     return run_entry(entry_for(expdir, args.node, command), command)
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # noqa: D401 - argparse API
-        sys.stderr.write(f"{self.prog}: error: {message} (see --help)\n")
-        raise SystemExit(2)
-
 
 def _parser(name: str, description: str) -> argparse.ArgumentParser:
-    return _Parser(prog=f"containerize {name}", description=description)
+    return CommandParser(name, description=description)
