@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -41,6 +42,16 @@ def test_list_query_selects_from_the_json(tmp_path):
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "not a JMESPath expression" in bad.stderr
 
 
+def test_shape_dry_run_query(tmp_path):
+    expdir = tmp_path / "exp"
+    compile_topology(EXAMPLE, expdir, "proj", "shapeq", "--default-container=process")
+    proc = cz("shape", str(expdir), "link-1", "--delay", "30ms", "--dry-run", "--query",
+              "members[].left_to_right.delay_ms", cwd=tmp_path)
+    assert proc.returncode == 0 and json.loads(proc.stdout) == [15.0, 15.0], proc.stdout + proc.stderr
+    applied = cz("shape", str(expdir), "link-1", "--delay", "30ms", "--query", "set", cwd=tmp_path)
+    assert applied.returncode == 2 and "--dry-run" in applied.stderr and applied.stderr.count("\n") == 1
+
+
 @pytest.mark.slow
 def test_swapin_and_swapout_from_another_directory(tmp_path):
     expdir = tmp_path / "exp"
@@ -55,6 +66,12 @@ def test_swapin_and_swapout_from_another_directory(tmp_path):
         assert again.returncode == 0 and [int(m[2]) for m in RECAP.findall(again.stdout)] == [0]
         ping = cz("exec", str(expdir), "n-1", "--", "ping", "-c", "1", "-W", "5", "n-0", cwd=elsewhere, env=env)
         assert ping.returncode == 0, ping.stdout + ping.stderr
+        late = cz("status", str(expdir), "--query", "nodes[?state!='booted'].name", cwd=elsewhere, env=env)
+        assert late.returncode == 0 and json.loads(late.stdout) == [], late.stdout + late.stderr
+        kinds = cz("status", str(expdir), "--query", "nodes[].kind | sort(@) | [0]", cwd=elsewhere, env=env)
+        assert json.loads(kinds.stdout) == "process", kinds.stdout + kinds.stderr
+        info = cz("info", str(expdir), "n-1", "--query", "node", cwd=elsewhere, env=env)
+        assert info.returncode == 0 and json.loads(info.stdout) == "n-1", info.stdout + info.stderr
     finally:
         down = cz("swapout", str(expdir), cwd=elsewhere, env=env)
     assert down.returncode == 0, down.stdout[-3000:]

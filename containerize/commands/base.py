@@ -43,7 +43,7 @@ def compile_query(expression: str | None):
         raise ContainerizeError(f"--query {expression!r}: not a JMESPath expression ({first})") from None
 
 
-def json_text(data, query=None) -> str:
+def json_text(data, query=None, sort_keys: bool = False) -> str:
     """DATA as indented JSON, or what the compiled QUERY selects from it."""
     if query is not None:
         from jmespath.exceptions import JMESPathError
@@ -52,4 +52,4 @@ def json_text(data, query=None) -> str:
             data = query.search(data)
         except JMESPathError as exc:
             raise ContainerizeError(f"--query: {str(exc).strip().splitlines()[0]}") from None
-    return json.dumps(data, indent=1)
+    return json.dumps(data, indent=1, sort_keys=sort_keys)

@@ -25,6 +25,8 @@ their pnode.
 from __future__ import annotations
 
 import argparse
+import io
+import json
 import os
 import shlex
 import shutil
@@ -41,7 +43,7 @@ from ansible_collections.containerize.deploy.plugins.plugin_utils.modules import
 
 from ..errors import ContainerizeError
 from ..expdir import ExperimentDir
-from .base import CommandParser
+from .base import CommandParser, compile_query, json_text
 
 # Runs inside `ip netns exec` (a private mount namespace) and `unshare --uts`: bind the node
 # directory, set the hostname, run the command. Directory, hostname and command are arguments,
@@ -79,9 +81,9 @@ def _process(expdir: ExperimentDir, node: str, guest: dict, command: list[str]) 
 def qemu_runner(node_dir: str):
     """The one place that knows how to run a command in a qemu guest: the qemu role's exec agent."""
 
-    def call(command: list[str]) -> int:
+    def call(command: list[str], stdout=None) -> int:
         sys.stdout.flush()
-        return guest_exec(node_dir, command)
+        return guest_exec(node_dir, command, stdout=stdout)
 
     return call
 
@@ -157,6 +159,18 @@ def run_entry(entry: Entry, command: list[str]) -> int:
         raise ContainerizeError(f"{entry.argv[0]}: command not found (needed to enter {entry.kind} nodes)")
     os.execv(program, entry.argv)
     return 127  # not reached
+
+
+def capture_entry(entry: Entry, command: list[str]) -> tuple[int, bytes]:
+    """Run COMMAND in the node like run_entry, but return (exit status, its standard output)."""
+    if entry.call is not None:
+        buffer = io.BytesIO()
+        return int(entry.call(command, stdout=buffer)), buffer.getvalue()
+    try:
+        proc = subprocess.run(entry.argv, stdout=subprocess.PIPE, check=False)  # noqa: S603
+    except OSError as exc:
+        raise ContainerizeError(f"{entry.argv[0]}: {exc.strerror} (needed to enter {entry.kind} nodes)") from None
+    return proc.returncode, proc.stdout
 
 
 # back compatible helpers (tests and other modules use them)
@@ -249,16 +263,35 @@ def run_info(argv: list[str]) -> int:
     parser.add_argument("node", metavar="NODE", nargs="?")
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.add_argument("--all", action="store_true", help="everything (the default; for DETER's scripts)")
+    parser.add_query()
     args = parser.parse_args(argv)
+    query = compile_query(args.query)
+    args.json = args.json or query is not None
     if args.expdir is None:
         script = info_script()
-        return subprocess.run(["sh", "-c", script, "info", "--json" if args.json else "--all"],  # noqa: S603
-                              check=False).returncode
+        argv = ["sh", "-c", script, "info", "--json" if args.json else "--all"]
+        if query is None:
+            return subprocess.run(argv, check=False).returncode  # noqa: S603
+        proc = subprocess.run(argv, stdout=subprocess.PIPE, check=False)  # noqa: S603
+        if proc.returncode != 0:
+            return proc.returncode
+        print(json_text(json.loads(proc.stdout), query))
+        return 0
     if args.node is None:
         raise ContainerizeError("usage: containerize info [EXPDIR NODE] [--json]")
     expdir = ExperimentDir(args.expdir)
     command = info_command(expdir, args.node, args.json)
-    return run_entry(entry_for(expdir, args.node, command), command)
+    if query is None:
+        return run_entry(entry_for(expdir, args.node, command), command)
+    status, out = capture_entry(entry_for(expdir, args.node, command), command)
+    if status != 0:
+        return status
+    try:
+        data = json.loads(out.decode("utf-8", "replace"))
+    except ValueError:
+        raise ContainerizeError(f"node {args.node!r}: info did not print JSON") from None
+    print(json_text(data, query))
+    return 0
 
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from ..errors import ContainerizeError
 from ..expdir import ExperimentDir, library_module, load_yaml, run_playbook
 from ..units import parse_bandwidth, parse_delay, parse_loss
-from .base import CommandParser
+from .base import CommandParser, compile_query, json_text
 
 HEADER = ("written by containerize; edit the topology and recompile instead\n"
           "# links changed on the running experiment by `containerize shape` (see shape.log)")
@@ -259,6 +259,8 @@ def shape_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-apply", action="store_true",
                         help="only record the change (the next swap-in applies it by restarting wirefilters)")
     parser.add_argument("--ansible", action="store_true", help="apply through playbooks/shape.yml")
+    parser.add_argument("--json", action="store_true", help="with --dry-run: print the plan as JSON")
+    parser.add_query()
     return parser
 
 
@@ -283,6 +285,9 @@ def parse_changes(args) -> dict:
 
 def run_shape(argv: list[str]) -> int:
     args = shape_parser().parse_args(argv)
+    query = compile_query(args.query)
+    if (args.json or query is not None) and not args.dry_run:
+        raise ContainerizeError("--json and --query go with --dry-run (a change applied prints what it did)")
     changes = parse_changes(args)
     expdir = ExperimentDir(args.expdir)
     plan = plan_change(expdir, args.link, args.node, changes)
@@ -295,6 +300,12 @@ def run_shape(argv: list[str]) -> int:
         else:
             rows.append(f"  {member.label:<20} {member.wirefilter['id']:<11} each direction "
                         f"{json.dumps(change['left_to_right'], sort_keys=True)}")
+    if args.dry_run and (args.json or query is not None):
+        print(json_text({"link": args.link, "node": args.node, "set": changes,
+                         "members": [{"member": member.label, "pnode": member.pnode,
+                                      "wirefilter": None if "tc" in change else member.wirefilter["id"],
+                                      **change} for member, change in plan]}, query, sort_keys=True))
+        return 0
     if args.dry_run:
         print(f"{scope}: would set {what}:")
         print("\n".join(rows))

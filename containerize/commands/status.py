@@ -12,7 +12,6 @@ report their nodes as `unknown`.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import socketserver
 import sys
@@ -24,7 +23,7 @@ from ansible_collections.containerize.deploy.plugins.module_utils import node_st
 
 from ..errors import ContainerizeError
 from ..expdir import ExperimentDir, Progress, playbook_json
-from .base import CommandParser
+from .base import CommandParser, compile_query, json_text
 
 STATES = ("booted", "running", "dead", "unknown")
 REQUEST = re.compile(r"status_request ([A-Za-z0-9][A-Za-z0-9-]*)/([A-Za-z0-9][A-Za-z0-9-]*)")
@@ -201,6 +200,7 @@ def status_parser() -> argparse.ArgumentParser:
     parser.add_argument("--timeout", type=float, default=300.0, metavar="S", help="seconds --wait waits (300)")
     parser.add_argument("--ansible", action="store_true",
                         help="gather over Ansible (playbooks/status.yml), as for a testbed target")
+    parser.add_query()
     return parser
 
 
@@ -208,12 +208,17 @@ def run_status(argv: list[str]) -> int:
     args = status_parser().parse_args(argv)
     if args.timeout < 0:
         raise ContainerizeError("--timeout must not be negative")
+    query = compile_query(args.query)
+    args.json = args.json or query is not None
     expdir = ExperimentDir(args.expdir)
     bar = Progress("waiting for nodes") if args.wait and not (args.json or args.deter) else None
     status = gather(expdir, links=args.links, wait=args.wait, timeout=args.timeout,
                     via_ansible=True if args.ansible else None, bar=bar)
     if args.json:
-        print(json.dumps(status, indent=1, sort_keys=True))
+        # besides the per-pnode tree, one flat list: --query "nodes[?state!='booted'].name"
+        status["nodes"] = [{"name": name, "pnode": pnode, **node}
+                           for pnode, entry in status["pnodes"].items() for name, node in entry["nodes"].items()]
+        print(json_text(status, query, sort_keys=True))
     elif args.deter:
         print(deter_reply(status))
     else:
