@@ -19,6 +19,8 @@ shift $(( $# > 2 ? 2 : $# ))
 formats=("$@")
 ((${#formats[@]})) || formats=(tar.gz)
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=lib/busybox-root.sh
+source "$here/lib/busybox-root.sh"
 for tool in busybox ip tc tar gzip sha256sum ldd; do
     command -v "$tool" >/dev/null || { echo "build-openvz-template: $tool is missing (scripts/install.sh installs it)" >&2; exit 1; }
 done
@@ -33,7 +35,7 @@ done
 [[ $name =~ ^[A-Za-z0-9][A-Za-z0-9._-]*$ ]] || { echo "build-openvz-template: bad name $name" >&2; exit 2; }
 busybox_bin=$(command -v busybox)
 
-stamp_sum=$(sha256sum "$here/build-openvz-template.sh" "$busybox_bin" "$(command -v ip)" "$(command -v tc)" \
+stamp_sum=$(sha256sum "$here/build-openvz-template.sh" "$here/lib/busybox-root.sh" "$busybox_bin" "$(command -v ip)" "$(command -v tc)" \
     | sha256sum | cut -d' ' -f1)
 stamp=$out/.$name.stamp
 all_there=true
@@ -55,23 +57,9 @@ mkdir -p bin sbin usr/bin usr/sbin usr/lib lib lib64 etc/init.d dev proc sys tmp
     var/containers users proj groups share
 chmod 1777 tmp
 
-cp "$busybox_bin" bin/busybox
-for applet in $("$busybox_bin" --list-full); do
-    [[ -e $applet || -L $applet ]] || ln -s /bin/busybox "$applet"
-done
-
-# iproute2's ip and tc (busybox's cannot set tbf), with their shared libraries
-copy_with_libs() {
-    local bin=$1 dest=$2 lib
-    rm -f "$root/$dest"
-    cp "$bin" "$root/$dest"
-    for lib in $(ldd "$bin" | awk '/=> \// {print $3} /^[ \t]*\/lib/ {print $1}'); do
-        mkdir -p "$root/$(dirname "$lib")"
-        [[ -e $root/$lib ]] || cp -L "$lib" "$root/$lib"
-    done
-}
-copy_with_libs "$(command -v ip)" sbin/ip
-copy_with_libs "$(command -v tc)" sbin/tc
+# busybox with its applets, iproute2's ip and tc with their libraries (scripts/lib/busybox-root.sh)
+install_busybox
+install_iproute2
 
 cat > etc/inittab <<'EOF'
 ::sysinit:/etc/init.d/rcS

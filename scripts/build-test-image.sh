@@ -15,6 +15,8 @@ set -euo pipefail
 
 out=${1:-/var/cache/containerize/test-image}
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=lib/busybox-root.sh
+source "$here/lib/busybox-root.sh"
 for tool in busybox mke2fs qemu-img ip tc tar gzip sha256sum; do
     command -v "$tool" >/dev/null || { echo "build-test-image: $tool is missing (scripts/install.sh installs it)" >&2; exit 1; }
 done
@@ -28,7 +30,7 @@ file_out=${busybox_help%%$'\n'*}
 
 # what the image is made of; the image is rebuilt only when this changes
 stamp_text=$(
-    sha256sum "$here/build-test-image.sh" "$busybox_bin" "$(command -v ip)" "$(command -v tc)"
+    sha256sum "$here/build-test-image.sh" "$here/lib/busybox-root.sh" "$busybox_bin" "$(command -v ip)" "$(command -v tc)"
     echo "$file_out"
 )
 stamp_sum=$(printf '%s\n' "$stamp_text" | sha256sum | cut -d' ' -f1)
@@ -47,24 +49,9 @@ mkdir -p bin sbin usr/bin usr/sbin lib lib64 etc/init.d etc/acpi/PWRF dev proc s
     var/log var/run var/containers lib/modules mnt home users proj groups share
 chmod 1777 tmp
 
-# busybox and its applets (as symlinks)
-cp "$busybox_bin" bin/busybox
-for applet in $("$busybox_bin" --list-full); do
-    [[ -e $applet || -L $applet ]] || ln -s /bin/busybox "$applet"
-done
-
-# iproute2's ip and tc (busybox's tc cannot set tbf or netem), with their shared libraries
-copy_with_libs() {
-    local bin=$1 dest=$2 lib
-    rm -f "$root/$dest"
-    cp "$bin" "$root/$dest"
-    for lib in $(ldd "$bin" | awk '/=> \// {print $3} /^[ \t]*\/lib/ {print $1}'); do
-        mkdir -p "$root/$(dirname "$lib")"
-        [[ -e $root/$lib ]] || cp -L "$lib" "$root/$lib"
-    done
-}
-copy_with_libs "$(command -v ip)" sbin/ip
-copy_with_libs "$(command -v tc)" sbin/tc
+# busybox with its applets, iproute2's ip and tc with their libraries (scripts/lib/busybox-root.sh)
+install_busybox
+install_iproute2
 
 cat > etc/inittab <<'EOF'
 ::sysinit:/etc/init.d/rcS

@@ -22,11 +22,26 @@ class CommandParser(argparse.ArgumentParser):
         sys.stderr.write(f"{self.prog}: error: {message} (see --help)\n")
         raise SystemExit(EXIT_USAGE)
 
+    def add_expdir(self, **kwargs) -> None:
+        """The EXPDIR argument every runtime command starts with."""
+        self.add_argument("expdir", metavar="EXPDIR", help="the experiment directory written by the compiler", **kwargs)
+
+    def add_json(self, group=None) -> None:
+        """--json (in GROUP when given), and --query."""
+        (group or self).add_argument("--json", action="store_true", help="print JSON")
+        self.add_query()
+
     def add_query(self) -> None:
         """--query EXPR: a JMESPath expression applied to the command's JSON (it implies --json)."""
         self.add_argument("--query", metavar="EXPR",
                           help="print only what the JMESPath expression EXPR selects from the JSON output, "
                                "e.g. \"nodes[?status!='booted'].name\" (implies --json)")
+
+
+def json_wanted(args) -> tuple[bool, object]:
+    """(print JSON?, the compiled --query or None) of parsed ARGS: a query implies JSON."""
+    query = compile_query(args.query)
+    return bool(getattr(args, "json", False) or query is not None), query
 
 
 def compile_query(expression: str | None):

@@ -43,7 +43,7 @@ from ansible_collections.containerize.deploy.plugins.plugin_utils.modules import
 
 from ..errors import ContainerizeError
 from ..expdir import ExperimentDir
-from .base import CommandParser, compile_query, json_text
+from .base import CommandParser, json_text, json_wanted
 
 # Runs inside `ip netns exec` (a private mount namespace) and `unshare --uts`: bind the node
 # directory, set the hostname, run the command. Directory, hostname and command are arguments,
@@ -259,14 +259,12 @@ def run_info(argv: list[str]) -> int:
     parser = _parser("info", "Print what DETER's info.py --all did: node, project, experiment, kind and each "
                              "interface with address, netmask and MAC, read inside the node. Without EXPDIR "
                              "and NODE, of the node this runs in (facts from /var/containers).")
-    parser.add_argument("expdir", metavar="EXPDIR", nargs="?")
+    parser.add_expdir(nargs="?")
     parser.add_argument("node", metavar="NODE", nargs="?")
-    parser.add_argument("--json", action="store_true", help="print JSON")
     parser.add_argument("--all", action="store_true", help="everything (the default; for DETER's scripts)")
-    parser.add_query()
+    parser.add_json()
     args = parser.parse_args(argv)
-    query = compile_query(args.query)
-    args.json = args.json or query is not None
+    args.json, query = json_wanted(args)
     if args.expdir is None:
         script = info_script()
         argv = ["sh", "-c", script, "info", "--json" if args.json else "--all"]

@@ -7,7 +7,7 @@ Read from the experiment directory alone (no pnode is asked), so it agrees with
 from __future__ import annotations
 
 from ..expdir import ExperimentDir
-from .base import CommandParser, compile_query, json_text
+from .base import CommandParser, json_text, json_wanted
 
 
 def pnode_address(expdir: ExperimentDir, index: int, pnode: str) -> str:
@@ -53,12 +53,11 @@ def render(data: dict, extra: bool) -> str:
 
 def run_list(argv: list[str]) -> int:
     parser = CommandParser("list", description="List the pnodes of an experiment and the nodes each carries.")
-    parser.add_argument("expdir", metavar="EXPDIR", help="the experiment directory")
-    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_expdir()
     parser.add_argument("--extra", action="store_true", help="one node per line with kind and partition")
-    parser.add_query()
+    parser.add_json()
     args = parser.parse_args(argv)
-    query = compile_query(args.query)
+    as_json, query = json_wanted(args)
     data = listing(ExperimentDir(args.expdir))
-    print(json_text(data, query) if args.json or query else render(data, args.extra))
+    print(json_text(data, query) if as_json else render(data, args.extra))
     return 0

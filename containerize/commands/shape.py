@@ -26,7 +26,7 @@ from pathlib import Path
 from ..errors import ContainerizeError
 from ..expdir import ExperimentDir, library_module, load_yaml, run_playbook
 from ..units import parse_bandwidth, parse_delay, parse_loss
-from .base import CommandParser, compile_query, json_text
+from .base import CommandParser, json_text, json_wanted
 
 HEADER = ("written by containerize; edit the topology and recompile instead\n"
           "# links changed on the running experiment by `containerize shape` (see shape.log)")
@@ -249,7 +249,7 @@ def shape_parser() -> argparse.ArgumentParser:
     parser = CommandParser("shape",
                            description="Change the bandwidth, delay or loss of a link or LAN of a running experiment, "
                                        "live, and record it in the experiment directory so a swap-in re-run keeps it.")
-    parser.add_argument("expdir", metavar="EXPDIR", help="the experiment directory")
+    parser.add_expdir()
     parser.add_argument("link", metavar="LINK", help="link or LAN name (as in the topology, e.g. link-1, lanA)")
     parser.add_argument("--delay", metavar="D", help="node-to-node one-way delay, e.g. 20ms (a bare number is s)")
     parser.add_argument("--bandwidth", metavar="B", help="e.g. 10Mb; 'unlimited' removes the limit")
@@ -259,8 +259,7 @@ def shape_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-apply", action="store_true",
                         help="only record the change (the next swap-in applies it by restarting wirefilters)")
     parser.add_argument("--ansible", action="store_true", help="apply through playbooks/shape.yml")
-    parser.add_argument("--json", action="store_true", help="with --dry-run: print the plan as JSON")
-    parser.add_query()
+    parser.add_json()
     return parser
 
 
@@ -285,8 +284,8 @@ def parse_changes(args) -> dict:
 
 def run_shape(argv: list[str]) -> int:
     args = shape_parser().parse_args(argv)
-    query = compile_query(args.query)
-    if (args.json or query is not None) and not args.dry_run:
+    as_json, query = json_wanted(args)
+    if as_json and not args.dry_run:
         raise ContainerizeError("--json and --query go with --dry-run (a change applied prints what it did)")
     changes = parse_changes(args)
     expdir = ExperimentDir(args.expdir)
@@ -300,7 +299,7 @@ def run_shape(argv: list[str]) -> int:
         else:
             rows.append(f"  {member.label:<20} {member.wirefilter['id']:<11} each direction "
                         f"{json.dumps(change['left_to_right'], sort_keys=True)}")
-    if args.dry_run and (args.json or query is not None):
+    if args.dry_run and as_json:
         print(json_text({"link": args.link, "node": args.node, "set": changes,
                          "members": [{"member": member.label, "pnode": member.pnode,
                                       "wirefilter": None if "tc" in change else member.wirefilter["id"],

@@ -23,7 +23,7 @@ from ansible_collections.containerize.deploy.plugins.module_utils import node_st
 
 from ..errors import ContainerizeError
 from ..expdir import ExperimentDir, Progress, playbook_json
-from .base import CommandParser, compile_query, json_text
+from .base import CommandParser, json_text, json_wanted
 
 STATES = ("booted", "running", "dead", "unknown")
 REQUEST = re.compile(r"status_request ([A-Za-z0-9][A-Za-z0-9-]*)/([A-Za-z0-9][A-Za-z0-9-]*)")
@@ -189,9 +189,9 @@ def status_parser() -> argparse.ArgumentParser:
     parser = CommandParser("status",
                            description="Boot status (booted, running, dead, unknown) and start command exit code of "
                                        "every node of a swapped-in experiment, per pnode.")
-    parser.add_argument("expdir", metavar="EXPDIR", help="the experiment directory")
+    parser.add_expdir()
     fmt = parser.add_mutually_exclusive_group()
-    fmt.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_json(fmt)
     fmt.add_argument("--deter", action="store_true",
                      help="print DETER's line: status_reply {pnode: {node: [status, exit code]}}")
     parser.add_argument("--links", action="store_true", help="also show the shaping in effect on every link")
@@ -200,7 +200,6 @@ def status_parser() -> argparse.ArgumentParser:
     parser.add_argument("--timeout", type=float, default=300.0, metavar="S", help="seconds --wait waits (300)")
     parser.add_argument("--ansible", action="store_true",
                         help="gather over Ansible (playbooks/status.yml), as for a testbed target")
-    parser.add_query()
     return parser
 
 
@@ -208,8 +207,7 @@ def run_status(argv: list[str]) -> int:
     args = status_parser().parse_args(argv)
     if args.timeout < 0:
         raise ContainerizeError("--timeout must not be negative")
-    query = compile_query(args.query)
-    args.json = args.json or query is not None
+    args.json, query = json_wanted(args)
     expdir = ExperimentDir(args.expdir)
     bar = Progress("waiting for nodes") if args.wait and not (args.json or args.deter) else None
     status = gather(expdir, links=args.links, wait=args.wait, timeout=args.timeout,
