@@ -80,3 +80,13 @@ def parse_disk_size(text: str) -> int:
     if size > MAX_DISK:
         raise ValueError(f"{shown(text)} is too large a disk size (at most 16T)")
     return size
+
+
+def format_bandwidth(bandwidth: float | None, none: str = "") -> str:
+    """Bit/s as the topology writes it: 100Mb, 1.5Gb, 64kb; NONE for no limit."""
+    if not bandwidth:
+        return none
+    for unit, factor in (("Gb", 1e9), ("Mb", 1e6), ("kb", 1e3)):
+        if bandwidth >= factor:
+            return f"{bandwidth / factor:g}{unit}"
+    return f"{bandwidth:g}b"

@@ -88,19 +88,7 @@ exit 0
 EOF
 chmod 0755 etc/init.d/rcS etc/init.d/rcK
 
-cat > etc/passwd <<'EOF'
-root:x:0:0:root:/root:/bin/sh
-nobody:x:65534:65534:nobody:/nonexistent:/bin/false
-EOF
-cat > etc/group <<'EOF'
-root:x:0:
-nogroup:x:65534:
-EOF
-cat > etc/shadow <<'EOF'
-root:*:19000:0:99999:7:::
-nobody:*:19000:0:99999:7:::
-EOF
-chmod 0640 etc/shadow
+install_accounts
 echo localhost > etc/hostname
 printf '127.0.0.1 localhost\n' > etc/hosts
 cat > usr/lib/os-release <<EOF

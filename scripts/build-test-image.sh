@@ -102,19 +102,7 @@ cat > etc/acpi/PWRF/00000080 <<'EOF'
 poweroff
 EOF
 
-cat > etc/passwd <<'EOF'
-root:x:0:0:root:/root:/bin/sh
-nobody:x:65534:65534:nobody:/nonexistent:/bin/false
-EOF
-cat > etc/group <<'EOF'
-root:x:0:
-nogroup:x:65534:
-EOF
-cat > etc/shadow <<'EOF'
-root:*:19000:0:99999:7:::
-nobody:*:19000:0:99999:7:::
-EOF
-chmod 0640 etc/shadow
+install_accounts
 cat > etc/fstab <<'EOF'
 # <file system> <mount point> <type> <options> <dump> <pass>
 proc /proc proc defaults 0 0

@@ -245,15 +245,22 @@ def _describe(changes: dict) -> str:
     return ", ".join(parts)
 
 
+# what a change can set: option, its value's name, help
+SETTINGS = (
+    ("--delay", "D", "node-to-node one-way delay, e.g. 20ms (a bare number is s)"),
+    ("--bandwidth", "B", "e.g. 10Mb; 'unlimited' removes the limit"),
+    ("--loss", "L", "node-to-node loss probability, 0 to 1"),
+)
+
+
 def shape_parser() -> argparse.ArgumentParser:
     parser = CommandParser("shape",
                            description="Change the bandwidth, delay or loss of a link or LAN of a running experiment, "
                                        "live, and record it in the experiment directory so a swap-in re-run keeps it.")
     parser.add_expdir()
     parser.add_argument("link", metavar="LINK", help="link or LAN name (as in the topology, e.g. link-1, lanA)")
-    parser.add_argument("--delay", metavar="D", help="node-to-node one-way delay, e.g. 20ms (a bare number is s)")
-    parser.add_argument("--bandwidth", metavar="B", help="e.g. 10Mb; 'unlimited' removes the limit")
-    parser.add_argument("--loss", metavar="L", help="node-to-node loss probability, 0 to 1")
+    for option, value, what in SETTINGS:
+        parser.add_argument(option, metavar=value, help=what)
     parser.add_argument("--node", metavar="NODE", help="change only NODE's hop to the link or LAN")
     parser.add_argument("--dry-run", action="store_true", help="show what would change; write and apply nothing")
     parser.add_argument("--no-apply", action="store_true",

@@ -23,6 +23,7 @@ from ansible_collections.containerize.deploy.plugins.module_utils import node_st
 
 from ..errors import ContainerizeError
 from ..expdir import ExperimentDir, Progress, playbook_json
+from ..units import format_bandwidth
 from .base import CommandParser, json_text, json_wanted
 
 STATES = ("booted", "running", "dead", "unknown")
@@ -107,21 +108,12 @@ def _table(rows: list[list[str]]) -> str:
                      for row in rows)
 
 
-def _rate(bandwidth) -> str:
-    if not bandwidth:
-        return "-"
-    for unit, factor in (("Gb", 1e9), ("Mb", 1e6), ("kb", 1e3)):
-        if bandwidth >= factor:
-            return f"{bandwidth / factor:g}{unit}"
-    return f"{bandwidth:g}b"
-
-
 def _shaping(values: dict | None) -> str:
     if not values:
         return "-"
     delay = float(values.get("delay_ms") or 0)
     loss = float(values.get("loss") or 0)
-    return f"{_rate(values.get('bandwidth'))} {delay:g}ms {loss * 100:g}%"
+    return f"{format_bandwidth(values.get('bandwidth'), '-')} {delay:g}ms {loss * 100:g}%"
 
 
 def _same(live: dict | None, planned: dict | None) -> bool:
@@ -161,7 +153,7 @@ def render_table(expdir: ExperimentDir, status: dict, links: bool) -> str:
                                                      str(kv[1].get("node"))) if isinstance(kv[1], dict) else ("", "")):
                 sub = subs.get((link.get("node"), link.get("interface")), "?")
                 if link.get("method") == "tc":
-                    out = f"{_rate(link.get('bandwidth'))} (tbf)"
+                    out = f"{format_bandwidth(link.get('bandwidth'), '-')} (tbf)"
                     rows.append([sub, str(link["node"]), str(link["interface"]), pnode, "tc",
                                  "on" if link.get("bandwidth") else "off", out, "-",
                                  "" if link.get("bandwidth") == link["planned"]["bandwidth"] else "differs from plan"])

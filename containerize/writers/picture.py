@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..errors import ContainerizeError
 from ..model import Topology
+from ..units import format_bandwidth
 from .layout import FixedLayout, fixed_layout
 
 PROGRAMS = ("fixed", "fdp", "sfdp", "neato", "dot", "circo", "twopi", "osage")
@@ -32,17 +33,8 @@ def _q(text: str) -> str:
     return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
-def _rate(bandwidth: float | None) -> str:
-    if not bandwidth:
-        return ""
-    for unit, factor in (("Gb", 1e9), ("Mb", 1e6), ("kb", 1e3)):
-        if bandwidth >= factor:
-            return f"{bandwidth / factor:g}{unit}"
-    return f"{bandwidth:g}b"
-
-
 def _shaping_label(sub) -> str:
-    parts = [_rate(sub.bandwidth)]
+    parts = [format_bandwidth(sub.bandwidth)]
     if sub.delay:
         parts.append(f"{sub.delay * 1000:g}ms")
     if sub.loss:

@@ -26,3 +26,11 @@ install_iproute2() {
     copy_with_libs "$(command -v ip)" sbin/ip
     copy_with_libs "$(command -v tc)" sbin/tc
 }
+
+# root and nobody, with no password (login is by the node's own means, never a password)
+install_accounts() {
+    printf '%s\n' 'root:x:0:0:root:/root:/bin/sh' 'nobody:x:65534:65534:nobody:/nonexistent:/bin/false' > etc/passwd
+    printf '%s\n' 'root:x:0:' 'nogroup:x:65534:' > etc/group
+    printf '%s\n' 'root:*:19000:0:99999:7:::' 'nobody:*:19000:0:99999:7:::' > etc/shadow
+    chmod 0640 etc/shadow
+}
