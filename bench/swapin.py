@@ -157,14 +157,17 @@ def _cable_rtt(expdir: Path, placement: dict, source: str, target: str) -> float
         cable.wait()
 
 
+def print_header(header: str) -> None:
+    print(header)
+    print("-" * len(header))
+
+
 def pnodes_table(counts: list[int], nodes: int) -> int:
     """Swap-in of NODES nodes on one LAN over each number of local pnodes, and the cross-pnode RTT."""
     import yaml
 
-    header = (f"{'pnodes':>6} {'nodes':>5} {'swap-in s':>9} {'no-op re-run s':>14} {'changed':>7} {'swap-out s':>10} "
-              f"{'local RTT ms':>12} {'cross RTT ms':>12} {'added ms':>8} {'cable RTT ms':>12}")
-    print(header)
-    print("-" * len(header))
+    print_header(f"{'pnodes':>6} {'nodes':>5} {'swap-in s':>9} {'no-op re-run s':>14} {'changed':>7} {'swap-out s':>10} "
+                 f"{'local RTT ms':>12} {'cross RTT ms':>12} {'added ms':>8} {'cable RTT ms':>12}")
     workdir = Path(tempfile.mkdtemp(prefix="bench-pnodes-"))
     try:
         source = workdir / "lan.tcl"
@@ -214,10 +217,8 @@ def main() -> int:
         repeat = int(args[at + 1])
         del args[at:at + 2]
     sizes = [int(a) for a in args] or [10, 50, 100, 250]
-    header = (f"{'topology':<10} {'nodes':>5} {'swap-in s':>9} {'no-op re-run s':>14} {'changed':>7} "
-              f"{'swap-out s':>10} {'mininet up s':>12} {'ratio':>6}")
-    print(header)
-    print("-" * len(header))
+    print_header(f"{'topology':<10} {'nodes':>5} {'swap-in s':>9} {'no-op re-run s':>14} {'changed':>7} "
+                 f"{'swap-out s':>10} {'mininet up s':>12} {'ratio':>6}")
     workdir = Path(tempfile.mkdtemp(prefix="bench-swapin-"))
     try:
         for size in sizes:
