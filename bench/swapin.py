@@ -166,8 +166,8 @@ def pnodes_table(counts: list[int], nodes: int) -> int:
     """Swap-in of NODES nodes on one LAN over each number of local pnodes, and the cross-pnode RTT."""
     import yaml
 
-    print_header(f"{'pnodes':>6} {'nodes':>5} {'swap-in s':>9} {'no-op re-run s':>14} {'changed':>7} {'swap-out s':>10} "
-                 f"{'local RTT ms':>12} {'cross RTT ms':>12} {'added ms':>8} {'cable RTT ms':>12}")
+    print_header(f"{'pnodes':>6} {'nodes':>5} {'swap-in s':>9} {'no-op re-run s':>14} {'changed':>7} "
+                 f"{'swap-out s':>10} {'local RTT ms':>12} {'cross RTT ms':>12} {'added ms':>8} {'cable RTT ms':>12}")
     workdir = Path(tempfile.mkdtemp(prefix="bench-pnodes-"))
     try:
         source = workdir / "lan.tcl"
