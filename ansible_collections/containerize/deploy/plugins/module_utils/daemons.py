@@ -133,28 +133,6 @@ def compact_invocation(module, bulky=("guests", "hosts", "switches", "wirefilter
     return {"module_args": args}
 
 
-def check_hosts(module):
-    """Fail MODULE, naming the first few, when its `hosts` argument has malformed entries."""
-    errors = hosts_errors(module.params["hosts"])
-    if errors:
-        module.fail_json(msg="invalid hosts: " + "; ".join(errors[:5]))
-
-
-def hosts_errors(hosts):
-    """What is wrong with HOSTS, the compiler's list of {address, names} (or hosts-file text): a list."""
-    if isinstance(hosts, str):
-        return []
-    if not isinstance(hosts, list):
-        return [f"hosts must be a list of {{address, names}} or text, not {type(hosts).__name__}"]
-    errors = []
-    for index, entry in enumerate(hosts):
-        if not isinstance(entry, dict) or not isinstance(entry.get("address"), str):
-            errors.append(f"hosts[{index}] needs an address (a string)")
-        elif not isinstance(entry.get("names"), list) or not all(isinstance(n, str) for n in entry["names"]):
-            errors.append(f"hosts[{index}] ({entry['address']}) needs names (a list of strings)")
-    return errors
-
-
 def wait_for(predicate, timeout, step=0.01, max_step=0.1):
     """Poll PREDICATE (backing off from STEP to MAX_STEP seconds) until true or TIMEOUT; its last answer."""
     deadline = time.monotonic() + timeout

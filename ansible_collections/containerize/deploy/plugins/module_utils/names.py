@@ -32,3 +32,22 @@ def valid_netns(value):
 def valid_ifname(value):
     """True when VALUE can name a Linux network interface."""
     return isinstance(value, str) and bool(IFNAME_RE.match(value))
+
+
+def planned_names(entries, errors, key="name", invalid="guest name {!r} is not a valid node name",
+                  twice="guest {} planned twice"):
+    """Each (name, entry) of the plan's ENTRIES whose KEY is a valid id, in order.
+
+    The problems go to ERRORS as they are met: an invalid name (INVALID, the entry is skipped) and a
+    name seen before (TWICE, the entry is still yielded so its other problems are reported too).
+    """
+    seen = set()
+    for entry in entries:
+        name = str(entry.get(key, ""))
+        if not valid_name(name):
+            errors.append(invalid.format(name))
+            continue
+        if name in seen:
+            errors.append(twice.format(name))
+        seen.add(name)
+        yield name, entry

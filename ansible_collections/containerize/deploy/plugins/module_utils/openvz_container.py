@@ -22,7 +22,6 @@ from ansible_collections.containerize.deploy.plugins.module_utils.daemons import
     write_json,
     write_new_or_replace,
 )
-from ansible_collections.containerize.deploy.plugins.module_utils.hosts import render_hosts
 from ansible_collections.containerize.deploy.plugins.module_utils.loop_disk import (
     MIN_IMAGE,
     human_size,
@@ -37,6 +36,7 @@ from ansible_collections.containerize.deploy.plugins.module_utils.loop_disk impo
     unmount_all,
 )
 from ansible_collections.containerize.deploy.plugins.module_utils.names import valid_name
+from ansible_collections.containerize.deploy.plugins.module_utils.spec import GuestsContext
 from ansible_collections.containerize.deploy.plugins.module_utils.start_log import SCRIPT_NAME
 
 TEMPLATE_EXTS = (".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.zst", ".tar.zstd", ".tzst", ".tar.bz2", ".tbz2", ".tar")
@@ -45,17 +45,14 @@ RC_LOCAL = ("openvz", "rc.local")
 SUPERVISOR = ("hv", SCRIPT_NAME)
 
 
-class Context:
+class Context(GuestsContext):
     """The experiment on this pnode, as the module's arguments give it."""
 
     def __init__(self, module):
+        super().__init__(module)
         p = module.params
-        self.module, self.check = module, module.check_mode
-        self.run_dir = os.path.abspath(p["run_dir"])
-        self.hosts = render_hosts(p["hosts"])
-        # private areas in ROOT/openvz/EXP_NAME/NODE, node directories in ROOT/nodes/EXP_NAME/NODE
-        self.base, self.nodes_dir = (os.path.join(os.path.abspath(p["root"]), top, p["exp_name"])
-                                     for top in ("openvz", "nodes"))
+        # private areas in ROOT/openvz/EXP_NAME/NODE
+        self.base = os.path.join(self.root, "openvz", self.exp_name)
         self.stop_timeout = p["stop_timeout"]
         self.vz_conf_dir = p["vzctl_conf_dir"]
         self.runtime = self.pick_runtime(p["runtime"])
@@ -89,9 +86,6 @@ class Context:
                 raise RuntimeError(f"no {key[1]} at {path} (scripts_dir): run the hv and openvz roles' "
                                    "role_files tasks first")
             self.scripts[key] = text
-
-    def rpath(self, name):
-        return os.path.join(self.run_dir, name)
 
     def existing(self):
         """Node names with a private area of this experiment."""

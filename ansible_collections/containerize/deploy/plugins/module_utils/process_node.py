@@ -30,8 +30,8 @@ from ansible_collections.containerize.deploy.plugins.module_utils.daemons import
 from ansible_collections.containerize.deploy.plugins.module_utils.names import (
     NAME_RE,
     SUN_PATH_MAX,
+    planned_names,
     valid_ifname,
-    valid_name,
     valid_netns,
 )
 from ansible_collections.containerize.deploy.plugins.module_utils.netlink import Rtnl, in_netns
@@ -60,15 +60,7 @@ BLANK_LINK = {"mac": None, "up": False, "addresses": [], "qdisc": None}
 def validate(run_dir, guests):
     """What is wrong with the plan's GUESTS (a list of messages)."""
     errors = []
-    seen = set()
-    for g in guests:
-        name = str(g.get("name", ""))
-        if not valid_name(name):
-            errors.append(f"guest name {name!r} is not a valid node name")
-            continue
-        if name in seen:
-            errors.append(f"guest {name} planned twice")
-        seen.add(name)
+    for name, g in planned_names(guests, errors):
         ns = str(g.get("namespace") or "")
         if not valid_netns(ns):
             errors.append(f"guest {name}: namespace {ns!r} is not a valid name")
@@ -146,7 +138,7 @@ class Guest:
             {"dest": norm_dest(r.get("dest")), "gateway": r.get("gateway") or None, "dev": r.get("dev")}
             for r in spec.get("routes") or []
         ]
-        self.nodedir = os.path.join(ctx.exp_dir, self.name)
+        self.nodedir = os.path.join(ctx.nodes_dir, self.name)
         self.log_dir = os.path.join(self.nodedir, "log")
         self.changes = []
         self.started = False
@@ -229,7 +221,7 @@ class Guest:
             for iface in self.interfaces
         }
         pid = read_pid(self.start_pidfile())
-        alive = supervisor_alive(ctx.run_dir, ctx.exp_dir, self.name, pid)
+        alive = supervisor_alive(ctx.run_dir, ctx.nodes_dir, self.name, pid)
         record = read_json(ctx.rpath(f"{self.name}.start.json")) or {}
         started, exit_code, _since = read_start_log(self.log_dir)
         o["start"] = {

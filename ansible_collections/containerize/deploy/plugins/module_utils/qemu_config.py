@@ -18,7 +18,12 @@ import shlex
 import stat
 
 from ansible_collections.containerize.deploy.plugins.module_utils.daemons import remove_path
-from ansible_collections.containerize.deploy.plugins.module_utils.names import IFNAME_RE, NAME_RE, SUN_PATH_MAX
+from ansible_collections.containerize.deploy.plugins.module_utils.names import (
+    IFNAME_RE,
+    NAME_RE,
+    SUN_PATH_MAX,
+    planned_names,
+)
 from ansible_collections.containerize.deploy.plugins.module_utils.start_log import SCRIPT_NAME
 from ansible_collections.containerize.deploy.plugins.module_utils.wirefilter import tbf_tc_args
 
@@ -116,15 +121,7 @@ def tc_args(tc):
 def validate(ctx, guests):
     """Every problem of the GUESTS' plan entries (names, paths, arch, image, interfaces, routes)."""
     errors = []
-    seen = set()
-    for g in guests:
-        name = str(g.get("name", ""))
-        if not NAME_RE.match(name):
-            errors.append(f"guest name {name!r} is not a valid node name")
-            continue
-        if name in seen:
-            errors.append(f"guest {name} planned twice")
-        seen.add(name)
+    for name, g in planned_names(guests, errors):
         for suffix in ("qmp", "serial.log", "qemu.json.tmp"):
             if len(ctx.rpath(f"{name}.{suffix}")) >= SUN_PATH_MAX:
                 errors.append(f"guest {name}: socket path under {ctx.run_dir} is too long")

@@ -23,7 +23,6 @@ from ansible_collections.containerize.deploy.plugins.module_utils.daemons import
     wait_for,
     write_json,
 )
-from ansible_collections.containerize.deploy.plugins.module_utils.hosts import render_hosts
 from ansible_collections.containerize.deploy.plugins.module_utils.names import NAME_RE
 from ansible_collections.containerize.deploy.plugins.module_utils.node_status import BOOTED_MARKER
 from ansible_collections.containerize.deploy.plugins.module_utils.qemu_config import (
@@ -36,6 +35,7 @@ from ansible_collections.containerize.deploy.plugins.module_utils.qemu_config im
     write_file,
 )
 from ansible_collections.containerize.deploy.plugins.module_utils.qmp import qopt, scan_qemu, stop_guests
+from ansible_collections.containerize.deploy.plugins.module_utils.spec import GuestsContext
 from ansible_collections.containerize.deploy.plugins.module_utils.start_log import read_start_log
 
 
@@ -56,20 +56,13 @@ def mountpoints():
     return points
 
 
-class Context:
+class Context(GuestsContext):
     """The module's arguments and what every guest of the pnode shares (kernel, initramfs, images...)."""
 
     def __init__(self, module):
+        super().__init__(module)
         p = module.params
-        self.module = module
-        self.check = module.check_mode
-        self.root = os.path.abspath(p["root"])
-        self.run_dir = os.path.abspath(p["run_dir"])
-        self.exp_name = p["exp_name"]
-        self.project = p["project"]
-        self.experiment = p["experiment"]
         self.scripts_dir = p["scripts_dir"]
-        self.hosts = render_hosts(p["hosts"])
         self.default_url = p["default_url"] or ""
         self.checksums = {k: str(v) for k, v in (p["checksums"] or {}).items()}
         self.cache = os.path.abspath(p["image_cache"] or os.path.join(self.root, "images"))
@@ -83,7 +76,6 @@ class Context:
         self.timeout = p["timeout"]
         self.stop_timeout = p["stop_timeout"]
         self.qemu_dir = os.path.join(self.root, "qemu", self.exp_name)
-        self.nodes_dir = os.path.join(self.root, "nodes", self.exp_name)
         self.warnings = []
         self.scripts = {}
         self.kernel_version = None
@@ -93,9 +85,6 @@ class Context:
         self.shares = []
         self.accounts = {"passwd": "", "group": "", "shadow": ""}
         self.switch_pids = {}
-
-    def rpath(self, name):
-        return os.path.join(self.run_dir, name)
 
     def switch_pid(self, switch):
         if switch not in self.switch_pids:

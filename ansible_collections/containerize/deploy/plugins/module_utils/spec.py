@@ -1,9 +1,14 @@
-"""The argument spec of the options every module shares (documented once in doc_fragments/experiment.py).
+"""The options every module shares (documented once in doc_fragments/experiment.py): their argument spec,
+and what the guest modules make of them (GuestsContext).
 
 Standard library only (see daemons.py).
 """
 
 from __future__ import annotations
+
+import os
+
+from ansible_collections.containerize.deploy.plugins.module_utils.hosts import render_hosts
 
 
 def experiment_spec(states=("present", "absent")):
@@ -26,3 +31,26 @@ def guests_spec(workers=4):
         "guests": {"type": "list", "elements": "dict", "default": []},
         "workers": {"type": "int", "default": workers},
     }
+
+
+class GuestsContext:
+    """A guest module's call as the shared options give it: the experiment, its directories, its hosts.
+
+    Each module's Context adds its own options and what its guests share; worker threads read it.
+    """
+
+    def __init__(self, module):
+        p = module.params
+        self.module = module
+        self.check = module.check_mode
+        self.root = os.path.abspath(p["root"])
+        self.run_dir = os.path.abspath(p["run_dir"])
+        self.exp_name = p["exp_name"]
+        self.project = p["project"]
+        self.experiment = p["experiment"]
+        self.hosts = render_hosts(p["hosts"])
+        # node directories ROOT/nodes/EXP_NAME/NODE (the node's /var/containers)
+        self.nodes_dir = os.path.join(self.root, "nodes", self.exp_name)
+
+    def rpath(self, name):
+        return os.path.join(self.run_dir, name)

@@ -25,7 +25,7 @@ from ansible_collections.containerize.deploy.plugins.module_utils.daemons import
     wait_for,
     write_json,
 )
-from ansible_collections.containerize.deploy.plugins.module_utils.names import IFNAME_RE, NAME_RE, NS_RE
+from ansible_collections.containerize.deploy.plugins.module_utils.names import IFNAME_RE, NS_RE, planned_names
 from ansible_collections.containerize.deploy.plugins.module_utils.netns import delete_netns
 from ansible_collections.containerize.deploy.plugins.module_utils.vxlan import ZERO_MAC, Side, WireLock, link_fix
 
@@ -80,15 +80,8 @@ class Uplinks:
             errors.append("pnet with a namespace needs device, wire_namespace, wire_bridge and wire_port")
         if self.uplinks and not self.pnet:
             errors.append("uplinks need pnet (this pnode's place on the experiment network)")
-        seen = set()
-        for up in self.uplinks:
-            sid = str(up.get("switch", ""))
-            if not NAME_RE.match(sid):
-                errors.append(f"uplink switch {sid!r} is not a valid switch id")
-                continue
-            if sid in seen:
-                errors.append(f"uplink of switch {sid} planned twice")
-            seen.add(sid)
+        for sid, up in planned_names(self.uplinks, errors, "switch", "uplink switch {!r} is not a valid switch id",
+                                     "uplink of switch {} planned twice"):
             for key in ("tap", "bridge", "vxlan"):
                 if not IFNAME_RE.match(str(up.get(key, ""))):
                     errors.append(f"uplink {sid}: {key} name {up.get(key)!r} is not a valid interface name")

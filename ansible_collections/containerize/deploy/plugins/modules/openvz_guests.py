@@ -245,7 +245,7 @@ from ansible_collections.containerize.deploy.plugins.module_utils.loop_disk impo
     run,
     unmount_all,
 )
-from ansible_collections.containerize.deploy.plugins.module_utils.names import NAME_RE, NS_RE
+from ansible_collections.containerize.deploy.plugins.module_utils.names import NS_RE, planned_names
 from ansible_collections.containerize.deploy.plugins.module_utils.openvz_container import Container, Context
 from ansible_collections.containerize.deploy.plugins.module_utils.spec import experiment_spec, guests_spec
 
@@ -285,15 +285,7 @@ def remove_containers(ctx, containers, result):
 
 def validate(guests):
     errors = []
-    seen = set()
-    for g in guests:
-        name = str(g.get("name", ""))
-        if not NAME_RE.match(name):
-            errors.append(f"guest name {name!r} is not a valid node name")
-            continue
-        if name in seen:
-            errors.append(f"guest {name} planned twice")
-        seen.add(name)
+    for name, g in planned_names(guests, errors):
         if not NS_RE.match(str(g.get("namespace") or "")):
             errors.append(f"guest {name}: namespace {g.get('namespace')!r} is not a valid name")
         if not HOSTNAME_RE.match(str(g.get("hostname") or name)):

@@ -206,7 +206,7 @@ from ansible_collections.containerize.deploy.plugins.module_utils.daemons import
     stop_strays,
     stray_processes,
 )
-from ansible_collections.containerize.deploy.plugins.module_utils.hosts import check_hosts, render_hosts
+from ansible_collections.containerize.deploy.plugins.module_utils.hosts import check_hosts
 from ansible_collections.containerize.deploy.plugins.module_utils.names import valid_netns
 from ansible_collections.containerize.deploy.plugins.module_utils.netns import (
     ETC_NETNS,
@@ -218,7 +218,11 @@ from ansible_collections.containerize.deploy.plugins.module_utils.netns import (
 )
 from ansible_collections.containerize.deploy.plugins.module_utils.plugs import OLD_RECORD_SUFFIX, Switches, is_plug
 from ansible_collections.containerize.deploy.plugins.module_utils.process_node import Guest, supervisor_alive, validate
-from ansible_collections.containerize.deploy.plugins.module_utils.spec import experiment_spec, guests_spec
+from ansible_collections.containerize.deploy.plugins.module_utils.spec import (
+    GuestsContext,
+    experiment_spec,
+    guests_spec,
+)
 from ansible_collections.containerize.deploy.plugins.module_utils.start_log import SCRIPT_NAME
 
 # the supervisor earlier versions of this module wrote into the run directory: its processes are still
@@ -226,23 +230,15 @@ from ansible_collections.containerize.deploy.plugins.module_utils.start_log impo
 OLD_SUPERVISOR = "start-supervisor.sh"
 
 
-class Context:
+class Context(GuestsContext):
     """The call's parameters and what every guest shares (Guest reads it from worker threads)."""
 
     def __init__(self, module):
+        super().__init__(module)
         p = module.params
-        self.module = module
-        self.check = module.check_mode
-        self.root = os.path.abspath(p["root"])
-        self.run_dir = os.path.abspath(p["run_dir"])
-        self.exp_name = p["exp_name"]
-        self.project = p["project"]
-        self.experiment = p["experiment"]
         self.prefix = p["prefix"] or ""
-        self.hosts = render_hosts(p["hosts"])
         self.timeout = p["timeout"]
         self.start_commands = p["start_commands"]
-        self.exp_dir = os.path.join(self.root, "nodes", self.exp_name)
         scripts_dir = p["scripts_dir"]
         self.start_script = os.path.join(os.path.abspath(scripts_dir), "hv", SCRIPT_NAME) if scripts_dir else None
         self.old_supervisor = os.path.join(self.run_dir, OLD_SUPERVISOR)
@@ -252,9 +248,6 @@ class Context:
             self.run_entries = sorted(os.listdir(self.run_dir))
         except OSError:
             self.run_entries = []
-
-    def rpath(self, name):
-        return os.path.join(self.run_dir, name)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -279,7 +272,7 @@ def remove_nodes(ctx, nodes, namespaces):
             changed = changed or proc_alive(pid, pidfile)
             targets.append((pid, pidfile, False))
             continue
-        alive = supervisor_alive(ctx.run_dir, ctx.exp_dir, parts[0], pid)
+        alive = supervisor_alive(ctx.run_dir, ctx.nodes_dir, parts[0], pid)
         changed = changed or alive
         targets.append((pid, None if alive else pidfile, True))
         record = read_json(ctx.rpath(f"{parts[0]}.start.json")) or {}
@@ -298,7 +291,7 @@ def remove_nodes(ctx, nodes, namespaces):
     # namespaces, their /etc files, node directories and records
     namespaces = [ns for ns in all_ns if os.path.lexists(netns_path(ns))]
     paths = [os.path.join(ETC_NETNS, ns) for ns in all_ns]
-    paths += [os.path.join(ctx.exp_dir, name) for name in sorted(nodes)]
+    paths += [os.path.join(ctx.nodes_dir, name) for name in sorted(nodes)]
     paths += [
         ctx.rpath(entry)
         for entry in entries
@@ -343,12 +336,12 @@ def run_absent(ctx, guests, result):
     extra = set(scanned.values())
     before = {
         "namespaces": sorted(ns for ns in set(nodes.values()) | extra if os.path.lexists(netns_path(ns))),
-        "node_dirs": sorted(n for n in nodes if os.path.isdir(os.path.join(ctx.exp_dir, n))),
+        "node_dirs": sorted(n for n in nodes if os.path.isdir(os.path.join(ctx.nodes_dir, n))),
     }
-    leftovers = [path for path in (ctx.exp_dir, ctx.old_supervisor) if os.path.lexists(path)]
+    leftovers = [path for path in (ctx.nodes_dir, ctx.old_supervisor) if os.path.lexists(path)]
     changed = remove_nodes(ctx, nodes, extra) or bool(leftovers)
     if not ctx.check:
-        shutil.rmtree(ctx.exp_dir, ignore_errors=True)
+        shutil.rmtree(ctx.nodes_dir, ignore_errors=True)
         remove_path(ctx.old_supervisor)
     if changed:
         result["stopped"] = sorted(nodes)
@@ -371,7 +364,7 @@ def stop_stray_processes(ctx, nodes):
     if not ctx.start_script:
         return strays
     # supervisors name no path of the run directory but their node's log directory
-    logs = {os.path.join(ctx.exp_dir, node, "log") for node in nodes}
+    logs = {os.path.join(ctx.nodes_dir, node, "log") for node in nodes}
     script = ctx.start_script
 
     def supervisor(argv):
@@ -380,9 +373,9 @@ def stop_stray_processes(ctx, nodes):
     keep = {
         read_pid(ctx.rpath(f"{node}.start.pid"))
         for node in nodes
-        if supervisor_alive(ctx.run_dir, ctx.exp_dir, node, read_pid(ctx.rpath(f"{node}.start.pid")))
+        if supervisor_alive(ctx.run_dir, ctx.nodes_dir, node, read_pid(ctx.rpath(f"{node}.start.pid")))
     }
-    found = stray_processes(ctx.exp_dir, supervisor, keep)
+    found = stray_processes(ctx.nodes_dir, supervisor, keep)
     if found and not ctx.check:
         kill_many([(pid, None, True) for pid in found], ctx.timeout)
     return strays + found
@@ -406,7 +399,7 @@ def run_present(ctx, guests, workers, result, planned):
     module = ctx.module
     if not ctx.check:
         os.makedirs(ctx.run_dir, mode=0o755, exist_ok=True)
-        os.makedirs(ctx.exp_dir, mode=0o755, exist_ok=True)
+        os.makedirs(ctx.nodes_dir, mode=0o755, exist_ok=True)
     if any(Guest(ctx, g).wants_start() for g in guests) and not os.path.isdir("/var/containers"):
         result["changed"] = True
         if not ctx.check:
