@@ -6,6 +6,7 @@ Standard library only (see daemons.py).
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 
 from ansible_collections.containerize.deploy.plugins.module_utils.hosts import render_hosts
@@ -54,3 +55,28 @@ class GuestsContext:
 
     def rpath(self, name):
         return os.path.join(self.run_dir, name)
+
+    def run_each(self, jobs):
+        """Run each (NAME, JOB) of JOBS on `workers` threads: their results, and "NAME: error" for each that failed."""
+        done, errors = [], []
+        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, self.module.params["workers"])) as pool:
+            futures = {pool.submit(job): name for name, job in jobs}
+            for future in concurrent.futures.as_completed(futures):
+                try:
+                    done.append(future.result())
+                except Exception as exc:  # noqa: BLE001 - reported per guest by the caller
+                    errors.append(f"{futures[future]}: {exc}")
+        return done, errors
+
+
+def note_changes(done, result):
+    """Put what the realized guests DONE changed (their changes, before and after) in RESULT; DONE by name."""
+    done = sorted(done, key=lambda g: g.name)
+    before, after = {}, {}
+    for guest in done:
+        if guest.changes:
+            result["changed"] = True
+            result["guests"][guest.name] = guest.changes
+            before[guest.name], after[guest.name] = guest.before, guest.after
+    result["diff"] = {"before": before, "after": after}
+    return done

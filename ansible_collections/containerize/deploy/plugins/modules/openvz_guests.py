@@ -224,7 +224,6 @@ stopped:
   elements: str
 """
 
-import concurrent.futures
 import os
 import re
 import time
@@ -247,7 +246,7 @@ from ansible_collections.containerize.deploy.plugins.module_utils.loop_disk impo
 )
 from ansible_collections.containerize.deploy.plugins.module_utils.names import NS_RE, planned_names
 from ansible_collections.containerize.deploy.plugins.module_utils.openvz_container import Container, Context
-from ansible_collections.containerize.deploy.plugins.module_utils.spec import experiment_spec, guests_spec
+from ansible_collections.containerize.deploy.plugins.module_utils.spec import experiment_spec, guests_spec, note_changes
 
 HOSTNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]*$")
 
@@ -335,28 +334,14 @@ def run_present(ctx, guests, result):
         result["changed"] = True
     if guests and not ctx.check:
         os.makedirs(ctx.base, mode=0o755, exist_ok=True)
-    errors = []
-    done = []
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, module.params["workers"])) as pool:
-        futures = {pool.submit(Container(ctx, g).ensure): g["name"] for g in guests}
-        for future in concurrent.futures.as_completed(futures):
-            try:
-                done.append(future.result())
-            except Exception as exc:  # noqa: BLE001 - reported per guest below
-                errors.append(f"{futures[future]}: {exc}")
+    done, errors = ctx.run_each([(g["name"], Container(ctx, g).ensure) for g in guests])
     if module.params["wait_booted"] and not ctx.check:
         errors += wait_booted(done, module.params["boot_timeout"])
-    before, after = {}, {}
-    for c in sorted(done, key=lambda c: c.name):
-        if c.changes:
-            result["changed"] = True
-            result["guests"][c.name] = c.changes
-            before[c.name], after[c.name] = c.before, c.after
+    for c in note_changes(done, result):
         if c.started:
             result["started"].append(c.name)
         if c.restarted:
             result["restarted"].append(c.name)
-    result["diff"] = {"before": before, "after": after}
     if errors:
         module.fail_json(msg="some openvz guests failed: " + "; ".join(sorted(errors)), **result,
                          invocation=compact_invocation(module))

@@ -188,7 +188,6 @@ stopped:
   type: list
   elements: str
 """
-import concurrent.futures
 import os
 import shutil
 
@@ -222,6 +221,7 @@ from ansible_collections.containerize.deploy.plugins.module_utils.spec import (
     GuestsContext,
     experiment_spec,
     guests_spec,
+    note_changes,
 )
 from ansible_collections.containerize.deploy.plugins.module_utils.start_log import SCRIPT_NAME
 
@@ -395,7 +395,7 @@ def create_namespaces(ctx, guests):
     return add_namespaces([g["namespace"] for g in missing])
 
 
-def run_present(ctx, guests, workers, result, planned):
+def run_present(ctx, guests, result, planned):
     module = ctx.module
     if not ctx.check:
         os.makedirs(ctx.run_dir, mode=0o755, exist_ok=True)
@@ -418,27 +418,12 @@ def run_present(ctx, guests, workers, result, planned):
         result["stopped"].extend(sorted(stale))
 
     created = create_namespaces(ctx, guests)
-    errors = []
-    done = []
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        futures = {pool.submit(Guest(ctx, g, g["namespace"] in created).ensure): g["name"] for g in guests}
-        for future in concurrent.futures.as_completed(futures):
-            try:
-                done.append(future.result())
-            except Exception as exc:  # noqa: BLE001 - reported per guest below
-                errors.append(f"{futures[future]}: {exc}")
-    before, after = {}, {}
-    for guest in sorted(done, key=lambda g: g.name):
-        if guest.changes:
-            result["changed"] = True
-            result["guests"][guest.name] = guest.changes
-            before[guest.name] = guest.before
-            after[guest.name] = guest.after
+    done, errors = ctx.run_each([(g["name"], Guest(ctx, g, g["namespace"] in created).ensure) for g in guests])
+    for guest in note_changes(done, result):
         if guest.started:
             result["started"].append(guest.name)
         result["restarted"].extend(guest.restarted)
         result["stopped"].extend(guest.stopped)
-    result["diff"] = {"before": before, "after": after}
     if errors:
         module.fail_json(msg="some process guests failed: " + "; ".join(sorted(errors)), **result,
                          invocation=compact_invocation(module))
@@ -479,7 +464,7 @@ def main():
                 module.fail_json(msg="start commands need scripts_dir (the hv role's start-command.sh)")
             if not ctx.check and not os.path.isfile(ctx.start_script):
                 module.fail_json(msg=f"{ctx.start_script} is missing (the hv role puts it in place)")
-        run_present(ctx, guests, module.params["workers"], result, planned)
+        run_present(ctx, guests, result, planned)
     if not module._diff:
         result.pop("diff", None)
     module.exit_json(**result, invocation=compact_invocation(module))

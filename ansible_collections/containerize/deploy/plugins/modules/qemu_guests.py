@@ -285,7 +285,7 @@ accel:
   sample: tcg
 """
 
-import concurrent.futures
+import functools
 import os
 import shutil
 
@@ -321,7 +321,7 @@ from ansible_collections.containerize.deploy.plugins.module_utils.qemu_guest imp
     remove_plan,
 )
 from ansible_collections.containerize.deploy.plugins.module_utils.qmp import probe_accel, scan_qemu, stop_guests
-from ansible_collections.containerize.deploy.plugins.module_utils.spec import experiment_spec, guests_spec
+from ansible_collections.containerize.deploy.plugins.module_utils.spec import experiment_spec, guests_spec, note_changes
 
 
 def pnode_plan(ctx, guests):
@@ -405,7 +405,7 @@ def run_absent(ctx, guests, purge, result):
         shutil.rmtree(ctx.cache, ignore_errors=True)
 
 
-def run_present(ctx, guests, workers, result):
+def run_present(ctx, guests, result):
     module = ctx.module
     # plan: guests recorded earlier but no longer planned, and qemu processes of planned guests whose
     # pid file is lost (stopped, or the guest runs twice); then the pnode's share, then each guest
@@ -449,26 +449,12 @@ def run_present(ctx, guests, workers, result):
         guest.plan()
         return guest if ctx.check else guest.apply()
 
-    errors, done = [], []
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        futures = {pool.submit(realize, Guest(ctx, g)): g["name"] for g in guests}
-        for future in concurrent.futures.as_completed(futures):
-            try:
-                done.append(future.result())
-            except Exception as exc:  # noqa: BLE001 - reported per guest below
-                errors.append(f"{futures[future]}: {exc}")
-    before, after = {}, {}
-    for guest in sorted(done, key=lambda g: g.name):
-        if guest.changes:
-            result["changed"] = True
-            result["guests"][guest.name] = guest.changes
-            before[guest.name] = guest.before
-            after[guest.name] = guest.after
+    done, errors = ctx.run_each([(g["name"], functools.partial(realize, Guest(ctx, g))) for g in guests])
+    for guest in note_changes(done, result):
         if guest.restarted:
             result["restarted"].append(guest.name)
         elif guest.started:
             result["started"].append(guest.name)
-    result["diff"] = {"before": before, "after": after}
     if errors:
         module.fail_json(msg="some qemu guests failed: " + "; ".join(sorted(errors)), **result,
                          invocation=compact_invocation(module))
@@ -532,7 +518,7 @@ def main():
             ctx.accounts = resolve_users(module.params["users"], ctx.warnings)
         except ValueError as exc:
             module.fail_json(msg=str(exc))
-        run_present(ctx, guests, module.params["workers"], result)
+        run_present(ctx, guests, result)
     for warning in ctx.warnings:
         module.warn(warning)
     if not module._diff:
