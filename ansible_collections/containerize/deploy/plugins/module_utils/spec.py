@@ -9,7 +9,8 @@ from __future__ import annotations
 import concurrent.futures
 import os
 
-from ansible_collections.containerize.deploy.plugins.module_utils.hosts import render_hosts
+from ansible_collections.containerize.deploy.plugins.module_utils.hosts import check_hosts, render_hosts
+from ansible_collections.containerize.deploy.plugins.module_utils.names import valid_netns
 
 
 def experiment_spec(states=("present", "absent")):
@@ -32,6 +33,21 @@ def guests_spec(workers=4):
         "guests": {"type": "list", "elements": "dict", "default": []},
         "workers": {"type": "int", "default": workers},
     }
+
+
+def guests_module(ansible_module, options, states=("present", "absent"), names=("exp_name", "project", "experiment")):
+    """A guest module's ANSIBLE_MODULE (the class) with the shared options and its OPTIONS, checked.
+
+    It fails when `hosts` is malformed or one of NAMES (they reach namespace names and paths) is not a
+    valid name.
+    """
+    module = ansible_module(argument_spec={**experiment_spec(states), **guests_spec(), **options},
+                            supports_check_mode=True)
+    check_hosts(module)
+    for key in names:
+        if not valid_netns(module.params[key]):
+            module.fail_json(msg=f"{key} {module.params[key]!r} is not a valid name")
+    return module
 
 
 class GuestsContext:

@@ -149,7 +149,7 @@ from ansible_collections.containerize.deploy.plugins.module_utils.daemons import
     remove_path,
     write_json,
 )
-from ansible_collections.containerize.deploy.plugins.module_utils.hosts import check_hosts, host_lines, with_block
+from ansible_collections.containerize.deploy.plugins.module_utils.hosts import host_lines, with_block
 from ansible_collections.containerize.deploy.plugins.module_utils.machine import (
     Machine,
     device_for,
@@ -158,7 +158,7 @@ from ansible_collections.containerize.deploy.plugins.module_utils.machine import
     write_in_place,
 )
 from ansible_collections.containerize.deploy.plugins.module_utils.node_status import start_needle
-from ansible_collections.containerize.deploy.plugins.module_utils.spec import experiment_spec, guests_spec
+from ansible_collections.containerize.deploy.plugins.module_utils.spec import guests_module
 from ansible_collections.containerize.deploy.plugins.module_utils.start_log import LOG_NAME, SCRIPT_NAME
 
 LOG_DIR = "/var/containers/log"  # inside the machine
@@ -483,21 +483,15 @@ def remove_empty_dir(path):
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec={
-            **experiment_spec(),
-            **guests_spec(),
-            "machine_root": {"type": "path", "default": "/"},
-            "netns": {"type": "str", "default": ""},
-            "host_network": {"type": "bool", "default": False},
-            "interface_map": {"type": "dict", "default": {}},
-            "set_mac": {"type": "bool", "default": False},
-            "replace_default_route": {"type": "bool", "default": False},
-            "timeout": {"type": "float", "default": 5.0},
-        },
-        supports_check_mode=True,
-    )
-    check_hosts(module)
+    module = guests_module(AnsibleModule, {
+        "machine_root": {"type": "path", "default": "/"},
+        "netns": {"type": "str", "default": ""},
+        "host_network": {"type": "bool", "default": False},
+        "interface_map": {"type": "dict", "default": {}},
+        "set_mac": {"type": "bool", "default": False},
+        "replace_default_route": {"type": "bool", "default": False},
+        "timeout": {"type": "float", "default": 5.0},
+    }, names=())
     p = module.params
     guests = [g for g in p["guests"] if g.get("kind") == "embedded_pnode"]
     result = {"changed": False, "node": "", "devices": {}, "changes": [], "started": False}

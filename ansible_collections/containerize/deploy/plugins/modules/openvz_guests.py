@@ -236,7 +236,6 @@ from ansible_collections.containerize.deploy.plugins.module_utils.daemons import
     read_json,
     remove_path,
 )
-from ansible_collections.containerize.deploy.plugins.module_utils.hosts import check_hosts
 from ansible_collections.containerize.deploy.plugins.module_utils.loop_disk import (
     detach_loops,
     mount_propagation,
@@ -246,7 +245,10 @@ from ansible_collections.containerize.deploy.plugins.module_utils.loop_disk impo
 )
 from ansible_collections.containerize.deploy.plugins.module_utils.names import NS_RE, planned_names
 from ansible_collections.containerize.deploy.plugins.module_utils.openvz_container import Container, Context
-from ansible_collections.containerize.deploy.plugins.module_utils.spec import experiment_spec, guests_spec, note_changes
+from ansible_collections.containerize.deploy.plugins.module_utils.spec import (
+    guests_module,
+    note_changes,
+)
 
 HOSTNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]*$")
 
@@ -369,31 +371,22 @@ def run_absent(ctx, guests, result):
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec={
-            **experiment_spec(states=("present", "absent", "query")),
-            **guests_spec(),
-            "template_dirs": {"type": "list", "elements": "path", "default": []},
-            "template": {"type": "str", "default": ""},
-            "diskspace": {"type": "str", "default": "2G"},
-            "runtime": {"type": "str", "choices": ["auto", "nspawn", "vzctl"], "default": "auto"},
-            "disk": {"type": "str", "choices": ["auto", "image", "directory"], "default": "auto"},
-            "shares": {"type": "list", "elements": "dict", "default": []},
-            "capabilities": {"type": "list", "elements": "str", "default": ["CAP_NET_ADMIN"]},
-            "nspawn_args": {"type": "list", "elements": "str", "default": []},
-            "kill_signal": {"type": "str", "default": ""},
-            "vzctl_first_ctid": {"type": "int", "default": 1000},
-            "vzctl_conf_dir": {"type": "path", "default": "/etc/vz/conf"},
-            "wait_booted": {"type": "bool", "default": True},
-            "boot_timeout": {"type": "float", "default": 60.0},
-            "stop_timeout": {"type": "float", "default": 10.0},
-        },
-        supports_check_mode=True,
-    )
-    check_hosts(module)
-    for key in ("exp_name", "project", "experiment"):
-        if not NS_RE.match(module.params[key]):
-            module.fail_json(msg=f"{key} {module.params[key]!r} is not a valid name")
+    module = guests_module(AnsibleModule, {
+        "template_dirs": {"type": "list", "elements": "path", "default": []},
+        "template": {"type": "str", "default": ""},
+        "diskspace": {"type": "str", "default": "2G"},
+        "runtime": {"type": "str", "choices": ["auto", "nspawn", "vzctl"], "default": "auto"},
+        "disk": {"type": "str", "choices": ["auto", "image", "directory"], "default": "auto"},
+        "shares": {"type": "list", "elements": "dict", "default": []},
+        "capabilities": {"type": "list", "elements": "str", "default": ["CAP_NET_ADMIN"]},
+        "nspawn_args": {"type": "list", "elements": "str", "default": []},
+        "kill_signal": {"type": "str", "default": ""},
+        "vzctl_first_ctid": {"type": "int", "default": 1000},
+        "vzctl_conf_dir": {"type": "path", "default": "/etc/vz/conf"},
+        "wait_booted": {"type": "bool", "default": True},
+        "boot_timeout": {"type": "float", "default": 60.0},
+        "stop_timeout": {"type": "float", "default": 10.0},
+    }, states=("present", "absent", "query"))
     ctx = Context(module)
     guests = [g for g in module.params["guests"] if g.get("kind") == "openvz"]
     result = {"changed": False, "runtime": ctx.runtime, "disk": ctx.disk, "guests": {}, "started": [],

@@ -205,7 +205,6 @@ from ansible_collections.containerize.deploy.plugins.module_utils.daemons import
     stop_strays,
     stray_processes,
 )
-from ansible_collections.containerize.deploy.plugins.module_utils.hosts import check_hosts
 from ansible_collections.containerize.deploy.plugins.module_utils.names import valid_netns
 from ansible_collections.containerize.deploy.plugins.module_utils.netns import (
     ETC_NETNS,
@@ -219,8 +218,7 @@ from ansible_collections.containerize.deploy.plugins.module_utils.plugs import O
 from ansible_collections.containerize.deploy.plugins.module_utils.process_node import Guest, supervisor_alive, validate
 from ansible_collections.containerize.deploy.plugins.module_utils.spec import (
     GuestsContext,
-    experiment_spec,
-    guests_spec,
+    guests_module,
     note_changes,
 )
 from ansible_collections.containerize.deploy.plugins.module_utils.start_log import SCRIPT_NAME
@@ -430,22 +428,13 @@ def run_present(ctx, guests, result, planned):
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec={
-            **experiment_spec(),
-            **guests_spec(),
-            "prefix": {"type": "str", "default": ""},
-            "kinds": {"type": "list", "elements": "str", "default": ["process"]},
-            "start_commands": {"type": "bool", "default": True},
-            "timeout": {"type": "float", "default": 5.0},
-        },
-        supports_check_mode=True,
-    )
-    check_hosts(module)
+    module = guests_module(AnsibleModule, {
+        "prefix": {"type": "str", "default": ""},
+        "kinds": {"type": "list", "elements": "str", "default": ["process"]},
+        "start_commands": {"type": "bool", "default": True},
+        "timeout": {"type": "float", "default": 5.0},
+    })
     ctx = Context(module)
-    for key in ("exp_name", "project", "experiment"):
-        if not valid_netns(module.params[key]):
-            module.fail_json(msg=f"{key} {module.params[key]!r} is not a valid name")
     kinds = module.params["kinds"]
     guests = [g for g in module.params["guests"] if (g.get("kind") or "process") in kinds]
     planned = {str(g.get("name")) for g in module.params["guests"]}

@@ -297,7 +297,6 @@ from ansible_collections.containerize.deploy.plugins.module_utils.daemons import
     read_text,
     wait_for,
 )
-from ansible_collections.containerize.deploy.plugins.module_utils.hosts import check_hosts
 from ansible_collections.containerize.deploy.plugins.module_utils.image_cache import Image
 from ansible_collections.containerize.deploy.plugins.module_utils.initramfs import (
     default_kernel,
@@ -305,7 +304,6 @@ from ansible_collections.containerize.deploy.plugins.module_utils.initramfs impo
     is_static_elf,
     kernel_version,
 )
-from ansible_collections.containerize.deploy.plugins.module_utils.names import NS_RE
 from ansible_collections.containerize.deploy.plugins.module_utils.qemu_config import (
     ARCH_BINARY,
     load_scripts,
@@ -321,7 +319,10 @@ from ansible_collections.containerize.deploy.plugins.module_utils.qemu_guest imp
     remove_plan,
 )
 from ansible_collections.containerize.deploy.plugins.module_utils.qmp import probe_accel, scan_qemu, stop_guests
-from ansible_collections.containerize.deploy.plugins.module_utils.spec import experiment_spec, guests_spec, note_changes
+from ansible_collections.containerize.deploy.plugins.module_utils.spec import (
+    guests_module,
+    note_changes,
+)
 
 
 def pnode_plan(ctx, guests):
@@ -470,39 +471,30 @@ def run_present(ctx, guests, result):
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec={
-            **experiment_spec(),
-            **guests_spec(),
-            "default_url": {"type": "str", "default": ""},
-            "checksums": {"type": "dict", "default": {}},
-            "image_cache": {"type": "path"},
-            "kernel": {"type": "path"},
-            "kernel_append": {"type": "str", "default": ""},
-            "initramfs_modules": {"type": "list", "elements": "str",
-                                  "default": ["virtio_pci", "virtio_blk", "9pnet_virtio", "9p"]},  # fmt: skip
-            "initramfs_filesystems": {"type": "list", "elements": "str", "default": ["ext4", "xfs", "btrfs"]},
-            "busybox": {"type": "path", "default": "/bin/busybox"},
-            "accel": {"type": "str", "choices": ["auto", "kvm", "tcg"], "default": "auto"},
-            "accel_probe_timeout": {"type": "float", "default": 5.0},
-            "machine": {"type": "str", "default": "pc"},
-            "memory": {"type": "int", "default": 512},
-            "cpus": {"type": "int", "default": 1},
-            "tcg_tb_size": {"type": "int", "default": 0},
-            "shares": {"type": "list", "elements": "dict", "default": []},
-            "users": {"type": "list", "elements": "raw", "default": []},
-            "wait_booted": {"type": "bool", "default": True},
-            "boot_timeout": {"type": "float", "default": 600},
-            "stop_timeout": {"type": "float", "default": 20},
-            "timeout": {"type": "float", "default": 30},
-            "purge_cache": {"type": "bool", "default": False},
-        },
-        supports_check_mode=True,
-    )
-    check_hosts(module)
-    for key in ("exp_name", "project", "experiment"):
-        if not NS_RE.match(module.params[key]):
-            module.fail_json(msg=f"{key} {module.params[key]!r} is not a valid name")
+    module = guests_module(AnsibleModule, {
+        "default_url": {"type": "str", "default": ""},
+        "checksums": {"type": "dict", "default": {}},
+        "image_cache": {"type": "path"},
+        "kernel": {"type": "path"},
+        "kernel_append": {"type": "str", "default": ""},
+        "initramfs_modules": {"type": "list", "elements": "str",
+                              "default": ["virtio_pci", "virtio_blk", "9pnet_virtio", "9p"]},  # fmt: skip
+        "initramfs_filesystems": {"type": "list", "elements": "str", "default": ["ext4", "xfs", "btrfs"]},
+        "busybox": {"type": "path", "default": "/bin/busybox"},
+        "accel": {"type": "str", "choices": ["auto", "kvm", "tcg"], "default": "auto"},
+        "accel_probe_timeout": {"type": "float", "default": 5.0},
+        "machine": {"type": "str", "default": "pc"},
+        "memory": {"type": "int", "default": 512},
+        "cpus": {"type": "int", "default": 1},
+        "tcg_tb_size": {"type": "int", "default": 0},
+        "shares": {"type": "list", "elements": "dict", "default": []},
+        "users": {"type": "list", "elements": "raw", "default": []},
+        "wait_booted": {"type": "bool", "default": True},
+        "boot_timeout": {"type": "float", "default": 600},
+        "stop_timeout": {"type": "float", "default": 20},
+        "timeout": {"type": "float", "default": 30},
+        "purge_cache": {"type": "bool", "default": False},
+    })
     ctx = Context(module)
     guests = [g for g in module.params["guests"] if (g.get("kind") or "qemu") == "qemu"]
     result = {"changed": False, "guests": {}, "pnode": [], "status": {}, "started": [], "restarted": [],
