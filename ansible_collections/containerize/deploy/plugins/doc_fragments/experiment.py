@@ -4,8 +4,8 @@
 
 
 class ModuleDocFragment:
-    # The experiment on this pnode: every module that acts on an experiment takes these.
-    DOCUMENTATION = r"""
+    # The experiment's runtime directory on this pnode: every module that uses one takes it.
+    RUN_DIR = r"""
 options:
   run_dir:
     description:
@@ -14,7 +14,10 @@ options:
       - Socket paths below it must stay under 107 bytes, which is why it is named by the short tag.
     type: path
     required: true
-  exp_name:
+"""
+
+    # The experiment on this pnode: every module that acts on an experiment takes these (RUN_DIR and more).
+    DOCUMENTATION = RUN_DIR + r"""  exp_name:
     description: Experiment name C(EID.PID) (C(containerize_exp_name)).
     type: str
     required: true
@@ -35,7 +38,7 @@ options:
     default: present
 """
 
-    # Modules that realize guests from the compiler's plan.
+    # Modules that realize guests from the compiler's plan (with DOCUMENTATION and ATTRIBUTES: GUEST_MODULE).
     GUESTS = r"""
 options:
   root:
@@ -80,3 +83,7 @@ attributes:
     support: full
     description: The result's diff shows the pnode before and after, as the plan sees it.
 """
+
+    # A module that realizes guests: all of the above in one, extends_documentation_fragment:
+    # [containerize.deploy.experiment.guest_module]. The option lines follow each fragment's `options:`.
+    GUEST_MODULE = DOCUMENTATION + GUESTS.split("options:\n", 1)[1] + ATTRIBUTES

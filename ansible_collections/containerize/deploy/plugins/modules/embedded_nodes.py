@@ -45,10 +45,7 @@ description:
 version_added: "0.1.0"
 author:
   - containerize authors
-extends_documentation_fragment:
-  - containerize.deploy.experiment
-  - containerize.deploy.experiment.guests
-  - containerize.deploy.experiment.attributes
+extends_documentation_fragment: [containerize.deploy.experiment.guest_module]
 options:
   machine_root:
     description: File system root of the machine (C(/); a directory for a simulated machine).

@@ -43,15 +43,12 @@ description:
 version_added: "0.1.0"
 author:
   - containerize authors
+extends_documentation_fragment: [containerize.deploy.experiment.run_dir]
 options:
   root:
     description: Pnode root (C(containerize_root)), holds C(nodes/EXP_NAME/NODE/).
     type: path
     default: /var/containers
-  run_dir:
-    description: Runtime directory of the experiment on this pnode (C(containerize_run_dir)).
-    type: path
-    required: true
   exp_name:
     description: Experiment name C(EID.PID) (C(containerize_exp_name)).
     type: str

@@ -29,10 +29,6 @@ version_added: "0.1.0"
 author:
   - containerize authors
 options:
-  run_dir:
-    description: Runtime directory of the experiment on this pnode (C(containerize_run_dir)).
-    type: path
-    required: true
   wirefilters:
     description: The planned wirefilters of this pnode (C(containerize_wirefilters)).
     type: list
@@ -60,8 +56,7 @@ notes:
 requirements:
   - vde2 (wirefilter with a management socket)
   - iproute2 (tc)
-extends_documentation_fragment:
-  - containerize.deploy.experiment.attributes
+extends_documentation_fragment: [containerize.deploy.experiment.run_dir, containerize.deploy.experiment.attributes]
 """
 
 EXAMPLES = r"""

@@ -75,10 +75,7 @@ description:
 version_added: "0.1.0"
 author:
   - containerize authors
-extends_documentation_fragment:
-  - containerize.deploy.experiment
-  - containerize.deploy.experiment.guests
-  - containerize.deploy.experiment.attributes
+extends_documentation_fragment: [containerize.deploy.experiment.guest_module]
 options:
   guests:
     description:

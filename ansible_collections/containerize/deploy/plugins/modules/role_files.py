@@ -38,8 +38,7 @@ options:
     type: str
     choices: [present, absent]
     default: present
-extends_documentation_fragment:
-  - containerize.deploy.experiment.attributes
+extends_documentation_fragment: [containerize.deploy.experiment.attributes]
 """
 
 EXAMPLES = r"""

@@ -29,15 +29,8 @@ description:
 version_added: "0.1.0"
 author:
   - containerize authors
-extends_documentation_fragment:
-  - containerize.deploy.experiment.attributes
+extends_documentation_fragment: [containerize.deploy.experiment.run_dir, containerize.deploy.experiment.attributes]
 options:
-  run_dir:
-    description:
-      - Runtime directory of the experiment on this pnode (C(containerize_run_dir), C(ROOT/run/EXP_TAG)).
-      - Socket paths C(run_dir/ID.ctl/ctl) must stay below 107 bytes.
-    type: path
-    required: true
   switches:
     description:
       - Every VDE switch this pnode runs (C(containerize_switches)).

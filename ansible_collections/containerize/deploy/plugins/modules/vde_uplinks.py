@@ -40,13 +40,8 @@ description:
 version_added: "0.1.0"
 author:
   - containerize authors
-extends_documentation_fragment:
-  - containerize.deploy.experiment.attributes
+extends_documentation_fragment: [containerize.deploy.experiment.run_dir, containerize.deploy.experiment.attributes]
 options:
-  run_dir:
-    description: Runtime directory of the experiment on this pnode (C(containerize_run_dir)), with the switch sockets.
-    type: path
-    required: true
   tag:
     description: The experiment tag (C(containerize_exp_tag)), eight hex digits; names of links of this experiment.
     type: str
