@@ -7,14 +7,12 @@ bash scripts/install.sh
 
 topology=${1:-examples/muppetnet.ns}
 expdir=experiments/demo/$(basename "${topology%.*}")
-export ANSIBLE_CONFIG=$PWD/ansible.cfg
-
 containerize --default-container=process --size=1 --force --out "$expdir" demo "$(basename "${topology%.*}")" "$topology"
-ansible-playbook -i "$expdir/inventory" playbooks/swapin.yml
+containerize swapin "$expdir"
 echo "== nodes (pnode -> nodes)"
 containerize list "$expdir"
 echo "== status"
 containerize status "$expdir"
 echo "== ping across the topology (beaker on one LAN to animal on the other)"
 containerize exec "$expdir" beaker -- ping -c 3 animal
-echo "== swap out with: ansible-playbook -i $expdir/inventory playbooks/swapout.yml"
+echo "== swap out with: containerize swapout $expdir"
