@@ -133,6 +133,13 @@ def compact_invocation(module, bulky=("guests", "hosts", "switches", "wirefilter
     return {"module_args": args}
 
 
+def exit_result(module, result):
+    """Exit MODULE with RESULT: its `diff` only in diff mode, its invocation compact (compact_invocation)."""
+    if not module._diff:
+        result.pop("diff", None)
+    module.exit_json(**result, invocation=compact_invocation(module))
+
+
 def wait_for(predicate, timeout, step=0.01, max_step=0.1):
     """Poll PREDICATE (backing off from STEP to MAX_STEP seconds) until true or TIMEOUT; its last answer."""
     deadline = time.monotonic() + timeout

@@ -65,6 +65,17 @@ class Uplinks:
     def note(self, text):
         self.changes.append(text)
 
+    def plan_bridge(self, name, have, cmds_del, cmds_add, note):
+        """Queue the `ip` commands that make NAME a bridge: HAVE (the link there, or None) goes to CMDS_DEL
+        when it is something else, a new bridge to CMDS_ADD (with NOTE). The bridge kept, or None."""
+        if have and have["kind"] != "bridge":
+            cmds_del.append(f"link del dev {name}")
+            have = None
+        if not have:
+            self.note(note)
+            cmds_add.append(f"link add {name} type bridge")
+        return have
+
     # -- validation
     def validate(self):
         errors = []
@@ -214,13 +225,8 @@ class Uplinks:
                     raise RuntimeError(f"ip netns add {self.wire_ns}: {err.strip()}")
         links = wire.links() if netns_inode(self.wire_ns) else {}
         cmds = []
-        bridge = links.get(self.wire_bridge)
-        if bridge and bridge["kind"] != "bridge":
-            cmds.append(f"link del dev {self.wire_bridge}")
-            bridge = None
-        if not bridge:
-            self.note(f"create the experiment LAN bridge {self.wire_bridge} in {self.wire_ns}")
-            cmds.append(f"link add {self.wire_bridge} type bridge")
+        bridge = self.plan_bridge(self.wire_bridge, links.get(self.wire_bridge), cmds, cmds,
+                                  f"create the experiment LAN bridge {self.wire_bridge} in {self.wire_ns}")
         fix, what = link_fix(self.wire_bridge, bridge)
         if bridge and fix:
             self.note(f"set {self.wire_bridge} in {self.wire_ns}: {', '.join(what)}")
@@ -322,12 +328,7 @@ class Uplinks:
             self.before[sid].update({"bridge": bool(have_br), "vxlan": have_vx and have_vx["vxlan"],
                                      "tap": bool(have_tap) and have_tap.get("master")})
             self.after[sid].update({"bridge": True, "vxlan": want_vx, "tap": br})
-            if have_br and have_br["kind"] != "bridge":
-                cmds_del.append(f"link del dev {br}")
-                have_br = None
-            if not have_br:
-                self.note(f"create bridge {br}")
-                cmds_add.append(f"link add {br} type bridge")
+            have_br = self.plan_bridge(br, have_br, cmds_del, cmds_add, f"create bridge {br}")
             if have_vx and (have_vx["kind"] != "vxlan" or have_vx["vxlan"] != want_vx):
                 self.note(f"replace vxlan {vx} (planned {want_vx})")
                 cmds_del.append(f"link del dev {vx}")

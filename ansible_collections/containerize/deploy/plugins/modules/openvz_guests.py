@@ -230,6 +230,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.containerize.deploy.plugins.module_utils import nspawn, vzctl
 from ansible_collections.containerize.deploy.plugins.module_utils.daemons import (
     compact_invocation,
+    exit_result,
     read_json,
     remove_path,
 )
@@ -399,9 +400,7 @@ def main():
             run_present(ctx, guests, result)
     except RuntimeError as exc:
         module.fail_json(msg=str(exc), **result)
-    if not module._diff:
-        result.pop("diff", None)
-    module.exit_json(**result, invocation=compact_invocation(module))
+    exit_result(module, result)
 
 
 if __name__ == "__main__":

@@ -192,6 +192,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.containerize.deploy.plugins.module_utils.daemons import (
     compact_invocation,
+    exit_result,
     kill_many,
     netns_path,
     proc_alive,
@@ -451,9 +452,7 @@ def main():
             if not ctx.check and not os.path.isfile(ctx.start_script):
                 module.fail_json(msg=f"{ctx.start_script} is missing (the hv role puts it in place)")
         run_present(ctx, guests, result, planned)
-    if not module._diff:
-        result.pop("diff", None)
-    module.exit_json(**result, invocation=compact_invocation(module))
+    exit_result(module, result)
 
 
 if __name__ == "__main__":

@@ -290,6 +290,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.containerize.deploy.plugins.module_utils.daemons import (
     compact_invocation,
+    exit_result,
     read_pid,
     read_text,
     wait_for,
@@ -510,9 +511,7 @@ def main():
         run_present(ctx, guests, result)
     for warning in ctx.warnings:
         module.warn(warning)
-    if not module._diff:
-        result.pop("diff", None)
-    module.exit_json(**result, invocation=compact_invocation(module))
+    exit_result(module, result)
 
 
 if __name__ == "__main__":

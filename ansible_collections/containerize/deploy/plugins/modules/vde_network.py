@@ -175,7 +175,7 @@ import shutil
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.containerize.deploy.plugins.module_utils.daemons import (
-    compact_invocation,
+    exit_result,
     kill_many,
     proc_alive,
     proc_cmdline,
@@ -534,9 +534,7 @@ def main():
         run_present(module, plan, runner, result)
     if result["stopped"] and module.params["state"] == "present":
         result["changed"] = True
-    if not module._diff:
-        result.pop("diff", None)
-    module.exit_json(**result, invocation=compact_invocation(module))
+    exit_result(module, result)
 
 
 if __name__ == "__main__":
