@@ -54,16 +54,12 @@ options:
     description:
       - The experiment's hosts for C(/etc/hosts) inside every node, as the compiler's list of
         C({address, names}) (C(containerize_hosts); localhost lines are added), or as the file's whole text.
-      - Left out of a task, the module's action plugin passes the host's C(containerize_hosts) as the
-        inventory holds it (no template pass, and the task does not carry the list back).
     type: raw
     default: []
   guests:
     description:
       - The guests of this pnode (C(containerize_guests)); entries of another C(kind) are ignored, but
         their names count as planned. docs/experiment-directory.md lists their keys.
-      - Left out of a task, the module's action plugin passes the host's C(containerize_guests) as the
-        inventory holds it (no template pass, and the task does not carry the list back).
     type: list
     elements: dict
     default: []
@@ -84,6 +80,19 @@ attributes:
     description: The result's diff shows the pnode before and after, as the plan sees it.
 """
 
+    # Modules whose action plugin (plugin_utils/in_process.py) fills the plan options a task leaves out.
+    PLAN = r"""
+attributes:
+  action:
+    support: full
+    description:
+      - The plan options a task leaves out (C(guests), C(hosts), C(switches), C(wirefilters), C(uplinks), those
+        the module takes) are the host's C(containerize_*) variable of the same name, which the module's action
+        plugin passes as the inventory holds it (no template pass, and the task does not carry the list back).
+      - On a local pnode the action plugin runs the module in its own worker process.
+"""
+
     # A module that realizes guests: all of the above in one, extends_documentation_fragment:
-    # [containerize.deploy.experiment.guest_module]. The option lines follow each fragment's `options:`.
-    GUEST_MODULE = DOCUMENTATION + GUESTS.split("options:\n", 1)[1] + ATTRIBUTES
+    # [containerize.deploy.experiment.guest_module]. The lines follow each fragment's `options:`/`attributes:`.
+    GUEST_MODULE = (DOCUMENTATION + GUESTS.split("options:\n", 1)[1] + ATTRIBUTES
+                    + PLAN.split("attributes:\n", 1)[1])

@@ -43,7 +43,7 @@ description:
 version_added: "0.1.0"
 author:
   - containerize authors
-extends_documentation_fragment: [containerize.deploy.experiment.run_dir]
+extends_documentation_fragment: [containerize.deploy.experiment.run_dir, containerize.deploy.experiment.plan]
 options:
   root:
     description: Pnode root (C(containerize_root)), holds C(nodes/EXP_NAME/NODE/).
@@ -73,8 +73,6 @@ options:
   guests:
     description:
       - Every guest of this pnode (C(containerize_guests)); keys not used here are ignored.
-      - Left out of a task, the module's action plugin passes the host's C(containerize_guests) as the
-        inventory holds it (no template pass, and the task does not carry the list back).
     type: list
     elements: dict
     default: []

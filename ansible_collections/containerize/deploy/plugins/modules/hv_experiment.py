@@ -26,6 +26,7 @@ author:
 extends_documentation_fragment:
   - containerize.deploy.experiment
   - containerize.deploy.experiment.attributes
+  - containerize.deploy.experiment.plan
 options:
   root:
     description: Pnode root (C(containerize_root)); its base directories are removed when left empty.
@@ -48,8 +49,6 @@ options:
       - The experiment's hosts, the compiler's list of C({address, names}). They are written to
         C(CONFIG_DIR/hosts) and, when O(hosts_block) is true, between markers naming the
         experiment in O(etc_hosts).
-      - Left out of a task, the module's action plugin passes the host's C(containerize_hosts) as the
-        inventory holds it (no template pass).
     type: list
     elements: dict
     default: []

@@ -65,8 +65,6 @@ options:
     description:
       - The guests of this pnode (C(containerize_guests)); entries whose C(kind) is not in O(kinds) are
         ignored, but their names count as planned.
-      - Left out of a task, the module's action plugin passes the host's C(containerize_guests) as the
-        inventory holds it (no template pass, and the task does not carry the list back).
       - Keys other than the ones below are ignored.
     type: list
     elements: dict

@@ -86,8 +86,6 @@ options:
         C(interfaces) (C({ifname, switch, port, mac, address, prefix, tc})), C(routes)
         (C({dest, gateway})), C(qemu_url), C(qemu_arch) and, when present, C(qemu_memory) (MiB) and
         C(qemu_cpus). Other keys are ignored.
-      - Left out of a task, the module's action plugin passes the host's C(containerize_guests) as the
-        inventory holds it.
     type: list
     elements: dict
     default: []
