@@ -20,6 +20,16 @@ import time
 NETNS_DIR = "/run/netns"
 
 
+class Closing:
+    """What holds an open socket or file: `with` closes it on the way out (the class defines close())."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+
 # --- files -----------------------------------------------------------------------------------------------
 
 

@@ -18,6 +18,8 @@ import os
 import socket
 import struct
 
+from ansible_collections.containerize.deploy.plugins.module_utils.daemons import Closing
+
 CLONE_NEWNET = 0x40000000
 
 # linux/netlink.h
@@ -286,7 +288,7 @@ def tbf_options(rate_bps, burst_bytes, latency_us):
 # --- the socket ------------------------------------------------------------------------------------------
 
 
-class Rtnl:
+class Rtnl(Closing):
     """One NETLINK_ROUTE socket.
 
     A socket belongs to the namespace of the thread that created it, for its whole life: create it inside
@@ -308,12 +310,6 @@ class Rtnl:
 
     def close(self):
         self._sock.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        self.close()
 
     # --- transport ---------------------------------------------------------------------------------------
 

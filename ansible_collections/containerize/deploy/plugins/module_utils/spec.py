@@ -13,10 +13,15 @@ from ansible_collections.containerize.deploy.plugins.module_utils.hosts import c
 from ansible_collections.containerize.deploy.plugins.module_utils.names import valid_netns
 
 
+def run_dir_spec():
+    """run_dir (the fragment's RUN_DIR)."""
+    return {"run_dir": {"type": "path", "required": True}}
+
+
 def experiment_spec(states=("present", "absent")):
     """run_dir, exp_name, project, experiment and state (the fragment's DOCUMENTATION)."""
     return {
-        "run_dir": {"type": "path", "required": True},
+        **run_dir_spec(),
         "exp_name": {"type": "str", "required": True},
         "project": {"type": "str", "required": True},
         "experiment": {"type": "str", "required": True},
@@ -35,14 +40,19 @@ def guests_spec(workers=4):
     }
 
 
+def plan_module(ansible_module, shared, options):
+    """ANSIBLE_MODULE (the class) with the SHARED options' spec (run_dir_spec(), experiment_spec()...) and the
+    module's own OPTIONS. Every module of the collection plans before it acts, so check mode is supported."""
+    return ansible_module(argument_spec={**shared, **options}, supports_check_mode=True)
+
+
 def guests_module(ansible_module, options, states=("present", "absent"), names=("exp_name", "project", "experiment")):
     """A guest module's ANSIBLE_MODULE (the class) with the shared options and its OPTIONS, checked.
 
     It fails when `hosts` is malformed or one of NAMES (they reach namespace names and paths) is not a
     valid name.
     """
-    module = ansible_module(argument_spec={**experiment_spec(states), **guests_spec(), **options},
-                            supports_check_mode=True)
+    module = plan_module(ansible_module, {**experiment_spec(states), **guests_spec()}, options)
     check_hosts(module)
     for key in names:
         if not valid_netns(module.params[key]):

@@ -9,13 +9,15 @@ from __future__ import annotations
 import re
 import socket
 
+from ansible_collections.containerize.deploy.plugins.module_utils.daemons import Closing
+
 WF_PROMPT = b"VDEwf$ "
 WF_NUMBER = r"(-?[0-9.]+(?:[eE][-+]?[0-9]+)?)"
 WF_LINE = re.compile(rf"^(Loss|Delay|Bandw)\s+L->R\s+{WF_NUMBER}\+\S*\s+R->L\s+{WF_NUMBER}\+", re.M)
 KEYS = {"Delay": "delay", "Bandw": "bandwidth", "Loss": "loss"}
 
 
-class WirefilterSession:
+class WirefilterSession(Closing):
     """A conversation with a wirefilter's management socket (the banner is read on connecting)."""
 
     def __init__(self, path, timeout):
@@ -47,12 +49,6 @@ class WirefilterSession:
 
     def close(self):
         self.sock.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *_exc):
-        self.close()
 
 
 def showinfo_values(text):

@@ -179,6 +179,7 @@ from ansible_collections.containerize.deploy.plugins.module_utils.node_status im
     named_guests,
     status_lines,
 )
+from ansible_collections.containerize.deploy.plugins.module_utils.spec import run_dir_spec
 
 INFO_SCRIPT_PATH = ("hv", "info.sh")  # below scripts_dir: the hv role's files/info.sh
 
@@ -218,7 +219,7 @@ def late_message(result, timeout):
 
 ARGUMENT_SPEC = {
     "root": {"type": "path", "default": "/var/containers"},
-    "run_dir": {"type": "path", "required": True},
+    **run_dir_spec(),
     "exp_name": {"type": "str", "required": True},
     "project": {"type": "str", "default": ""},
     "experiment": {"type": "str", "default": ""},

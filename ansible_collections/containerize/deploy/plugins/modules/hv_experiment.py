@@ -128,7 +128,7 @@ from ansible_collections.containerize.deploy.plugins.module_utils.hosts import (
     render_hosts,
     with_block,
 )
-from ansible_collections.containerize.deploy.plugins.module_utils.spec import experiment_spec
+from ansible_collections.containerize.deploy.plugins.module_utils.spec import experiment_spec, plan_module
 
 BASE_DIRS = ("config", "log", "run", "nodes")
 IP_FORWARD = "/proc/sys/net/ipv4/ip_forward"
@@ -222,23 +222,19 @@ def sync_hosts_block(params, check):
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec={
-            **experiment_spec(),
-            "root": {"type": "path", "required": True},
-            "config_dir": {"type": "path", "required": True},
-            "log_dir": {"type": "path", "required": True},
-            "nodes_dir": {"type": "path", "required": True},
-            "hosts": {"type": "list", "elements": "dict", "default": []},
-            "site": {"type": "dict", "default": {}},
-            "hosts_block": {"type": "bool", "default": True},
-            "etc_hosts": {"type": "path", "default": "/etc/hosts"},
-            "ip_forward": {"type": "bool", "default": True},
-            "packages": {"type": "list", "elements": "str", "default": []},
-            "fail_missing": {"type": "bool", "default": False},
-        },
-        supports_check_mode=True,
-    )
+    module = plan_module(AnsibleModule, experiment_spec(), {
+        "root": {"type": "path", "required": True},
+        "config_dir": {"type": "path", "required": True},
+        "log_dir": {"type": "path", "required": True},
+        "nodes_dir": {"type": "path", "required": True},
+        "hosts": {"type": "list", "elements": "dict", "default": []},
+        "site": {"type": "dict", "default": {}},
+        "hosts_block": {"type": "bool", "default": True},
+        "etc_hosts": {"type": "path", "default": "/etc/hosts"},
+        "ip_forward": {"type": "bool", "default": True},
+        "packages": {"type": "list", "elements": "str", "default": []},
+        "fail_missing": {"type": "bool", "default": False},
+    })
     params = module.params
     check_hosts(module)
     if "/" in params["exp_name"] or params["exp_name"] in ("", ".", ".."):

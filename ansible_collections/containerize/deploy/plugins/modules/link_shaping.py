@@ -100,6 +100,7 @@ from ansible_collections.containerize.deploy.plugins.module_utils.daemons import
     write_json,
 )
 from ansible_collections.containerize.deploy.plugins.module_utils.names import valid_name, valid_netns
+from ansible_collections.containerize.deploy.plugins.module_utils.spec import plan_module, run_dir_spec
 from ansible_collections.containerize.deploy.plugins.module_utils.wirefilter import (
     fmt_num,
     shaping_args,
@@ -276,16 +277,12 @@ def shape(params, check=False):
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec={
-            "run_dir": {"type": "path", "required": True},
-            "wirefilters": {"type": "list", "elements": "dict", "default": []},
-            "guests": {"type": "list", "elements": "dict", "default": []},
-            "only": {"type": "list", "elements": "str", "default": []},
-            "timeout": {"type": "float", "default": 5.0},
-        },
-        supports_check_mode=True,
-    )
+    module = plan_module(AnsibleModule, run_dir_spec(), {
+        "wirefilters": {"type": "list", "elements": "dict", "default": []},
+        "guests": {"type": "list", "elements": "dict", "default": []},
+        "only": {"type": "list", "elements": "str", "default": []},
+        "timeout": {"type": "float", "default": 5.0},
+    })
     try:
         result, diff = shape(module.params, check=module.check_mode)
     except RuntimeError as exc:

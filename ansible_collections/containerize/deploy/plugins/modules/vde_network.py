@@ -189,6 +189,7 @@ from ansible_collections.containerize.deploy.plugins.module_utils.daemons import
     write_json,
 )
 from ansible_collections.containerize.deploy.plugins.module_utils.names import NAME_RE, SUN_PATH_MAX
+from ansible_collections.containerize.deploy.plugins.module_utils.spec import plan_module, run_dir_spec
 from ansible_collections.containerize.deploy.plugins.module_utils.wirefilter import shaping_args
 
 # ----------------------------------------------------------------------------------------------
@@ -511,16 +512,12 @@ def run_absent(module, runner, result):
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec={
-            "run_dir": {"type": "path", "required": True},
-            "switches": {"type": "list", "elements": "dict", "default": []},
-            "wirefilters": {"type": "list", "elements": "dict", "default": []},
-            "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
-            "timeout": {"type": "float", "default": 5.0},
-        },
-        supports_check_mode=True,
-    )
+    module = plan_module(AnsibleModule, run_dir_spec(), {
+        "switches": {"type": "list", "elements": "dict", "default": []},
+        "wirefilters": {"type": "list", "elements": "dict", "default": []},
+        "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+        "timeout": {"type": "float", "default": 5.0},
+    })
     run_dir = os.path.abspath(module.params["run_dir"])
     result = {"changed": False, "started": [], "restarted": [], "stopped": []}
     runner = Runner(module, run_dir, module.params["timeout"])

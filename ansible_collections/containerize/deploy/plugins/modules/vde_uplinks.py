@@ -213,24 +213,21 @@ device:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.containerize.deploy.plugins.module_utils.daemons import compact_invocation
+from ansible_collections.containerize.deploy.plugins.module_utils.spec import plan_module, run_dir_spec
 from ansible_collections.containerize.deploy.plugins.module_utils.uplinks import Uplinks
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec={
-            "run_dir": {"type": "path", "required": True},
-            "tag": {"type": "str", "required": True},
-            "pnet": {"type": "dict", "default": None},
-            "uplinks": {"type": "list", "elements": "dict", "default": []},
-            "device": {"type": "str", "default": None},
-            "mtu": {"type": "int", "default": 1500},
-            "port": {"type": "int", "default": 4789},
-            "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
-            "timeout": {"type": "float", "default": 5.0},
-        },
-        supports_check_mode=True,
-    )
+    module = plan_module(AnsibleModule, run_dir_spec(), {
+        "tag": {"type": "str", "required": True},
+        "pnet": {"type": "dict", "default": None},
+        "uplinks": {"type": "list", "elements": "dict", "default": []},
+        "device": {"type": "str", "default": None},
+        "mtu": {"type": "int", "default": 1500},
+        "port": {"type": "int", "default": 4789},
+        "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+        "timeout": {"type": "float", "default": 5.0},
+    })
     work = Uplinks(module)
     work.validate()
     present = module.params["state"] == "present"
