@@ -176,24 +176,21 @@ class _Reader:
         return found[0] if found else None
 
     def capacity(self, parent, what: str) -> float | None:
-        cap = self.only(parent, "capacity", what)
-        if cap is None:
-            return None
-        rate = _first(cap, "rate")
-        if rate is None or not _text(rate):
-            self.fail(f"{what}: <capacity> has no <rate> (kb/s)", cap)
-            return None
-        return self.rate(_text(rate), f"{what}: capacity rate", rate)
+        return self.measure(parent, what, "capacity", "rate", "kb/s", "capacity rate", self.rate)
 
     def latency_of(self, parent, what: str) -> float | None:
-        lat = self.only(parent, "latency", what)
-        if lat is None:
+        return self.measure(parent, what, "latency", "time", "ms", "latency", self.latency)
+
+    def measure(self, parent, what: str, outer: str, inner: str, unit: str, label: str, parse) -> float | None:
+        """The one ``<outer><inner>TEXT</inner></outer>`` child of ``parent``, read by ``parse`` (None if absent)."""
+        found = self.only(parent, outer, what)
+        if found is None:
             return None
-        time = _first(lat, "time")
-        if time is None or not _text(time):
-            self.fail(f"{what}: <latency> has no <time> (ms)", lat)
+        value = _first(found, inner)
+        if value is None or not _text(value):
+            self.fail(f"{what}: <{outer}> has no <{inner}> ({unit})", found)
             return None
-        return self.latency(_text(time), f"{what}: latency", time)
+        return parse(_text(value), f"{what}: {label}", value)
 
     def attributes(self, parent, what: str) -> list[tuple[str, str, object]]:
         """(name, value, element) of each <attribute><attribute/><value/></attribute> child."""
