@@ -73,14 +73,7 @@ def _static(topo: Topology) -> None:
                         queue.append(other)
         next_hop[dest] = seen
 
-    shared: dict[str, list[Route]] = {}  # one-substrate nodes on the same substrate route alike
-    for node in topo.nodes.values():
-        mine = node_subs[node.name]
-        if not mine:
-            continue
-        if len(mine) == 1 and mine[0] in shared:
-            node.routes = list(shared[mine[0]])
-            continue
+    def routes_of(node, mine: list[str]) -> list[Route] | None:
         via: dict[str, str] = {}  # destination substrate -> gateway address
         for dest in topo.substrates:
             if dest in mine:
@@ -93,18 +86,35 @@ def _static(topo: Topology) -> None:
             if best:
                 via[dest] = address[(best[2], best[1])]
         if not via:
-            if len(mine) == 1:
-                shared[mine[0]] = []
-            continue
+            return None
         counts = Counter(via.values())
         main_gateway = counts.most_common(1)[0][0]  # ties go to the gateway seen first
         wanted = {block_of[dest] for dest, gw in via.items() if gw == main_gateway}
-        node.routes = [Route(str(block), main_gateway) for block, first in everything_blocks if first in wanted]
+        routes = [Route(str(block), main_gateway) for block, first in everything_blocks if first in wanted]
         for dest, gateway in via.items():
             if gateway != main_gateway:
-                node.routes.append(Route(str(networks[dest]), gateway))
+                routes.append(Route(str(networks[dest]), gateway))
+        return routes
+
+    _route_nodes(topo, node_subs, routes_of)
+
+
+def _route_nodes(topo: Topology, node_subs: dict[str, list[str]], routes_of) -> None:
+    """Set each node's routes to ``routes_of(node, its substrates)`` (None: it has none). Nodes whose only
+    substrate is the same route alike, so that is asked once per substrate."""
+    shared: dict[str, list[Route]] = {}
+    for node in topo.nodes.values():
+        mine = node_subs[node.name]
+        if not mine:
+            continue
+        if len(mine) == 1 and mine[0] in shared:
+            node.routes = list(shared[mine[0]])
+            continue
+        routes = routes_of(node, mine)
+        if routes is not None:
+            node.routes = routes
         if len(mine) == 1:
-            shared[mine[0]] = list(node.routes)
+            shared[mine[0]] = list(routes or [])
 
 
 class _Tree:
@@ -195,14 +205,8 @@ def _static_tree(topo: Topology, tree: _Tree, address, routers_on, node_subs, ne
     router_ids = {name: [tree.router_id[r] for r in routers] for name, routers in routers_on.items()}
     router_names = {vertex: name for name, vertex in tree.router_id.items()}
     order = tree.order
-    shared: dict[str, list[Route]] = {}  # one-substrate nodes on the same substrate route alike
-    for node in topo.nodes.values():
-        mine = node_subs[node.name]
-        if not mine:
-            continue
-        if len(mine) == 1 and mine[0] in shared:
-            node.routes = list(shared[mine[0]])
-            continue
+
+    def routes_of(node, mine: list[str]) -> list[Route] | None:
         me = tree.router_id.get(node.name, -1)
         gateways: dict[str, list] = {}  # gateway -> [destinations, lowest index, runs of order]
         for name in mine:
@@ -222,9 +226,7 @@ def _static_tree(topo: Topology, tree: _Tree, address, routers_on, node_subs, ne
                     entry[1] = min(entry[1], low)
                     entry[2] += [run1, run2]
         if not gateways:
-            if len(mine) == 1:
-                shared[mine[0]] = []
-            continue
+            return None
         # the most used gateway; ties go to the one whose first destination comes first
         main_gateway = min(gateways, key=lambda gw: (-gateways[gw][0], gateways[gw][1]))
         others = []
@@ -238,10 +240,10 @@ def _static_tree(topo: Topology, tree: _Tree, address, routers_on, node_subs, ne
             reach[block_of[name]] -= 1
         for index, _ in others:
             reach[blocks[index]] -= 1
-        node.routes = [Route(str(block), main_gateway) for block, first in everything_blocks if reach[first] > 0]
-        node.routes += [Route(net_text[index], gateway) for index, gateway in others]
-        if len(mine) == 1:
-            shared[mine[0]] = list(node.routes)
+        routes = [Route(str(block), main_gateway) for block, first in everything_blocks if reach[first] > 0]
+        return routes + [Route(net_text[index], gateway) for index, gateway in others]
+
+    _route_nodes(topo, node_subs, routes_of)
 
 
 def _manual(topo: Topology) -> None:
