@@ -26,7 +26,7 @@ import os
 import re
 from pathlib import Path
 
-import yaml
+from ansible_collections.containerize.deploy.plugins.plugin_utils.unsafe_yaml import UNSAFE_TAG, Loader
 
 _ENCODER = json.JSONEncoder(ensure_ascii=True, separators=(", ", ": "))
 _c_encoder = json.encoder.c_make_encoder
@@ -53,7 +53,6 @@ else:  # pragma: no cover - CPython always has _json
 _JINJA_MARKS = ("{{", "{%", "{#")
 _JINJA_HEADER = '"#jinja2:'
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
-UNSAFE_TAG = "!unsafe"
 
 
 def _render(data, depth: int = 0, keys: dict[str, str] | None = None) -> str:
@@ -139,17 +138,4 @@ def write_text(path, text: str, dir_fd: int | None = None) -> None:
         os.close(fd)
 
 
-class Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
-    """PyYAML's safe loader (the C one when there is one) that reads ``!unsafe`` values as plain data."""
-
-
-def _construct_unsafe(loader, node):
-    if isinstance(node, yaml.MappingNode):
-        return loader.construct_mapping(node, deep=True)
-    if isinstance(node, yaml.SequenceNode):
-        return loader.construct_sequence(node, deep=True)
-    return loader.construct_scalar(node)
-
-
-Loader.add_constructor(UNSAFE_TAG, _construct_unsafe)
 LOADER = Loader

@@ -73,22 +73,9 @@ import yaml
 from ansible.errors import AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin, Constructable
 
+from ansible_collections.containerize.deploy.plugins.plugin_utils.unsafe_yaml import Loader
+
 KINDS = ("embedded_pnode", "qemu", "openvz", "process")
-
-
-class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
-    """Safe loader that reads the compiler's ``!unsafe`` strings (text that looks like Jinja) as data."""
-
-
-def _construct_unsafe(loader, node):
-    if isinstance(node, yaml.MappingNode):
-        return loader.construct_mapping(node, deep=True)
-    if isinstance(node, yaml.SequenceNode):
-        return loader.construct_sequence(node, deep=True)
-    return loader.construct_scalar(node)
-
-
-_Loader.add_constructor("!unsafe", _construct_unsafe)
 
 
 class InventoryModule(BaseInventoryPlugin, Constructable):
@@ -181,7 +168,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
         path = os.path.join(expdir, "embedding.yaml")
         try:
             with open(path, encoding="utf-8") as handle:
-                data = yaml.load(handle, Loader=_Loader)  # noqa: S506 - a safe loader
+                data = yaml.load(handle, Loader=Loader)  # noqa: S506 - a safe loader
         except OSError as exc:
             raise AnsibleParserError(f"cannot read {path}: {exc.strerror}; is {expdir} an experiment "
                                      "directory written by containerize?") from exc
