@@ -215,6 +215,18 @@ class _Reader:
             return None
         return self.plain(name, el)
 
+    def new_name(self, el, kind: str, defined: dict) -> tuple[str, str] | None:
+        """(name, what to call it in messages) of a new substrate or computer ``el``; None, the error
+        recorded, when it has no name or one already ``defined``."""
+        name = self.name_of(el, kind)
+        if name is None:
+            return None
+        what = f"{kind} {shown(name)}"
+        if name in defined:
+            self.fail(f"duplicate {what} (first defined at line {defined[name].line})", el)
+            return None
+        return name, what
+
     def plain(self, name: str, el=None) -> str:
         """A TopDL name as the experiment names it: DETER's TopDL names may hold '_', which becomes '-' as it
         does in ns2 files (host, namespace and switch names hold letters, digits and '-')."""
@@ -317,13 +329,10 @@ class _Reader:
             self.fail(f"<{_local(misplaced[0])}> inside <substrates>; computers belong inside <elements>",
                       misplaced[0])
             return
-        name = self.name_of(el, "substrate")
-        if name is None:
+        named = self.new_name(el, "substrate", self.topo.substrates)
+        if named is None:
             return
-        what = f"substrate {shown(name)}"
-        if name in self.topo.substrates:
-            self.fail(f"duplicate {what} (first defined at line {self.topo.substrates[name].line})", el)
-            return
+        name, what = named
         sub = Substrate(name=name, line=el.sourceline)
         sub.bandwidth = self.capacity(el, what)
         sub.delay = self.latency_of(el, what) or 0.0
@@ -350,13 +359,10 @@ class _Reader:
     # -- computers -------------------------------------------------------------------------------
     def computer(self, el) -> None:
         el = _Grouped(el)
-        name = self.name_of(el, "computer")
-        if name is None:
+        named = self.new_name(el, "computer", self.topo.nodes)
+        if named is None:
             return
-        what = f"computer {shown(name)}"
-        if name in self.topo.nodes:
-            self.fail(f"duplicate {what} (first defined at line {self.topo.nodes[name].line})", el)
-            return
+        name, what = named
         node = Node(name=name, line=el.sourceline)
         for key, value, attr in self.attributes(el, what):
             node.attributes[key] = value  # every attribute is kept, mapped ones too
