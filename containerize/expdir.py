@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from ansible_collections.containerize.deploy.plugins.plugin_utils.modules import COLLECTION, MODULES
+from ansible_collections.containerize.deploy.plugins.plugin_utils.modules import COLLECTION
 from ansible_collections.containerize.deploy.plugins.plugin_utils.modules import collection_module as library_module  # noqa: F401
 
 from .errors import ContainerizeError
@@ -25,7 +25,6 @@ from .writers.yamlout import LOADER
 
 REPO = COLLECTION.parents[2]  # the checkout (or site-packages) that holds ansible_collections/
 PLAYBOOKS = COLLECTION / "playbooks"
-LIBRARY = MODULES
 PATH_KEYS = set(pnode_paths("", "", ""))
 _LOADER = LOADER  # the safe loader that reads the compiler's !unsafe strings as plain data
 

@@ -13,7 +13,6 @@ from pathlib import Path
 from types import ModuleType
 
 COLLECTION = Path(__file__).resolve().parents[2]
-MODULES = COLLECTION / "plugins" / "modules"
 PACKAGE = "ansible_collections.containerize.deploy.plugins"
 
 
