@@ -16,7 +16,6 @@ Standard library only (see daemons.py).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shlex
@@ -25,6 +24,8 @@ import subprocess
 import tempfile
 import threading
 import time
+
+from ansible_collections.containerize.deploy.plugins.module_utils.image_cache import sha256_file
 
 DEFAULT_DIR = "/var/cache/containerize/images"
 DEFAULT_NAME = "debian-12"
@@ -66,14 +67,6 @@ DPKG_OPTIONS = ["path-exclude=/usr/share/man/*", "path-exclude=/usr/share/doc/*"
 
 class BuildError(Exception):
     """The image could not be built; the message is one line."""
-
-
-def sha256_file(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def recipe(name, packages=(), mirror=""):
