@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
-"""Time from swap-in to all qemu guests booted, and the memory each guest costs.
+"""Time from swap-in to all qemu nodes booted, and the memory each node costs.
 
 For each size N (default 1 2 4): one LAN of N qemu nodes, compiled onto one pnode of this machine,
 booting the busybox test image (scripts/build-test-image.sh) under the acceleration the qemu role
 picks (TCG here: KVM hangs on these machines). The swap-in runs the hv, vde and qemu roles with
-qemu_wait_booted, so its wall time ends when every guest has reported `booted`. The image cache,
+qemu_wait_booted, so its wall time ends when every node has reported `booted`. The image cache,
 initramfs and KVM probe are warmed first (not timed). RSS is qemu's resident memory right after
-the boot, per guest; "boot" is the slowest guest's time from its qemu start to its booted report.
+the boot, per node; "boot" is the slowest node's time from its qemu start to its booted report.
 Usage (from the checkout): python3 -m bench.qemu [SIZES...] [--memory MiB]
 """
 
@@ -80,10 +80,10 @@ def measure(size: int, memory: int, workdir: Path) -> dict:
         host_vars = yaml.safe_load((expdir / "inventory" / "host_vars" / "pnode-0000.yml").read_text())
         run_dir = Path(host_vars["containerize_run_dir"])
         rss, boots = [], []
-        for guest in host_vars["containerize_guests"]:
-            record = json.loads((run_dir / f"{guest['name']}.qemu.json").read_text())
+        for node in host_vars["containerize_nodes"]:
+            record = json.loads((run_dir / f"{node['name']}.qemu.json").read_text())
             rss.append(_rss_kib(record["pid"]))
-            booted = Path(host_vars["containerize_nodes_dir"]) / guest["name"] / "log" / "booted"
+            booted = Path(host_vars["containerize_nodes_dir"]) / node["name"] / "log" / "booted"
             boots.append(booted.stat().st_mtime - record["started"])
     finally:
         swapout = _run([*base, str(workdir / "swapout.yml")])
@@ -106,9 +106,9 @@ def main() -> int:
         accel = "?"
         for path in Path("/var/containers/images").glob("accel-*.json"):
             accel = json.loads(path.read_text()).get("accel", "?")
-        header = (f"{'guests':>6} {'accel':>5} {'swap-in to all booted s':>23} {'slowest boot s':>14} "
-                  f"{'RSS/guest MiB (min-max)':>23} {'swap-out s':>10}")  # fmt: skip
-        print(f"memory per guest {memory} MiB, {sum(1 for _ in open('/proc/cpuinfo') if _.startswith('processor'))}"
+        header = (f"{'nodes':>6} {'accel':>5} {'swap-in to all booted s':>23} {'slowest boot s':>14} "
+                  f"{'RSS/node MiB (min-max)':>23} {'swap-out s':>10}")  # fmt: skip
+        print(f"memory per node {memory} MiB, {sum(1 for _ in open('/proc/cpuinfo') if _.startswith('processor'))}"
               " host cores")
         print(header)
         print("-" * len(header))

@@ -166,7 +166,7 @@ def compile_parser() -> argparse.ArgumentParser:
     kinds.add_argument("--openvz-template-dir", metavar="DIR[,DIR]", default="",
                        help="openvz template directories, searched in order")
     kinds.add_argument("--qemu-prefer-users", metavar="USER[,USER]", default="",
-                       help="accounts to create in qemu guests")
+                       help="accounts to create in qemu nodes")
     out = parser.add_argument_group("output")
     out.add_argument("--image", dest="image", action="store_true", default=True,
                      help="draw visualization.png (default)")

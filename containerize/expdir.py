@@ -140,14 +140,14 @@ class ExperimentDir:
                                     f"(nodes: {', '.join(known[:10])}{more})")
         return str(entry["pnode"])
 
-    def guests(self, pnode: str) -> list[dict]:
-        return list(self.pnode_vars(pnode).get("containerize_guests") or [])
+    def pnode_nodes(self, pnode: str) -> list[dict]:
+        return list(self.pnode_vars(pnode).get("containerize_nodes") or [])
 
-    def guest(self, node: str) -> dict:
+    def node_plan(self, node: str) -> dict:
         pnode = self.pnode_of(node)
-        for guest in self.guests(pnode):
-            if guest.get("name") == node:
-                return guest
+        for plan in self.pnode_nodes(pnode):
+            if plan.get("name") == node:
+                return plan
         raise ContainerizeError(f"{self.path}: node {node!r} is missing from {pnode}'s host_vars; recompile")
 
     def module_params(self, pnode: str, **extra) -> dict:
@@ -156,7 +156,7 @@ class ExperimentDir:
         params = {
             "root": self.root(pnode), "run_dir": self.run_dir(pnode), "exp_name": self.exp_name,
             "project": self.project, "experiment": self.experiment, "pnode": pnode,
-            "guests": self.guests(pnode), "wirefilters": list(pvars.get("containerize_wirefilters") or []),
+            "nodes": self.pnode_nodes(pnode), "wirefilters": list(pvars.get("containerize_wirefilters") or []),
         }  # fmt: skip
         params.update(extra)
         return params

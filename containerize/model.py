@@ -44,7 +44,7 @@ class Interface:
     # planned
     mac: str = ""
     prefix: int = 0
-    ifname: str = ""  # name inside the guest (eth0, ...)
+    ifname: str = ""  # name inside the node (eth0, ...)
 
 
 @dataclass

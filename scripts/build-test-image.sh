@@ -8,7 +8,7 @@
 #   rootfs/                 the root directory (image kind "rootfs", usable as qemu_url)
 #   rootfs.tar.gz           the same as a tarball (image kind "rootfs"), with rootfs.tar.gz.sha256
 #   disk.qcow2              an ext4 file system of the same root (image kind "disk"), with disk.qcow2.sha256
-# The guest kernel is not part of the image: the qemu role boots the pnode's Debian kernel
+# The node kernel is not part of the image: the qemu role boots the pnode's Debian kernel
 # (linux-image-amd64) with its own small initramfs. Running it again rebuilds only when this
 # script or the packages it copies from changed; prints "unchanged" then.
 set -euo pipefail
@@ -78,7 +78,7 @@ for alias in $(sort -u /sys/bus/virtio/devices/*/modalias 2>/dev/null); do
 done
 [ -f /etc/hostname ] && hostname -F /etc/hostname
 ip link set dev lo up
-# the power button (qemu system_powerdown) powers the guest off
+# the power button (qemu system_powerdown) powers the node off
 modprobe -q evdev 2>/dev/null
 modprobe -q button 2>/dev/null
 acpid -c /etc/acpi 2>/dev/null

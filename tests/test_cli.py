@@ -200,10 +200,10 @@ def test_experiment_directory_has_every_contract_file(tmp_path):
     assert (out / "visualization.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # the hosts file: every address, the first with the bare node name
     hosts = [line.split() for line in (out / "hosts").read_text().splitlines()]
-    guests = _guests(out)
-    assert len(hosts) == sum(len(g["interfaces"]) for g in guests.values()) == 13
+    nodes = _nodes(out)
+    assert len(hosts) == sum(len(g["interfaces"]) for g in nodes.values()) == 13
     assert ["10.1.1.11", "a-1", "a-1-lanA"] in hosts
-    assert [line[1] for line in hosts if len(line) == 3] == list(guests)
+    assert [line[1] for line in hosts if len(line) == 3] == list(nodes)
 
 
 def test_topdl_input_is_copied_and_no_image_means_no_picture(tmp_path):
@@ -233,12 +233,12 @@ def test_ansible_inventory_lists_every_pnode_and_node(tmp_path):
     assert len(embedding["nodes"]) == 15
 
 
-def _guests(out: Path) -> dict[str, dict]:
-    guests = {}
+def _nodes(out: Path) -> dict[str, dict]:
+    nodes = {}
     for path in sorted((out / "inventory" / "host_vars").glob("*.yml")):
-        for guest in yaml.safe_load(path.read_text())["containerize_guests"]:
-            guests[guest["name"]] = guest
-    return guests
+        for node in yaml.safe_load(path.read_text())["containerize_nodes"]:
+            nodes[node["name"]] = node
+    return nodes
 
 
 def _recompiled(tmp_path: Path, source: Path, *args: str) -> tuple[Path, Path]:
@@ -259,11 +259,11 @@ def test_partitioned_xml_compiles_to_the_same_plan(tmp_path, source, args):
     first, second = _recompiled(tmp_path, source, *args)
     for name in ("hosts", "assignment", "shaping.yaml", "wirefilters.yaml", "embedding.yaml", "partitioned.xml"):
         assert (first / name).read_bytes() == (second / name).read_bytes(), name
-    before, after = _guests(first), _guests(second)
+    before, after = _nodes(first), _nodes(second)
     assert list(before) == list(after)
-    for name, guest in before.items():
+    for name, node in before.items():
         for field in ("kind", "interfaces", "namespace", "startcmd", "forwarding"):
-            assert guest[field] == after[name][field], (name, field)
+            assert node[field] == after[name][field], (name, field)
 
 
 def test_partitioned_xml_keeps_the_routes(tmp_path):

@@ -65,7 +65,7 @@ class Experiment:
         self.tag = exp.group_vars["containerize_exp_tag"]
         self.name = exp.group_vars["containerize_exp_name"]
         self.run_dir = Path(f"/var/containers/run/{self.tag}")
-        self.namespaces = {node: exp.guest(node)["namespace"] for node in NODES}
+        self.namespaces = {node: exp.node_plan(node)["namespace"] for node in NODES}
 
     def pid(self, name: str) -> int:
         return int((self.run_dir / name).read_text().split()[0])
@@ -113,24 +113,24 @@ def _ip(namespace: str, *args: str) -> None:
 
 # breakage -> (how to break it, {task: what its module must report, and nothing else})
 VDE = "containerize.deploy.vde : Run the planned VDE switches and wirefilters"
-PROCESS = "containerize.deploy.process : Realize, or remove, every process guest of this pnode"
+PROCESS = "containerize.deploy.process : Realize, or remove, every process node of this pnode"
 HV = "containerize.deploy.hv : Set the pnode up for the experiment, or remove it from the pnode"
 BREAKAGES = {
     # the LAN's switch: it and the wirefilters plugged into it come back; the nodes' plugs are untouched
     "lan switch": (lambda e: _kill(e.pid("s0.pid")), {VDE: {"started": {"s0"}, "restarted": {"w0-0", "w1-0", "w2-0"}}}),
     # a node's port switch: it, its wirefilter and the node's plug come back
     "port switch": (lambda e: _kill(e.pid("p3-0.pid")),
-                    {VDE: {"started": {"p3-0"}, "restarted": {"w3-0"}}, PROCESS: {"guests": {"d"}}}),
+                    {VDE: {"started": {"p3-0"}, "restarted": {"w3-0"}}, PROCESS: {"nodes": {"d"}}}),
     "wirefilter": (lambda e: _kill(e.pid("w3-0.wf.pid")), {VDE: {"started": {"w3-0"}}}),
-    "plug": (lambda e: _kill(e.pid("d.eth0.plug.pid")), {PROCESS: {"guests": {"d"}}}),
-    "supervisor": (lambda e: os.killpg(e.pid("a.start.pid"), signal.SIGKILL), {PROCESS: {"guests": {"a"}}}),
+    "plug": (lambda e: _kill(e.pid("d.eth0.plug.pid")), {PROCESS: {"nodes": {"d"}}}),
+    "supervisor": (lambda e: os.killpg(e.pid("a.start.pid"), signal.SIGKILL), {PROCESS: {"nodes": {"a"}}}),
     "namespace": (lambda e: subprocess.run(["ip", "netns", "delete", e.namespaces["b"]], check=True),
-                  {PROCESS: {"guests": {"b"}}}),
-    "tap": (lambda e: _ip(e.namespaces["c"], "link", "del", "eth1"), {PROCESS: {"guests": {"c"}}}),
-    "address": (lambda e: _ip(e.namespaces["b"], "addr", "flush", "dev", "eth0"), {PROCESS: {"guests": {"b"}}}),
-    "route": (lambda e: _ip(e.namespaces["d"], "route", "flush", "10.0.0.0/23"), {PROCESS: {"guests": {"d"}}}),
+                  {PROCESS: {"nodes": {"b"}}}),
+    "tap": (lambda e: _ip(e.namespaces["c"], "link", "del", "eth1"), {PROCESS: {"nodes": {"c"}}}),
+    "address": (lambda e: _ip(e.namespaces["b"], "addr", "flush", "dev", "eth0"), {PROCESS: {"nodes": {"b"}}}),
+    "route": (lambda e: _ip(e.namespaces["d"], "route", "flush", "10.0.0.0/23"), {PROCESS: {"nodes": {"d"}}}),
     "node hosts": (lambda e: Path(f"/etc/netns/{e.namespaces['c']}/hosts").write_text("127.0.0.1 tampered\n"),
-                   {PROCESS: {"guests": {"c"}}}),
+                   {PROCESS: {"nodes": {"c"}}}),
     "experiment config": (lambda e: Path(f"/var/containers/config/{e.name}/hosts").unlink(), {HV: {}}),
     # the whole run directory (pid files, sockets): the orphaned daemons are found by their arguments
     "run directory": (lambda e: shutil.rmtree(e.run_dir), {HV: {}, VDE: {}, PROCESS: {}}),

@@ -10,9 +10,9 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.containerize.deploy.plugins.filter.containerize import (
     FilterModule,
-    guests_of_kind,
     hosts_text,
     installed_packages,
+    nodes_of_kind,
     site_value,
 )
 from tests.e2e import ENV, REPO
@@ -34,12 +34,12 @@ def test_hosts_text_refuses_a_malformed_entry():
         hosts_text([{"names": ["a"]}])
 
 
-def test_guests_of_kind_keeps_plan_order():
-    guests = [{"name": "q2", "kind": "qemu"}, {"name": "p", "kind": "process"}, {"name": "q1", "kind": "qemu"}]
-    assert [g["name"] for g in guests_of_kind(guests, "qemu")] == ["q2", "q1"]
-    assert guests_of_kind([], "openvz") == []
-    with pytest.raises(AnsibleFilterError, match="list of guests"):
-        guests_of_kind({"name": "q"}, "qemu")
+def test_nodes_of_kind_keeps_plan_order():
+    nodes = [{"name": "q2", "kind": "qemu"}, {"name": "p", "kind": "process"}, {"name": "q1", "kind": "qemu"}]
+    assert [g["name"] for g in nodes_of_kind(nodes, "qemu")] == ["q2", "q1"]
+    assert nodes_of_kind([], "openvz") == []
+    with pytest.raises(AnsibleFilterError, match="list of nodes"):
+        nodes_of_kind({"name": "q"}, "qemu")
 
 
 def test_site_value_falls_back_on_missing_or_empty():
@@ -55,7 +55,7 @@ def test_installed_packages_reads_dpkg_query_lines():
 
 
 def test_every_filter_is_registered():
-    assert set(FilterModule().filters()) == {"hosts_text", "guests_of_kind", "site_value", "installed_packages"}
+    assert set(FilterModule().filters()) == {"hosts_text", "nodes_of_kind", "site_value", "installed_packages"}
 
 
 def test_filters_work_in_a_template(tmp_path):
@@ -66,11 +66,11 @@ def test_filters_work_in_a_template(tmp_path):
   hosts: localhost
   gather_facts: false
   vars:
-    guests: [{name: q, kind: qemu}, {name: p, kind: process}]
+    nodes: [{name: q, kind: qemu}, {name: p, kind: process}]
   tasks:
     - name: Show them
       ansible.builtin.debug:
-        msg: "{{ guests | containerize.deploy.guests_of_kind('qemu') | map(attribute='name') | join(',') }}|{{
+        msg: "{{ nodes | containerize.deploy.nodes_of_kind('qemu') | map(attribute='name') | join(',') }}|{{
                  {'qemu_url': ''} | containerize.deploy.site_value('qemu_url', 'none') }}"
 """)
     proc = subprocess.run([sys.executable, "-m", "ansible", "playbook", "-i", "localhost,", "-c", "local", str(book)],

@@ -129,8 +129,8 @@ def ansible(*argv: str) -> subprocess.CompletedProcess:
     return subprocess.run(list(argv), capture_output=True, text=True, env=ENV, cwd=REPO, timeout=120, check=False)
 
 
-def guest_of(host: dict, node: str) -> dict:
-    return next(g for g in host["containerize_guests"] if g["name"] == node)
+def node_of(host: dict, node: str) -> dict:
+    return next(g for g in host["containerize_nodes"] if g["name"] == node)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -220,10 +220,10 @@ def test_inventory_shows_every_value_verbatim(compiled, fmt):
     exp = compiled[fmt]
     proc = ansible("ansible-inventory", "-i", str(exp.expdir / "inventory"), "--host", "pnode-0000")
     assert proc.returncode == 0, proc.stderr
-    guest = guest_of(json.loads(proc.stdout), exp.node)
-    assert guest["startcmd"] == _mark(START, exp.marks)
+    node = node_of(json.loads(proc.stdout), exp.node)
+    assert node["startcmd"] == _mark(START, exp.marks)
     for key, value in attributes(exp.marks).items():
-        assert guest["attributes"][key] == value
+        assert node["attributes"][key] == value
     # the node itself: what the plugin sets, as data
     proc = ansible("ansible-inventory", "-i", str(exp.expdir / "inventory"), "--host", exp.node)
     assert proc.returncode == 0 and json.loads(proc.stdout)["containerize_kind"] == "process", proc.stderr
@@ -239,14 +239,14 @@ def test_ansible_renders_the_inventory_without_evaluating_it(compiled, fmt):
     """Ansible templates every variable a task uses: debug shows each value as written, runs nothing."""
     exp = compiled[fmt]
     proc = ansible("ansible", "-i", str(exp.expdir / "inventory"), "pnode-0000", "-m", "ansible.builtin.debug",
-                   "-a", "var=containerize_guests", "-o")
+                   "-a", "var=containerize_nodes", "-o")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert markers(exp.marks) == []
-    shown = json.loads(proc.stdout.split("=>", 1)[1])["containerize_guests"]
-    guest = guest_of({"containerize_guests": shown}, exp.node)
-    assert guest["startcmd"] == _mark(START, exp.marks)
+    shown = json.loads(proc.stdout.split("=>", 1)[1])["containerize_nodes"]
+    node = node_of({"containerize_nodes": shown}, exp.node)
+    assert node["startcmd"] == _mark(START, exp.marks)
     for key, value in attributes(exp.marks).items():
-        assert guest["attributes"][key] == value
+        assert node["attributes"][key] == value
 
 
 def test_shape_rewrites_the_inventory_without_making_it_a_template(tmp_path):
@@ -266,7 +266,7 @@ def test_shape_rewrites_the_inventory_without_making_it_a_template(tmp_path):
     assert after != before  # rewritten with the new delay
     assert after.count("!unsafe") == before.count("!unsafe") > 0
     proc = ansible("ansible", "-i", str(expdir / "inventory"), "pnode-0000", "-m", "ansible.builtin.debug",
-                   "-a", "var=containerize_guests", "-o")
+                   "-a", "var=containerize_nodes", "-o")
     assert proc.returncode == 0 and markers(marks) == [], proc.stdout + proc.stderr
 
 

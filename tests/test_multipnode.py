@@ -316,7 +316,7 @@ def _uplink_of(expdir: Path, node: str) -> tuple[dict, dict]:
     """(pnet, uplink) of the pnode holding NODE, for NODE's substrate."""
     embedding = _load(expdir / "embedding.yaml")
     pnode_vars = _pnode_vars(expdir)[embedding["nodes"][node]["pnode"]]
-    substrate = next(g for g in pnode_vars["containerize_guests"] if g["name"] == node)["interfaces"][0]["substrate"]
+    substrate = next(g for g in pnode_vars["containerize_nodes"] if g["name"] == node)["interfaces"][0]["substrate"]
     uplink = next(u for u in pnode_vars["containerize_uplinks"] if u["substrate"] == substrate)
     return pnode_vars, uplink
 
@@ -362,7 +362,7 @@ def test_swapout_after_interrupted_multipnode_swapin(tmp_path_factory):
     def made(*patterns):
         return lambda: any(any(d.glob(p)) for d in run_dirs for p in patterns)
 
-    # stopped once the first switches run, then once the first uplinks or guests' plugs run
+    # stopped once the first switches run, then once the first uplinks or nodes' plugs run
     for ready in (made("s*.pid"), made("*.uplink.pid", "*.plug.pid")):
         cut_swapin(expdir, ready)
         assert any(traces(host_state(), expdir).values()), "the swap-in was cut before it made anything"

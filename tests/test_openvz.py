@@ -69,17 +69,17 @@ def routed(tmp_path_factory, template_dir):
     playbook(expdir, "swapout")
 
 
-def guest(expdir: Path, node: str) -> tuple[dict, dict]:
+def node_entry(expdir: Path, node: str) -> tuple[dict, dict]:
     for path in (expdir / "inventory" / "host_vars").glob("*.yml"):
         host_vars = yaml.safe_load(path.read_text())
-        for entry in host_vars["containerize_guests"]:
+        for entry in host_vars["containerize_nodes"]:
             if entry["name"] == node:
                 return host_vars, entry
     raise AssertionError(node)
 
 
 def run_dir(expdir: Path, node: str) -> Path:
-    host_vars, _entry = guest(expdir, node)
+    host_vars, _entry = node_entry(expdir, node)
     tag = yaml.safe_load((expdir / "inventory" / "group_vars" / "all.yml").read_text())
     return Path(host_vars["containerize_root"]) / "run" / tag["containerize_exp_tag"]
 
@@ -115,7 +115,7 @@ def test_routed_rerun_changes_nothing(routed):
 
 @pytest.mark.parametrize("breakage", ["container", "namespace", "hosts"])
 def test_routed_rerun_repairs_the_container(routed, breakage):
-    host_vars, entry = guest(routed, "c-2")
+    host_vars, entry = node_entry(routed, "c-2")
     rd = run_dir(routed, "c-2")
     if breakage == "container":
         os.kill(int((rd / "c-2.openvz.pid").read_text()), signal.SIGKILL)
@@ -142,7 +142,7 @@ def test_routed_start_commands_of_containers_log_like_process_nodes(tmp_path_fac
                      f"--openvz-template-dir={template_dir}", "--openvz-diskspace=100M")
     playbook(expdir, "swapin")
     try:
-        host_vars, _entry = guest(expdir, "c-2")
+        host_vars, _entry = node_entry(expdir, "c-2")
         log = Path(host_vars["containerize_root"]) / "nodes" / "ovzcmd.e2e" / "c-2" / "log"
         deadline = time.monotonic() + 20
         while "exit" not in ((log / "start_command.log").read_text() if (log / "start_command.log").exists()
@@ -165,7 +165,7 @@ def test_routed_two_pnodes_openvz_node_reached_over_the_uplink(tmp_path_factory,
     """As the compiler packs it by itself: c-2 alone on pnode-0001, lanC carried between the pnodes."""
     expdir = swapped_in(tmp_path_factory, template_dir, "routedovz2", one_pnode=False)
     try:
-        assert guest(expdir, "c-2")[0]["containerize_pnode"] == "pnode-0001"
+        assert node_entry(expdir, "c-2")[0]["containerize_pnode"] == "pnode-0001"
         for other in ("r2", "c-1", "a-1"):
             proc = node_exec(expdir, "c-2", "ping", "-c", "3", "-i", "0.2", "-W", "3", other)
             assert proc.returncode == 0, f"c-2 -> {other}: {proc.stdout}"
@@ -222,19 +222,19 @@ def test_vzctl_runtime_writes_configs_starts_plugs_and_is_idempotent(tmp_path, t
         (bindir / name).chmod(0o755)
     env = {**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}", "FAKE_LOG": str(state / "log"),
            "FAKE_STATE": str(state), "PYTHONPATH": str(REPO)}
-    guests = [{"name": "v1", "kind": "openvz", "namespace": "v1.x.p", "hostname": "v1", "startcmd": "true",
+    nodes = [{"name": "v1", "kind": "openvz", "namespace": "v1.x.p", "hostname": "v1", "startcmd": "true",
                "forwarding": True, "openvz_template": "busybox", "openvz_diskspace": "512M",
                "interfaces": [{"ifname": "eth0", "switch": "s0", "port": 3, "mac": "02:00:00:00:00:01",
                                "address": "10.0.0.1", "prefix": 24, "tc": {"bandwidth": 1000000}}],
                "routes": [{"dest": "10.1.0.0/16", "gateway": "10.0.0.254"}]},
               {"name": "p1", "kind": "process", "namespace": "p1.x.p"}]
     args = {"root": str(root), "run_dir": str(root / "run"), "exp_name": "x.p", "project": "p", "experiment": "x",
-            "scripts_dir": str(scripts), "guests": guests, "template_dirs": [str(template_dir)], "runtime": "vzctl",
+            "scripts_dir": str(scripts), "nodes": nodes, "template_dirs": [str(template_dir)], "runtime": "vzctl",
             "wait_booted": False,
             "vzctl_conf_dir": str(tmp_path / "vz"), "shares": [{"path": str(tmp_path), "mount": "/share",
                                                                 "readonly": True}]}
     try:
-        first = run_module("openvz_guests", args, env)
+        first = run_module("openvz_nodes", args, env)
         assert first["changed"] and first["runtime"] == "vzctl" and first["started"] == ["v1"]
         conf = (tmp_path / "vz" / "1000.conf").read_text()
         assert f'VE_PRIVATE="{root}/openvz/x.p/v1/root"' in conf
@@ -253,9 +253,9 @@ def test_vzctl_runtime_writes_configs_starts_plugs_and_is_idempotent(tmp_path, t
         log = (state / "log").read_text()
         assert "vzctl start 1000" in log
         assert f"vde_pcapplug -d -P {root}/run/v1.0.pcap.pid -s {root}/run/s0.ctl -p 3 veth1000.0" in log
-        assert run_module("openvz_guests", args, env, check_mode=True)["changed"] is False
-        assert run_module("openvz_guests", args, env)["changed"] is False
-        gone = run_module("openvz_guests", {**args, "state": "absent"}, env)
+        assert run_module("openvz_nodes", args, env, check_mode=True)["changed"] is False
+        assert run_module("openvz_nodes", args, env)["changed"] is False
+        gone = run_module("openvz_nodes", {**args, "state": "absent"}, env)
         assert gone["stopped"] == ["v1"] and "vzctl stop 1000" in (state / "log").read_text()
         assert not (tmp_path / "vz" / "1000.conf").exists()
         assert not (root / "openvz").exists()
@@ -265,15 +265,15 @@ def test_vzctl_runtime_writes_configs_starts_plugs_and_is_idempotent(tmp_path, t
             subprocess.run(["kill", pidfile.read_text().strip()], check=False)
 
 
-def test_openvz_guests_query_and_bad_input(tmp_path):
+def test_openvz_nodes_query_and_bad_input(tmp_path):
     env = {**os.environ, "FAKE_STATE": str(tmp_path), "PYTHONPATH": str(REPO)}
     base = {"run_dir": str(tmp_path / "run"), "exp_name": "x.p", "project": "p", "experiment": "x"}
-    assert run_module("openvz_guests", {**base, "state": "query"}, env)["runtime"] == "nspawn"
-    payload = {"ANSIBLE_MODULE_ARGS": {**base, "template_dirs": [str(tmp_path)], "guests": [
+    assert run_module("openvz_nodes", {**base, "state": "query"}, env)["runtime"] == "nspawn"
+    payload = {"ANSIBLE_MODULE_ARGS": {**base, "template_dirs": [str(tmp_path)], "nodes": [
         {"name": "v1", "kind": "openvz", "namespace": "v1.x.p", "openvz_template": "nothere",
          "openvz_diskspace": "lots"}]}}
     (tmp_path / "args.json").write_text(json.dumps(payload))
-    proc = subprocess.run([sys.executable, str(MODULES / "openvz_guests.py"), str(tmp_path / "args.json")],
+    proc = subprocess.run([sys.executable, str(MODULES / "openvz_nodes.py"), str(tmp_path / "args.json")],
                           capture_output=True, text=True, env={**env, **ENV}, check=False)
     result = json.loads(proc.stdout)
     assert result["failed"] and "disk space 'lots' is not a size like 2G or 500M" in result["msg"]
@@ -282,7 +282,7 @@ def test_openvz_guests_query_and_bad_input(tmp_path):
 def test_embedded_pnode_refuses_this_machines_network(tmp_path):
     env = {**os.environ, "FAKE_STATE": str(tmp_path), "PYTHONPATH": str(REPO)}
     payload = {"ANSIBLE_MODULE_ARGS": {"run_dir": str(tmp_path), "exp_name": "x.p", "project": "p",
-                                       "experiment": "x", "guests": [{"name": "e", "kind": "embedded_pnode"}]}}
+                                       "experiment": "x", "nodes": [{"name": "e", "kind": "embedded_pnode"}]}}
     (tmp_path / "args.json").write_text(json.dumps(payload))
     proc = subprocess.run([sys.executable, str(MODULES / "embedded_nodes.py"), str(tmp_path / "args.json")],
                           capture_output=True, text=True, env=env, check=False)

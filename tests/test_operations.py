@@ -3,7 +3,7 @@ annotate, readiness.
 
 The first tests need no swap-in. The ones marked slow swap in a sample with every kind this
 machine runs: process nodes (one running a long start command, one whose start command fails, a
-ghost), an openvz container (systemd-nspawn) and a qemu guest (TCG); CI runs them.
+ghost), an openvz container (systemd-nspawn) and a qemu node (TCG); CI runs them.
 """
 
 from __future__ import annotations
@@ -206,7 +206,7 @@ def test_shape_plans_like_the_compiler_and_records(routed, tmp_path):
     # bandwidth on a tbf-shaped LAN changes the nodes' tc
     assert cz("shape", expdir, "lanC", "--bandwidth", "5Mb", "--no-apply").returncode == 0
     exp = ExperimentDir(expdir)
-    tcs = [i["tc"]["bandwidth"] for p in exp.pnodes for g in exp.guests(p) for i in g["interfaces"]
+    tcs = [i["tc"]["bandwidth"] for p in exp.pnodes for g in exp.pnode_nodes(p) for i in g["interfaces"]
            if i["substrate"] == "lanC"]
     assert tcs and set(tcs) == {5000000}
 
@@ -252,7 +252,7 @@ def test_image_of_100_nodes_is_readable(tmp_path):
 
 SAMPLE = textwrap.dedent("""\
     # process nodes (a runs a long start command, f one that fails, g is a ghost), an openvz
-    # container c, a qemu guest vm; link0 is delay-shaped (wirefilters), lan1 bandwidth only (tbf)
+    # container c, a qemu node vm; link0 is delay-shaped (wirefilters), lan1 bandwidth only (tbf)
     set ns [new Simulator]
     source tb_compat.tcl
     foreach n {a b c d g f vm} { set $n [$ns node] }
@@ -377,15 +377,15 @@ def test_info_every_kind(sample, node):
     proc = cz("info", sample.expdir, node, "--json")
     assert proc.returncode == 0, proc.stderr
     info = json.loads(proc.stdout)
-    guest = sample.exp.guest(node)
+    plan = sample.exp.node_plan(node)
     assert (info["node"], info["kind"], info["project"], info["experiment"]) == (node, KINDS[node], "opst", "sample")
     assert {i["name"]: (i["address"], i["netmask"], i["mac"]) for i in info["interfaces"]} == {
-        i["ifname"]: (i["address"], i["netmask"], i["mac"].lower()) for i in guest["interfaces"]}
+        i["ifname"]: (i["address"], i["netmask"], i["mac"].lower()) for i in plan["interfaces"]}
     # the same command inside the node, where swap-in left it
     inside = cz("exec", sample.expdir, node, "--", "/var/containers/info", "--all")
     assert inside.returncode == 0, inside.stderr
     assert f"Node:       {node}" in inside.stdout and f"Kind:       {KINDS[node]}" in inside.stdout
-    assert guest["interfaces"][0]["address"] in inside.stdout
+    assert plan["interfaces"][0]["address"] in inside.stdout
 
 
 @pytest.mark.slow
@@ -401,7 +401,7 @@ def test_image_of_the_swapped_in_sample(sample, tmp_path):
     proc = cz("image", sample.expdir, "--partitions", "-o", tmp_path / "sample.svg")
     assert proc.returncode == 0, proc.stderr
     svg = html.unescape((tmp_path / "sample.svg").read_text())
-    address = sample.exp.guest("vm")["interfaces"][0]["address"]
+    address = sample.exp.node_plan("vm")["interfaces"][0]["address"]
     for text in ("pnode-0000", "openvz", "qemu", "process", "ghost", address):
         assert text in svg
 
@@ -437,8 +437,8 @@ def test_live_delay_change_shows_in_round_trips(sample):
 
 @pytest.mark.slow
 def test_live_bandwidth_change_on_a_tbf_lan(sample):
-    ns = sample.exp.guest("a")["namespace"]
-    ifname = next(i["ifname"] for i in sample.exp.guest("a")["interfaces"] if i["substrate"] == "lan1")
+    ns = sample.exp.node_plan("a")["namespace"]
+    ifname = next(i["ifname"] for i in sample.exp.node_plan("a")["interfaces"] if i["substrate"] == "lan1")
 
     def rate() -> int:
         out = subprocess.run(["tc", "-n", ns, "-j", "qdisc", "show", "dev", ifname], capture_output=True, text=True,
@@ -464,7 +464,7 @@ def _kill_namespace(ns: str) -> None:
 
 @pytest.mark.slow
 def test_killed_nodes_show_dead_then_booted_after_a_rerun(sample):
-    _kill_namespace(sample.exp.guest("b")["namespace"])
+    _kill_namespace(sample.exp.node_plan("b")["namespace"])
     os.kill(int((sample.run_dir("a") / "a.start.pid").read_text()), signal.SIGKILL)
     os.kill(int((sample.run_dir("c") / "c.openvz.pid").read_text()), signal.SIGKILL)
     os.kill(int((sample.run_dir("vm") / "vm.qemu.pid").read_text()), signal.SIGKILL)
@@ -490,7 +490,7 @@ def test_killed_nodes_show_dead_then_booted_after_a_rerun(sample):
 def test_readiness_names_late_nodes(sample, tmp_path):
     book = tmp_path / "ready.yml"
     book.write_text("---\n- {name: Ready, hosts: hv, gather_facts: false, roles: [containerize.deploy.readiness]}\n")
-    _kill_namespace(sample.exp.guest("d")["namespace"])
+    _kill_namespace(sample.exp.node_plan("d")["namespace"])
     started = time.monotonic()
     _changed, output = run_playbook(sample.expdir, book, "-e", "readiness_timeout=2", check=False)
     assert time.monotonic() - started < 60

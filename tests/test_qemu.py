@@ -1,6 +1,6 @@
-"""qemu guests: the module's guest-side scripts and helpers on this machine, then a real swap-in.
+"""qemu nodes: the module's node-side scripts and helpers on this machine, then a real swap-in.
 
-Marked slow: the last tests boot a real guest under TCG (about half a minute); CI runs them.
+Marked slow: the last tests boot a real node under TCG (about half a minute); CI runs them.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from ansible_collections.containerize.deploy.plugins.module_utils.daemons import
 from ansible_collections.containerize.deploy.plugins.module_utils.image_cache import Image, image_kind, split_url
 from ansible_collections.containerize.deploy.plugins.module_utils.initramfs import cpio_newc
 from ansible_collections.containerize.deploy.plugins.module_utils.qemu_config import load_scripts, tc_args, validate
-from ansible_collections.containerize.deploy.plugins.module_utils.qemu_exec import guest_exec
-from ansible_collections.containerize.deploy.plugins.module_utils.qemu_guest import Guest
+from ansible_collections.containerize.deploy.plugins.module_utils.qemu_exec import node_exec
+from ansible_collections.containerize.deploy.plugins.module_utils.qemu_node import QemuNode
 from tests.e2e import ENV, MODULES, RECAP, REPO, compile_topology
 
 pytestmark = pytest.mark.slow
@@ -56,7 +56,7 @@ def _ctx(tmp_path: Path, **overrides) -> SimpleNamespace:
     return ctx
 
 
-GUEST = {
+NODE = {
     "name": "a", "kind": "qemu", "hostname": "a", "startcmd": "echo hi", "forwarding": True,
     "interfaces": [{"ifname": "eth0", "switch": "s0", "port": 1, "mac": "02:00:00:00:00:01", "address": "10.0.0.1",
                     "prefix": 24, "tc": {"bandwidth": 10000000, "delay_ms": 0.0, "loss": 0.0}}],
@@ -66,7 +66,7 @@ GUEST = {
 
 def _write_config(tmp_path: Path, ctx) -> Path:
     cfg = tmp_path / "cfg"
-    for rel, (content, mode) in Guest(ctx, GUEST).config_files().items():
+    for rel, (content, mode) in QemuNode(ctx, NODE).config_files().items():
         path = cfg / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(content)
@@ -140,9 +140,9 @@ def test_apply_starts_files_an_image_lacks(tmp_path):
 
 def test_config_hash_follows_the_plan(tmp_path):
     ctx = _ctx(tmp_path)
-    first = Guest(ctx, GUEST)
-    again = Guest(ctx, dict(GUEST))
-    moved = Guest(ctx, {**GUEST, "routes": [{"dest": "default", "gateway": "10.0.0.254"}]})
+    first = QemuNode(ctx, NODE)
+    again = QemuNode(ctx, dict(NODE))
+    moved = QemuNode(ctx, {**NODE, "routes": [{"dest": "default", "gateway": "10.0.0.254"}]})
     assert first.config_hash(first.config_files()) == again.config_hash(again.config_files())
     assert first.config_hash(first.config_files()) != moved.config_hash(moved.config_files())
 
@@ -170,7 +170,7 @@ def test_image_kinds(tmp_path):
 def test_validate_names_every_problem(tmp_path):
     ctx = _ctx(tmp_path, default_url="")
     ctx.run_dir = str(tmp_path / "run")
-    bad = {**GUEST, "name": "b", "qemu_arch": "sparc",
+    bad = {**NODE, "name": "b", "qemu_arch": "sparc",
            "interfaces": [{"ifname": "eth0", "switch": "s/0", "mac": "zz", "address": "", "prefix": 24}],
            "routes": [{"dest": "10.0.0.0/8; reboot", "gateway": "10.0.0.1"}]}  # fmt: skip
     errors = validate(ctx, [bad])
@@ -205,7 +205,7 @@ def test_initramfs_archive_is_newc(tmp_path):
 
 
 def test_exec_protocol_against_the_agent_script(tmp_path):
-    """The host side of exec against the guest's agent script, run here on a plain directory."""
+    """The host side of exec against the node's agent script, run here on a plain directory."""
     node = tmp_path / "node"
     (node / "exec").mkdir(parents=True)
     agent = tmp_path / "agent.sh"
@@ -214,17 +214,17 @@ def test_exec_protocol_against_the_agent_script(tmp_path):
     proc = subprocess.Popen(["sh", str(agent)], start_new_session=True)
     try:
         out, err = _Buffer(), _Buffer()
-        rc = guest_exec(str(node), ["sh", "-c", "echo one; echo two >&2; printf '%s' \"$1\"; exit 5", "sh", "a b'c"],
+        rc = node_exec(str(node), ["sh", "-c", "echo one; echo two >&2; printf '%s' \"$1\"; exit 5", "sh", "a b'c"],
                            stdout=out, stderr=err)  # fmt: skip
         assert (rc, out.text, err.text) == (5, "one\na b'c", "two\n")
         assert sorted(os.listdir(node / "exec")) == []
-        assert guest_exec(str(node), ["true"]) == 0
+        assert node_exec(str(node), ["true"]) == 0
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     err = _Buffer()
     started = time.monotonic()
-    assert guest_exec(str(node), ["true"], claim_timeout=0.5, stderr=err) == 255
+    assert node_exec(str(node), ["true"], claim_timeout=0.5, stderr=err) == 255
     assert time.monotonic() - started < 5
     assert "did not answer" in err.text
     assert os.listdir(node / "exec") == []
@@ -308,22 +308,22 @@ class _Buffer:
         return self.data.decode()
 
 
-def test_a_guest_that_cannot_boot_is_reported(tmp_path):
-    """An image without /sbin/init: the initramfs powers the guest off and the task names it."""
+def test_a_node_that_cannot_boot_is_reported(tmp_path):
+    """An image without /sbin/init: the initramfs powers the node off and the task names it."""
     disk = tmp_path / "empty.raw"
     subprocess.run(["mke2fs", "-q", "-F", "-t", "ext4", str(disk), "8M"], check=True, capture_output=True)
     root = tmp_path / "root"
     args = {"root": str(root), "run_dir": str(root / "run" / "t"), "exp_name": "bad.test", "project": "test",
-            "experiment": "bad", "guests": [{"name": "nope", "kind": "qemu", "interfaces": []}],
+            "experiment": "bad", "nodes": [{"name": "nope", "kind": "qemu", "interfaces": []}],
             "scripts_dir": str(_scripts_dir(tmp_path)),
             "default_url": str(disk), "image_cache": str(tmp_path / "cache"), "memory": 128, "boot_timeout": 120,
             "stop_timeout": 2}  # fmt: skip
-    cmd = ["ansible", "localhost", "-m", "containerize.deploy.qemu_guests", "-a", json.dumps(args), "-e",
+    cmd = ["ansible", "localhost", "-m", "containerize.deploy.qemu_nodes", "-a", json.dumps(args), "-e",
            json.dumps({"ansible_python_interpreter": sys.executable})]  # fmt: skip
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, env=ENV, cwd=REPO, timeout=300, check=False)
         assert proc.returncode != 0
-        assert "1 of 1 qemu guests did not boot within 120 s: nope is dead" in proc.stdout, proc.stdout[-3000:]
+        assert "1 of 1 qemu nodes did not boot within 120 s: nope is dead" in proc.stdout, proc.stdout[-3000:]
         assert "no root file system found" in proc.stdout
     finally:
         subprocess.run(cmd[:5] + [json.dumps({**args, "state": "absent"})] + cmd[6:], capture_output=True,
@@ -332,7 +332,7 @@ def test_a_guest_that_cannot_boot_is_reported(tmp_path):
 
 
 # ----------------------------------------------------------------------------------------------
-# a real swap-in: compile, boot one qemu guest (rootfs image) next to a process node, check, repair
+# a real swap-in: compile, boot one qemu node (rootfs image) next to a process node, check, repair
 
 
 TOPOLOGY = textwrap.dedent("""\
@@ -401,20 +401,20 @@ def qemu_lan(tmp_path_factory):
         assert not paths.run.exists()
 
 
-def _in_guest(node: Path, *command: str, timeout: float = 60) -> subprocess.CompletedProcess:
+def _in_node(node: Path, *command: str, timeout: float = 60) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "ansible_collections.containerize.deploy.plugins.module_utils.qemu_exec", str(node),
            "--", *command]  # fmt: skip
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False, cwd=REPO)
 
 
-def test_guest_reaches_the_process_node_by_name(qemu_lan):
-    ping = _in_guest(qemu_lan.node, "ping", "-c", "3", "-W", "5", "pn")
+def test_node_reaches_the_process_node_by_name(qemu_lan):
+    ping = _in_node(qemu_lan.node, "ping", "-c", "3", "-W", "5", "pn")
     assert ping.returncode == 0, ping.stdout + ping.stderr
     assert "3 packets received" in ping.stdout
-    mounts = _in_guest(qemu_lan.node, "cat", "/proc/mounts").stdout
+    mounts = _in_node(qemu_lan.node, "cat", "/proc/mounts").stdout
     assert "cz-containers /var/containers 9p" in mounts
-    assert _in_guest(qemu_lan.node, "cat", "/etc/hostname").stdout == "vm\n"
-    assert _in_guest(qemu_lan.node, "sh", "-c", "exit 4").returncode == 4
+    assert _in_node(qemu_lan.node, "cat", "/etc/hostname").stdout == "vm\n"
+    assert _in_node(qemu_lan.node, "sh", "-c", "exit 4").returncode == 4
 
 
 def test_start_command_ran_and_logged(qemu_lan):
@@ -426,7 +426,7 @@ def test_start_command_ran_and_logged(qemu_lan):
     assert (qemu_lan.node / "log" / "start_command.out").read_text() == "pinged 0\n"
 
 
-def test_rerun_changes_nothing_and_a_dead_guest_is_started_again(qemu_lan):
+def test_rerun_changes_nothing_and_a_dead_node_is_started_again(qemu_lan):
     assert _playbook(qemu_lan.expdir, qemu_lan.work / "swapin.yml") == 0
     pid = int((qemu_lan.run / "vm.qemu.pid").read_text())
     os.kill(pid, signal.SIGKILL)
@@ -434,4 +434,4 @@ def test_rerun_changes_nothing_and_a_dead_guest_is_started_again(qemu_lan):
     new_pid = int((qemu_lan.run / "vm.qemu.pid").read_text())
     assert new_pid != pid and proc_alive(new_pid)
     assert (qemu_lan.node / "log" / "booted").exists()
-    assert _in_guest(qemu_lan.node, "ping", "-c", "1", "-W", "5", "pn").returncode == 0
+    assert _in_node(qemu_lan.node, "ping", "-c", "1", "-W", "5", "pn").returncode == 0

@@ -44,10 +44,10 @@ def star(tmp_path_factory, clean_host):
     playbook(expdir, "swapout")
 
 
-def _guest(expdir: Path, node: str) -> dict:
-    from containerize.commands.exec import find_guest
+def _node(expdir: Path, node: str) -> dict:
+    from containerize.commands.exec import find_node
 
-    return find_guest(expdir, node)[1]
+    return find_node(expdir, node)[1]
 
 
 def test_star_satellites_reach_centre_with_planned_delay(star):
@@ -84,8 +84,8 @@ def _pid_of(pattern: str) -> int:
 
 @pytest.mark.parametrize("breakage", ["switch", "wirefilter", "plug", "namespace", "hosts"])
 def test_star_rerun_repairs(star, breakage):
-    guest = _guest(star, "n-4")
-    namespace = guest["namespace"]
+    node = _node(star, "n-4")
+    namespace = node["namespace"]
     tag = yaml.safe_load((star / "inventory" / "group_vars" / "all.yml").read_text())["containerize_exp_tag"]
     run_dir = re.escape(f"/run/{tag}/")  # only this experiment's daemons, whatever else runs here
     if breakage == "switch":
@@ -160,7 +160,7 @@ def test_swapout_after_interrupted_swapin(tmp_path):
     compile_topology(EXAMPLES / "muppetnet.ns", expdir, "e2e", "half", "--default-container=process", "--size=1")
     before = host_state()
     run_dir = Path(yaml.safe_load((expdir / "inventory/host_vars/pnode-0000.yml").read_text())["containerize_run_dir"])
-    # cut while the process guests are being made: once the first node's plug runs
+    # cut while the process nodes are being made: once the first node's plug runs
     cut_swapin(expdir, lambda: any(run_dir.glob("*.plug.pid")))
     assert any(traces(host_state(), expdir).values()), "the swap-in was cut before it made anything"
     playbook(expdir, "swapout")

@@ -9,8 +9,8 @@ How a node is entered, per kind (one function each, see ``ENTER``):
 
 - ``process``: its network namespace (``ip netns exec``, which binds /etc/netns/NS over /etc), a
   fresh UTS namespace with the node's hostname, and its node directory on /var/containers.
-- ``qemu``: the guest's exec agent (``guest_exec`` of the collection's module_utils/qemu_exec.py: a
-  command file in the node directory, which the guest sees on /var/containers over 9p). No
+- ``qemu``: the node's exec agent (``node_exec`` of the collection's module_utils/qemu_exec.py: a
+  command file in the node directory, which the node sees on /var/containers over 9p). No
   terminal: ``console`` is a line-by-line shell.
 - ``openvz``: the container's namespaces and root (``nsenter`` on its init, the child of the
   ``systemd-nspawn`` whose pid the openvz role keeps in ``run_dir/NODE.openvz.pid``).
@@ -38,7 +38,7 @@ from pathlib import Path
 from ansible_collections.containerize.deploy.plugins.module_utils.node_status import Context as StatusContext
 from ansible_collections.containerize.deploy.plugins.module_utils.node_status import embedded_wrap, qemu_status
 from ansible_collections.containerize.deploy.plugins.module_utils.qemu_exec import PROGRAM as QEMU_EXEC
-from ansible_collections.containerize.deploy.plugins.module_utils.qemu_exec import guest_exec
+from ansible_collections.containerize.deploy.plugins.module_utils.qemu_exec import node_exec
 from ansible_collections.containerize.deploy.plugins.plugin_utils.modules import COLLECTION
 
 from ..errors import ContainerizeError
@@ -69,31 +69,31 @@ class Entry:
 # per kind
 
 
-def _process(expdir: ExperimentDir, node: str, guest: dict, command: list[str]) -> Entry:
-    ns = str(guest.get("namespace") or "")
+def _process(expdir: ExperimentDir, node: str, plan: dict, command: list[str]) -> Entry:
+    ns = str(plan.get("namespace") or "")
     if expdir.target == "local" and not Path(f"/run/netns/{ns}").exists():
         raise ContainerizeError(f"node {node!r} is not running here (no namespace {ns}); swap in first")
     argv = ["ip", "netns", "exec", ns, "unshare", "--uts", "--", "sh", "-c", BIND_AND_EXEC, "sh",
-            expdir.node_dir(node), str(guest.get("hostname") or node), *command]  # fmt: skip
+            expdir.node_dir(node), str(plan.get("hostname") or node), *command]  # fmt: skip
     return Entry(node, "process", argv=argv)
 
 
 def qemu_runner(node_dir: str):
-    """The one place that knows how to run a command in a qemu guest: the qemu role's exec agent."""
+    """The one place that knows how to run a command in a qemu node: the qemu role's exec agent."""
 
     def call(command: list[str], stdout=None) -> int:
         sys.stdout.flush()
-        return guest_exec(node_dir, command, stdout=stdout)
+        return node_exec(node_dir, command, stdout=stdout)
 
     return call
 
 
-def _qemu(expdir: ExperimentDir, node: str, guest: dict, command: list[str]) -> Entry:
+def _qemu(expdir: ExperimentDir, node: str, plan: dict, command: list[str]) -> Entry:
     if expdir.target != "local":
-        raise ContainerizeError(f"node {node!r} is a qemu guest on a remote pnode; ssh to its pnode and run "
+        raise ContainerizeError(f"node {node!r} is a qemu node on a remote pnode; ssh to its pnode and run "
                                 f"`{QEMU_EXEC} NODE_DIR -- CMD` there")
     pnode = expdir.pnode_of(node)
-    state = qemu_status(StatusContext(expdir.module_params(pnode)), guest)
+    state = qemu_status(StatusContext(expdir.module_params(pnode)), plan)
     if state["state"] == "dead":
         raise ContainerizeError(f"node {node!r} is not running ({state['detail']}); swap in first")
     return Entry(node, "qemu", call=qemu_runner(expdir.node_dir(node)), interactive_ok=False)
@@ -113,7 +113,7 @@ def openvz_leader(expdir: ExperimentDir, node: str) -> int:
     return int(children[0])
 
 
-def _openvz(expdir: ExperimentDir, node: str, guest: dict, command: list[str]) -> Entry:
+def _openvz(expdir: ExperimentDir, node: str, plan: dict, command: list[str]) -> Entry:
     if expdir.target == "local":
         leader = openvz_leader(expdir, node)
         return Entry(node, "openvz", argv=["nsenter", "-t", str(leader), "-m", "-u", "-i", "-n", "-p", "-C",
@@ -124,7 +124,7 @@ def _openvz(expdir: ExperimentDir, node: str, guest: dict, command: list[str]) -
     return Entry(node, "openvz", argv=["sh", "-c", script, "sh", *command])
 
 
-def _embedded(expdir: ExperimentDir, node: str, guest: dict, command: list[str]) -> Entry:
+def _embedded(expdir: ExperimentDir, node: str, plan: dict, command: list[str]) -> Entry:
     wrap = []
     if expdir.target == "local":
         wrap = embedded_wrap(StatusContext(expdir.module_params(expdir.pnode_of(node))), node)
@@ -135,12 +135,12 @@ ENTER = {"process": _process, "qemu": _qemu, "openvz": _openvz, "embedded_pnode"
 
 
 def entry_for(expdir: ExperimentDir, node: str, command: list[str], interactive: bool = False) -> Entry:
-    guest = expdir.guest(node)
-    kind = str(guest.get("kind") or "process")
+    plan = expdir.node_plan(node)
+    kind = str(plan.get("kind") or "process")
     enter = ENTER.get(kind)
     if enter is None:
         raise ContainerizeError(f"node {node!r} has kind {kind!r}, which containerize exec cannot enter")
-    entry = enter(expdir, node, guest, command)
+    entry = enter(expdir, node, plan, command)
     if entry.argv and expdir.target != "local":
         from .listing import pnode_address
 
@@ -176,11 +176,11 @@ def capture_entry(entry: Entry, command: list[str]) -> tuple[int, bytes]:
 # back compatible helpers (tests and other modules use them)
 
 
-def find_guest(expdir: Path, node: str) -> tuple[dict, dict]:
-    """(pnode host_vars, guest entry) for NODE."""
+def find_node(expdir: Path, node: str) -> tuple[dict, dict]:
+    """(pnode host_vars, node plan) for NODE."""
     exp = ExperimentDir(expdir)
-    guest = exp.guest(node)
-    return exp.pnode_vars(exp.pnode_of(node)), guest
+    plan = exp.node_plan(node)
+    return exp.pnode_vars(exp.pnode_of(node)), plan
 
 
 def exec_argv(expdir: Path, node: str, command: list[str]) -> list[str]:
@@ -211,7 +211,7 @@ def run_exec(argv: list[str]) -> int:
 
 
 def _line_shell(entry: Entry) -> int:
-    """A line-by-line shell for nodes without a terminal (qemu guests): each line runs as `sh -c LINE`."""
+    """A line-by-line shell for nodes without a terminal (qemu nodes): each line runs as `sh -c LINE`."""
     print(f"{entry.node}: commands run one line at a time (no terminal, the directory does not persist); "
           "exit or Ctrl-D to leave")
     status = 0
@@ -231,7 +231,7 @@ def _line_shell(entry: Entry) -> int:
 
 
 def run_console(argv: list[str]) -> int:
-    parser = _parser("console", "An interactive shell inside a node (a line-by-line shell for qemu guests).")
+    parser = _parser("console", "An interactive shell inside a node (a line-by-line shell for qemu nodes).")
     parser.add_argument("expdir", metavar="EXPDIR")
     parser.add_argument("node", metavar="NODE")
     args = parser.parse_args(argv)
@@ -250,8 +250,8 @@ def info_script() -> str:
 
 def info_command(expdir: ExperimentDir, node: str, as_json: bool) -> list[str]:
     script = info_script()
-    guest = expdir.guest(node)
-    return ["sh", "-c", script, "info", "--json" if as_json else "--all", node, str(guest.get("kind") or "process"),
+    plan = expdir.node_plan(node)
+    return ["sh", "-c", script, "info", "--json" if as_json else "--all", node, str(plan.get("kind") or "process"),
             expdir.project, expdir.experiment, expdir.pnode_of(node)]
 
 

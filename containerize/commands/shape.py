@@ -36,13 +36,13 @@ HEADER = ("written by containerize; edit the topology and recompile instead\n"
 @dataclass
 class Member:
     pnode: str
-    guest: dict
+    node: dict
     iface: dict
     wirefilter: dict | None
 
     @property
     def label(self) -> str:
-        return f"{self.guest['name']}.{self.iface['ifname']}"
+        return f"{self.node['name']}.{self.iface['ifname']}"
 
     @property
     def method(self) -> str | None:
@@ -56,18 +56,18 @@ def members_of(expdir: ExperimentDir, link: str) -> list[Member]:
     for pnode in expdir.pnodes:
         wirefilters = {(w.get("node"), w.get("interface")): w
                        for w in expdir.pnode_vars(pnode).get("containerize_wirefilters") or []}
-        for guest in expdir.guests(pnode):
-            for iface in guest.get("interfaces") or []:
+        for node in expdir.pnode_nodes(pnode):
+            for iface in node.get("interfaces") or []:
                 if iface.get("substrate") == link:
-                    found.append(Member(pnode, guest, iface, wirefilters.get((guest["name"], iface.get("ifname")))))
+                    found.append(Member(pnode, node, iface, wirefilters.get((node["name"], iface.get("ifname")))))
     return found
 
 
 def _links(expdir: ExperimentDir) -> list[str]:
     names = []
     for pnode in expdir.pnodes:
-        for guest in expdir.guests(pnode):
-            for iface in guest.get("interfaces") or []:
+        for node in expdir.pnode_nodes(pnode):
+            for iface in node.get("interfaces") or []:
                 if iface.get("substrate") not in names:
                     names.append(iface.get("substrate"))
     return names
@@ -88,10 +88,10 @@ def plan_change(expdir: ExperimentDir, link: str, node: str | None, changes: dic
         more = ", ..." if len(known) > 12 else ""
         raise ContainerizeError(f"{expdir.path}: no link or LAN named {link!r} (links: {', '.join(known[:12])}{more})")
     if node is not None:
-        chosen = [m for m in members if m.guest["name"] == node]
+        chosen = [m for m in members if m.node["name"] == node]
         if not chosen:
             raise ContainerizeError(f"node {node!r} is not on {link} (members: "
-                                    f"{', '.join(sorted({m.guest['name'] for m in members}))})")
+                                    f"{', '.join(sorted({m.node['name'] for m in members}))})")
     else:
         chosen = members
     methods = {m.method for m in members}
@@ -124,7 +124,7 @@ def plan_change(expdir: ExperimentDir, link: str, node: str | None, changes: dic
     on_the_node = [m for m in others if not (m.method is None and by_wirefilter and len(members) == 2)]
     if on_the_node:
         for member in on_the_node:
-            kind = member.guest.get("kind")
+            kind = member.node.get("kind")
             if wants_delay_or_loss:
                 raise ContainerizeError(
                     f"{link}: {member.label} has no wirefilter (it is shaped on the node, or not at all), and delay or "
@@ -165,12 +165,12 @@ def record_change(expdir: ExperimentDir, plan: list[tuple[Member, dict]], line: 
     for pnode, items in touched.items():
         data = expdir.pnode_vars(pnode)
         wirefilters = {w.get("id"): w for w in data.get("containerize_wirefilters") or []}
-        guests = {g.get("name"): g for g in data.get("containerize_guests") or []}
+        nodes = {g.get("name"): g for g in data.get("containerize_nodes") or []}
         for member, change in items:
-            key = (member.guest["name"], member.iface["ifname"])
+            key = (member.node["name"], member.iface["ifname"])
             if "tc" in change:
-                guest = guests[member.guest["name"]]
-                iface = next(i for i in guest["interfaces"] if i.get("ifname") == member.iface["ifname"])
+                node = nodes[member.node["name"]]
+                iface = next(i for i in node["interfaces"] if i.get("ifname") == member.iface["ifname"])
                 bandwidth = change["tc"]["bandwidth"]
                 iface["tc"] = _merge(iface.get("tc"), {"bandwidth": bandwidth}) if bandwidth else None
                 new_shaping[key] = {"method": "tc" if bandwidth else None,
@@ -225,7 +225,7 @@ def apply_live(expdir: ExperimentDir, only: dict[str, list[str]], via_ansible: b
     for pnode in pnodes:
         params = {"run_dir": expdir.run_dir(pnode), "only": only[pnode],
                   "wirefilters": expdir.pnode_vars(pnode).get("containerize_wirefilters") or [],
-                  "guests": expdir.guests(pnode), "timeout": 5.0}
+                  "nodes": expdir.pnode_nodes(pnode), "timeout": 5.0}
         try:
             results[pnode], _diff = module.shape(params)
         except RuntimeError as exc:

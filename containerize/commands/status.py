@@ -130,7 +130,7 @@ def _same(live: dict | None, planned: dict | None) -> bool:
 
 def substrate_of(expdir: ExperimentDir, pnode: str) -> dict[tuple[str, str], str]:
     return {(g["name"], i.get("ifname")): i.get("substrate")
-            for g in expdir.guests(pnode) for i in g.get("interfaces") or []}
+            for g in expdir.pnode_nodes(pnode) for i in g.get("interfaces") or []}
 
 
 def render_table(expdir: ExperimentDir, status: dict, links: bool) -> str:

@@ -2,7 +2,7 @@
 
 Each pnode runs one switch per substrate that has a switched interface on it. A shaped
 interface gets a small private switch and a wirefilter joining it to the substrate switch,
-so the guest (tap or qemu) always plugs into a switch, and shaping never sits on the
+so the node (tap or qemu) always plugs into a switch, and shaping never sits on the
 substrate switch itself (a LAN is shaped per member, as DETER did).
 
 A substrate whose switches sit on more than one pnode is carried between them over the
@@ -25,12 +25,12 @@ from .kinds import switched_kinds
 from .shaping import InterfaceShaping, as_dict
 
 PRIVATE_PORTS = 4
-PNET_SUBNET = "198.18.0.0/15"  # RFC 2544 benchmarking range: never a guest's or a control network's
+PNET_SUBNET = "198.18.0.0/15"  # RFC 2544 benchmarking range: never a node's or a control network's
 PNET_MIN_PREFIX = 24  # the pnet is at least a /24 (DETER's habit), larger when there are more pnodes
 PNET_DEVICE = "pnet"  # local target: name of this pnode's end of the veth wire, in its namespace
 PNET_BRIDGE = "pnet"  # local target: the bridge standing for the experiment LAN, in the wire namespace
 VXLAN_HEADROOM = 50  # outer Ethernet + IP + UDP + VXLAN headers
-GUEST_MTU = 1500
+NODE_MTU = 1500
 VNI_SPACE = (1 << 24) - 1  # VNIs 1 .. 2**24-1
 
 
@@ -57,7 +57,7 @@ def plan_switches(topo: Topology, assignment: dict[str, list[str]], shaping: lis
     for pnode, names in assignment.items():
         net = PnodeNetwork()
         sub_switch: dict[str, dict] = {}
-        for guest_index, name in enumerate(names):
+        for node_index, name in enumerate(names):
             node = topo.nodes[name]
             for iface in node.interfaces:
                 pnodes_of_sub.setdefault(iface.substrate, set()).add(pnode)
@@ -75,11 +75,11 @@ def plan_switches(topo: Topology, assignment: dict[str, list[str]], shaping: lis
                 switch["ports"] += 1
                 port = switch["ports"]
                 if plan.method == "wirefilter":
-                    private = f"p{guest_index}-{iface.ifname[3:]}"
+                    private = f"p{node_index}-{iface.ifname[3:]}"
                     net.switches.append({"id": private, "substrate": iface.substrate,
                                          "ports": PRIVATE_PORTS, "role": "private"})
                     net.wirefilters.append({
-                        "id": f"w{guest_index}-{iface.ifname[3:]}", "node": name, "interface": iface.ifname,
+                        "id": f"w{node_index}-{iface.ifname[3:]}", "node": name, "interface": iface.ifname,
                         "left": private, "right": switch["id"], "right_port": port,
                         "left_to_right": as_dict(plan.outbound), "right_to_left": as_dict(plan.inbound),
                     })
@@ -138,7 +138,7 @@ def plan_uplinks(topo: Topology, plans: dict[str, PnodeNetwork], crossing: list[
             # local: the veth end in the pnode's namespace; testbed: the experiment interface
             # (None: whichever interface holds the address)
             "device": PNET_DEVICE if local else (options.site.get("pnet_device") or None),
-            "mtu": GUEST_MTU + VXLAN_HEADROOM if local else None,
+            "mtu": NODE_MTU + VXLAN_HEADROOM if local else None,
             "namespace": f"cz-{tag}-{pnode}" if local else None,
             "wire_namespace": f"cz-{tag}-pnet" if local else None,
             "wire_bridge": PNET_BRIDGE if local else None,
@@ -160,7 +160,7 @@ def plan_uplinks(topo: Topology, plans: dict[str, PnodeNetwork], crossing: list[
             if not peers:
                 continue
             index = sub_index[substrate]
-            # the switch's highest port: never a guest's or a wirefilter's (endpoints sharing a VDE
-            # port do not hear each other, and the uplink may be plugged before the guests)
+            # the switch's highest port: never a node's or a wirefilter's (endpoints sharing a VDE
+            # port do not hear each other, and the uplink may be plugged before the nodes)
             net.uplinks.append({"substrate": substrate, "switch": switch["id"], "port": switch["ports"] - 1,
                                 "vni": uplink_vni(tag, index), **uplink_names(tag, index), "peers": peers})

@@ -24,7 +24,7 @@ def hosts_entries(exp: Experiment) -> list[dict]:
     return entries
 
 
-def guest_vars(exp: Experiment, pnode: str, name: str) -> dict:
+def node_vars(exp: Experiment, pnode: str, name: str) -> dict:
     node = exp.topology.nodes[name]
     net = exp.networks[pnode]
     options = exp.options
@@ -37,7 +37,7 @@ def guest_vars(exp: Experiment, pnode: str, name: str) -> dict:
             "mac": iface.mac, "address": iface.ip, "netmask": iface.netmask, "prefix": iface.prefix,
             "tc": attach["tc"],
         })
-    guest = {
+    plan = {
         "name": name, "kind": node.kind, "ghost": node.ghost,
         "namespace": exp.namespace(name, exp.pnode_place(pnode)[1]), "hostname": name,
         "startcmd": node.startcmd or "",
@@ -48,14 +48,14 @@ def guest_vars(exp: Experiment, pnode: str, name: str) -> dict:
         "attributes": dict(node.attributes),
     }
     if node.kind == "openvz":
-        guest["openvz_template"] = node.attributes.get("containers:openvz_template") or \
+        plan["openvz_template"] = node.attributes.get("containers:openvz_template") or \
             options.openvz_template or options.site.get("openvz_template", "")
-        guest["openvz_diskspace"] = node.attributes.get("containers:openvz_diskspace") or \
+        plan["openvz_diskspace"] = node.attributes.get("containers:openvz_diskspace") or \
             options.openvz_diskspace or options.site.get("openvz_diskspace", "")
     if node.kind == "qemu":
-        guest["qemu_url"] = node.attributes.get("containers:qemu_url") or options.site.get("qemu_url", "")
-        guest["qemu_arch"] = node.attributes.get("containers:qemu_arch") or options.site.get("qemu_arch", "")
-    return guest
+        plan["qemu_url"] = node.attributes.get("containers:qemu_url") or options.site.get("qemu_url", "")
+        plan["qemu_arch"] = node.attributes.get("containers:qemu_arch") or options.site.get("qemu_arch", "")
+    return plan
 
 
 def pnode_paths(root: str, exp_name: str, exp_tag: str) -> dict[str, str]:
@@ -118,5 +118,5 @@ def write_inventory(exp: Experiment, out: Path) -> None:
             "containerize_wirefilters": net.wirefilters,
             "containerize_pnet": net.pnet,
             "containerize_uplinks": net.uplinks,
-            "containerize_guests": [guest_vars(exp, pnode, n) for n in names],
+            "containerize_nodes": [node_vars(exp, pnode, n) for n in names],
         }, inv / "host_vars" / f"{pnode}.yml", HEADER, vars_file=True)

@@ -62,13 +62,13 @@ def phys_topology(topology: Topology, assignment: dict[str, list[str]], pnode_ty
             node.hardware = vtype
         kinds = set()
         for name in assignment[pnode]:
-            guest = topology.nodes.get(name)
-            if guest is None:
+            plan = topology.nodes.get(name)
+            if plan is None:
                 continue
-            kinds.add(guest.kind)
-            if guest.kind == "embedded_pnode":
-                node.hardware = guest.hardware or node.hardware
-                node.os = guest.os or node.os
+            kinds.add(plan.kind)
+            if plan.kind == "embedded_pnode":
+                node.hardware = plan.hardware or node.hardware
+                node.os = plan.os or node.os
         if site is not None:
             node.os = node.os or _host_os(kinds, site)
             node.startcmd = BOOTSTRAP.format(exec_root=site.get("exec_root", "/share/containers"), pid=pid, eid=eid,

@@ -16,7 +16,7 @@ Ansible variable files are written with ``vars_file=True``: no comment header, s
 without ``!unsafe`` strings is pure JSON. Ansible tries JSON first, and a JSON vars file loads
 several times faster than YAML and its values cost less every time a task templates or copies
 them (ansible-core tags each YAML scalar with its own origin): 0.3 s per swap-in task that
-takes 100 guests. A file that needs ``!unsafe`` is YAML and gets the header.
+takes 100 nodes. A file that needs ``!unsafe`` is YAML and gets the header.
 """
 
 from __future__ import annotations

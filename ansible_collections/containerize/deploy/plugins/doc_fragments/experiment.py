@@ -38,8 +38,8 @@ options:
     default: present
 """
 
-    # Modules that realize guests from the compiler's plan (with DOCUMENTATION and ATTRIBUTES: GUEST_MODULE).
-    GUESTS = r"""
+    # Modules that realize nodes from the compiler's plan (with DOCUMENTATION and ATTRIBUTES: NODE_MODULE).
+    NODES = r"""
 options:
   root:
     description: Pnode root (C(containerize_root)); nodes live in its C(nodes/EXP_NAME/NODE/).
@@ -47,7 +47,7 @@ options:
     default: /var/containers
   scripts_dir:
     description:
-      - Where the roles put the scripts that run on this pnode and in its guests (C(containerize_scripts_dir)),
+      - Where the roles put the scripts that run on this pnode and in its nodes (C(containerize_scripts_dir)),
         among them C(start-command.sh), the start command supervisor of every kind of node.
     type: path
   hosts:
@@ -56,15 +56,15 @@ options:
         C({address, names}) (C(containerize_hosts); localhost lines are added), or as the file's whole text.
     type: raw
     default: []
-  guests:
+  nodes:
     description:
-      - The guests of this pnode (C(containerize_guests)); entries of another C(kind) are ignored, but
+      - The nodes of this pnode (C(containerize_nodes)); entries of another C(kind) are ignored, but
         their names count as planned. docs/experiment-directory.md lists their keys.
     type: list
     elements: dict
     default: []
   workers:
-    description: Guests handled in parallel.
+    description: Nodes handled in parallel.
     type: int
     default: 4
 """
@@ -86,13 +86,13 @@ attributes:
   action:
     support: full
     description:
-      - The plan options a task leaves out (C(guests), C(hosts), C(switches), C(wirefilters), C(uplinks), those
+      - The plan options a task leaves out (C(nodes), C(hosts), C(switches), C(wirefilters), C(uplinks), those
         the module takes) are the host's C(containerize_*) variable of the same name, which the module's action
         plugin passes as the inventory holds it (no template pass, and the task does not carry the list back).
       - On a local pnode the action plugin runs the module in its own worker process.
 """
 
-    # A module that realizes guests: all of the above in one, extends_documentation_fragment:
-    # [containerize.deploy.experiment.guest_module]. The lines follow each fragment's `options:`/`attributes:`.
-    GUEST_MODULE = (DOCUMENTATION + GUESTS.split("options:\n", 1)[1] + ATTRIBUTES
+    # A module that realizes nodes: all of the above in one, extends_documentation_fragment:
+    # [containerize.deploy.experiment.node_module]. The lines follow each fragment's `options:`/`attributes:`.
+    NODE_MODULE = (DOCUMENTATION + NODES.split("options:\n", 1)[1] + ATTRIBUTES
                     + PLAN.split("attributes:\n", 1)[1])

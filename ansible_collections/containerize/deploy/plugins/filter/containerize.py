@@ -17,11 +17,11 @@ def hosts_text(hosts):
     return render_hosts(hosts)
 
 
-def guests_of_kind(guests, kind):
-    """The guests of one kind, in plan order: `containerize_guests | containerize.deploy.guests_of_kind('qemu')`."""
-    if not isinstance(guests, list):
-        raise AnsibleFilterError(f"guests_of_kind: expected the list of guests, got {type(guests).__name__}")
-    return [guest for guest in guests if isinstance(guest, dict) and guest.get("kind") == kind]
+def nodes_of_kind(nodes, kind):
+    """The nodes of one kind, in plan order: `containerize_nodes | containerize.deploy.nodes_of_kind('qemu')`."""
+    if not isinstance(nodes, list):
+        raise AnsibleFilterError(f"nodes_of_kind: expected the list of nodes, got {type(nodes).__name__}")
+    return [node for node in nodes if isinstance(node, dict) and node.get("kind") == kind]
 
 
 def site_value(site, key, default=""):
@@ -46,7 +46,7 @@ class FilterModule:
     def filters(self):
         return {
             "hosts_text": hosts_text,
-            "guests_of_kind": guests_of_kind,
+            "nodes_of_kind": nodes_of_kind,
             "site_value": site_value,
             "installed_packages": installed_packages,
         }

@@ -130,10 +130,10 @@ def norm_dest(dest):
 # --- processes -------------------------------------------------------------------------------------------
 
 
-def compact_invocation(module, bulky=("guests", "hosts", "switches", "wirefilters", "uplinks")):
-    """The result's `invocation` with the BULKY arguments (lists of hundreds of guests) counted, not echoed.
+def compact_invocation(module, bulky=("nodes", "hosts", "switches", "wirefilters", "uplinks")):
+    """The result's `invocation` with the BULKY arguments (lists of hundreds of nodes) counted, not echoed.
 
-    Ansible returns every argument in the result; for a 100-guest pnode that is the whole plan
+    Ansible returns every argument in the result; for a 100-node pnode that is the whole plan
     copied, scanned for secrets, pickled and re-tagged once more per task, ~0.1 s each.
     """
     args = {

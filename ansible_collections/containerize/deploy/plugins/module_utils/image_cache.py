@@ -1,7 +1,7 @@
-"""The qemu guests' images on a pnode: fetched once into the image cache, verified, unpacked.
+"""The qemu nodes' images on a pnode: fetched once into the image cache, verified, unpacked.
 
-A directory or a tarball is a rootfs image (unpacked once, used by each guest through an overlay);
-anything else is a disk image (raw or qcow2, maybe compressed; each guest gets a qcow2 overlay).
+A directory or a tarball is a rootfs image (unpacked once, used by each node through an overlay);
+anything else is a disk image (raw or qcow2, maybe compressed; each node gets a qcow2 overlay).
 Standard library only (see daemons.py).
 """
 
@@ -82,7 +82,7 @@ class Image:
 
     @property
     def base(self):
-        """The rootfs directory or disk file guests use (None before the image is fetched)."""
+        """The rootfs directory or disk file nodes use (None before the image is fetched)."""
         if self.local_dir:
             return self.local_dir
         name = self.meta().get("base")
@@ -141,7 +141,7 @@ class Image:
     def fetch(self):
         """Download or copy the image, verify it, decompress or unpack it. Returns warnings.
 
-        Each version lands in its own directory or file (named by its checksum), so guests still
+        Each version lands in its own directory or file (named by its checksum), so nodes still
         running on an older version keep their base; swap-out with purge_cache removes them all.
         """
         warnings = []

@@ -1,4 +1,4 @@
-"""The qemu guests' kernel and initramfs: the pnode's kernel, and a busybox initramfs made for it.
+"""The qemu nodes' kernel and initramfs: the pnode's kernel, and a busybox initramfs made for it.
 
 The initramfs holds the pnode's static busybox, the init script (the qemu role's files/init) and
 the kernel modules it loads (virtio, 9p, file systems, with their dependencies), as a gzipped newc

@@ -1,4 +1,4 @@
-"""Loop-mounted ext4 disks of the openvz guests: sizes, images, mounts (module_utils of openvz_guests).
+"""Loop-mounted ext4 disks of the openvz nodes: sizes, images, mounts (module_utils of openvz_nodes).
 
 A container's disk space is enforced by making its root an ext4 file system in a sparse image of
 that size, loop-mounted on the root directory. The images live below a shared mount point (see

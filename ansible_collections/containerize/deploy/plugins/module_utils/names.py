@@ -34,8 +34,8 @@ def valid_ifname(value):
     return isinstance(value, str) and bool(IFNAME_RE.match(value))
 
 
-def planned_names(entries, errors, key="name", invalid="guest name {!r} is not a valid node name",
-                  twice="guest {} planned twice"):
+def planned_names(entries, errors, key="name", invalid="node name {!r} is not a valid node name",
+                  twice="node {} planned twice"):
     """Each (name, entry) of the plan's ENTRIES whose KEY is a valid id, in order.
 
     The problems go to ERRORS as they are met: an invalid name (INVALID, the entry is skipped) and a

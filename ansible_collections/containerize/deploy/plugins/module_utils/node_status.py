@@ -59,40 +59,40 @@ def netns_exists(ns):
         return False
 
 
-def wants_start(guest):
-    return bool(str(guest.get("startcmd") or "").strip()) and not guest.get("ghost")
+def wants_start(node):
+    return bool(str(node.get("startcmd") or "").strip()) and not node.get("ghost")
 
 
-def start_status(guest, log_dir):
-    """(started, {exit, start, since}) of GUEST's start command, from LOG_DIR/start_command.log."""
+def start_status(node, log_dir):
+    """(started, {exit, start, since}) of NODE's start command, from LOG_DIR/start_command.log."""
     started, exit_code, since = read_start_log(log_dir)
-    return started, {"exit": exit_code, "start": start_field(wants_start(guest), started, exit_code), "since": since}
+    return started, {"exit": exit_code, "start": start_field(wants_start(node), started, exit_code), "since": since}
 
 
-def plugs_down(ctx, guest):
-    """The interfaces of GUEST whose tap plug (run_dir/NODE.IFNAME.plug.pid) is not running."""
+def plugs_down(ctx, node):
+    """The interfaces of NODE whose tap plug (run_dir/NODE.IFNAME.plug.pid) is not running."""
     down = []
-    for iface in guest.get("interfaces") or []:
-        pidfile = ctx.rpath(f"{guest['name']}.{iface.get('ifname')}.plug.pid")
+    for iface in node.get("interfaces") or []:
+        pidfile = ctx.rpath(f"{node['name']}.{iface.get('ifname')}.plug.pid")
         if not proc_alive(read_pid(pidfile), pidfile):
             down.append(str(iface.get("ifname")))
     return down
 
 
 def after_boot(result, wants, started):
-    """The state of a guest that finished booting: booted once its start command started."""
+    """The state of a node that finished booting: booted once its start command started."""
     if wants and not started:
         return {**result, "state": "running", "detail": "start command starting"}
     return {**result, "state": "booted", "detail": "start command running" if result["start"] == "started" else ""}
 
 
-def process_status(ctx, guest):
-    name = guest["name"]
-    wants = wants_start(guest)
-    started, result = start_status(guest, os.path.join(ctx.nodedir(name), "log"))
-    if not netns_exists(str(guest.get("namespace") or "")):
+def process_status(ctx, node):
+    name = node["name"]
+    wants = wants_start(node)
+    started, result = start_status(node, os.path.join(ctx.nodedir(name), "log"))
+    if not netns_exists(str(node.get("namespace") or "")):
         return {**result, "state": "dead", "detail": "no namespace"}
-    down = plugs_down(ctx, guest)
+    down = plugs_down(ctx, node)
     if down:
         return {**result, "state": "dead", "detail": f"{', '.join(down)} unplugged"}
     if not wants or result["exit"] is not None:
@@ -109,11 +109,11 @@ def process_status(ctx, guest):
     return {**result, "state": "dead", "detail": "start command never ran"}
 
 
-def qemu_status(ctx, guest):
+def qemu_status(ctx, node):
     """The qemu role's files (docs/qemu.md, "Lifecycle and status")."""
-    name = guest["name"]
+    name = node["name"]
     nodedir = ctx.nodedir(name)
-    started, result = start_status(guest, os.path.join(nodedir, "log"))
+    started, result = start_status(node, os.path.join(nodedir, "log"))
     pidfile = ctx.rpath(f"{name}.qemu.pid")
     if not proc_alive(read_pid(pidfile), pidfile):
         return {**result, "state": "dead", "detail": "qemu not running"}
@@ -127,26 +127,26 @@ def qemu_status(ctx, guest):
         booted = BOOTED_MARKER in (read_text(ctx.rpath(f"{name}.serial.log")) or "")
     if not booted:
         return {**result, "state": "running", "detail": "booting"}
-    return after_boot(result, wants_start(guest), started)
+    return after_boot(result, wants_start(node), started)
 
 
-def openvz_status(ctx, guest):
+def openvz_status(ctx, node):
     """The openvz role's files: run_dir/NODE.openvz.pid and .json (nspawn runtime), log/boot.log, taps."""
-    name = guest["name"]
+    name = node["name"]
     nodedir = ctx.nodedir(name)
-    started, result = start_status(guest, os.path.join(nodedir, "log"))
+    started, result = start_status(node, os.path.join(nodedir, "log"))
     pidfile = ctx.rpath(f"{name}.openvz.pid")
     rootfs = os.path.join(ctx.root, "openvz", ctx.exp_name, name, "root")
     if not proc_alive(read_pid(pidfile), rootfs):
         return {**result, "state": "dead", "detail": "container not running"}
-    down = plugs_down(ctx, guest)
+    down = plugs_down(ctx, node)
     if down:
         return {**result, "state": "dead", "detail": f"{', '.join(down)} unplugged"}
     record = read_json(ctx.rpath(f"{name}.openvz.json")) or {}
     boots = len((read_text(os.path.join(nodedir, "log", "boot.log")) or "").splitlines())
     if boots <= int(record.get("boots") or 0):
         return {**result, "state": "running", "detail": "booting"}
-    return after_boot(result, wants_start(guest), started)
+    return after_boot(result, wants_start(node), started)
 
 
 def embedded_wrap(ctx, name):
@@ -173,16 +173,16 @@ def start_needle(record, pidfile):
     return next((str(a) for a in argv if str(a).endswith("/" + SCRIPT_NAME)), pidfile)
 
 
-def embedded_status(ctx, guest):
+def embedded_status(ctx, node):
     """The pnode itself, configured by the embedded_pnode role (run_dir/NODE.embedded.json)."""
-    name = guest["name"]
-    wants = wants_start(guest)
+    name = node["name"]
+    wants = wants_start(node)
     record = read_json(ctx.rpath(f"{name}.embedded.json")) or {}
     wrap = record_wrap(record)
     machine_root = wrap[wrap.index("chroot") + 1] if "chroot" in wrap[:-1] else "/"
     logdir = os.path.join(machine_root, "var", "containers")
     nodedir = ctx.nodedir(name)
-    started, result = start_status(guest, os.path.join(nodedir if os.path.isdir(nodedir) else logdir, "log"))
+    started, result = start_status(node, os.path.join(nodedir if os.path.isdir(nodedir) else logdir, "log"))
     if not os.path.exists(ctx.rpath(f"{name}.embedded.json")):
         return {**result, "state": "dead", "detail": "not configured"}
     if wants and result["exit"] is None:
@@ -199,18 +199,18 @@ def embedded_status(ctx, guest):
 STATUS = {"process": process_status, "qemu": qemu_status, "openvz": openvz_status, "embedded_pnode": embedded_status}
 
 
-def guest_status(ctx, guest):
-    kind = str(guest.get("kind") or "process")
+def node_status(ctx, node):
+    kind = str(node.get("kind") or "process")
     reader = STATUS.get(kind)
     if reader is None:
         status = {"state": "unknown", "exit": None, "start": "none", "since": None, "detail": f"kind {kind}"}
     else:
-        status = reader(ctx, guest)
-    return {"kind": kind, "ghost": bool(guest.get("ghost")), **status}
+        status = reader(ctx, node)
+    return {"kind": kind, "ghost": bool(node.get("ghost")), **status}
 
 
-def gather_nodes(ctx, guests):
-    return {str(g["name"]): guest_status(ctx, g) for g in guests}
+def gather_nodes(ctx, nodes):
+    return {str(g["name"]): node_status(ctx, g) for g in nodes}
 
 
 def is_ready(status):
@@ -237,12 +237,12 @@ def wirefilter_info(ctx, wf):
     return entry
 
 
-def tc_info(guest, iface):
-    entry = {"node": guest["name"], "interface": iface.get("ifname"), "method": "tc", "bandwidth": None,
+def tc_info(node, iface):
+    entry = {"node": node["name"], "interface": iface.get("ifname"), "method": "tc", "bandwidth": None,
              "planned": {"bandwidth": (iface.get("tc") or {}).get("bandwidth")}}
     try:
         proc = subprocess.run(  # noqa: S603 - argv list
-            ["tc", "-n", str(guest.get("namespace")), "-j", "qdisc", "show", "dev", str(iface.get("ifname"))],
+            ["tc", "-n", str(node.get("namespace")), "-j", "qdisc", "show", "dev", str(iface.get("ifname"))],
             capture_output=True, text=True, timeout=10, check=False,
         )
         for qdisc in json.loads(proc.stdout or "[]"):
@@ -253,37 +253,37 @@ def tc_info(guest, iface):
     return entry
 
 
-def gather_links(ctx, guests, wirefilters):
+def gather_links(ctx, nodes, wirefilters):
     links = {}
     for wf in wirefilters:
         links[str(wf.get("id"))] = wirefilter_info(ctx, wf)
-    for guest in guests:
-        if str(guest.get("kind") or "process") != "process":
+    for node in nodes:
+        if str(node.get("kind") or "process") != "process":
             continue
-        for iface in guest.get("interfaces") or []:
-            if (iface.get("tc") or {}).get("bandwidth") and netns_exists(str(guest.get("namespace") or "")):
-                links[f"{guest['name']}.{iface.get('ifname')}"] = tc_info(guest, iface)
+        for iface in node.get("interfaces") or []:
+            if (iface.get("tc") or {}).get("bandwidth") and netns_exists(str(node.get("namespace") or "")):
+                links[f"{node['name']}.{iface.get('ifname')}"] = tc_info(node, iface)
     return links
 
 
 # ----------------------------------------------------------------------------------------------
 
 
-def named_guests(params):
-    """The guests of PARAMS with a valid name (others are not looked at)."""
-    return [g for g in params.get("guests") or [] if valid_name(str(g.get("name", "")))]
+def named_nodes(params):
+    """The nodes of PARAMS with a valid name (others are not looked at)."""
+    return [g for g in params.get("nodes") or [] if valid_name(str(g.get("name", "")))]
 
 
 def gather(params, progress=None):
     """The status of a pnode's experiment: {nodes, late, links, waited}.
 
-    PARAMS are the experiment_status module's (root, run_dir, exp_name, guests, wirefilters, links,
+    PARAMS are the experiment_status module's (root, run_dir, exp_name, nodes, wirefilters, links,
     wait, timeout). PROGRESS, when given, is called with (ready, total) while waiting.
     """
     ctx = Context(params)
-    guests = named_guests(params)
+    plans = named_nodes(params)
     started = time.monotonic()
-    nodes = gather_nodes(ctx, guests)
+    nodes = gather_nodes(ctx, plans)
     if params.get("wait"):
         deadline = started + float(params.get("timeout") or 0)
         step = 0.05
@@ -295,16 +295,16 @@ def gather(params, progress=None):
                 break
             time.sleep(step)
             step = min(step * 1.5, 1.0)
-            nodes = gather_nodes(ctx, guests)
+            nodes = gather_nodes(ctx, plans)
     late = sorted(name for name, s in nodes.items() if not is_ready(s)) if params.get("wait") else []
     result = {"nodes": nodes, "late": late, "waited": round(time.monotonic() - started, 3), "links": {}}
     if params.get("links"):
-        result["links"] = gather_links(ctx, guests, params.get("wirefilters") or [])
+        result["links"] = gather_links(ctx, plans, params.get("wirefilters") or [])
     return result
 
 
 def status_lines(nodes):
-    """One readable line per guest, for the playbook's output."""
+    """One readable line per node, for the playbook's output."""
     width = max([len(name) for name in nodes] + [4])
     lines = []
     for name, s in nodes.items():

@@ -1,6 +1,6 @@
-"""The systemd-nspawn runtime of the openvz guests (module_utils of openvz_guests).
+"""The systemd-nspawn runtime of the openvz nodes (module_utils of openvz_nodes).
 
-A container runs as `systemd-nspawn --boot` in the guest's network namespace, started detached with
+A container runs as `systemd-nspawn --boot` in the node's network namespace, started detached with
 its pid in run_dir/NODE.openvz.pid and what it was started with in run_dir/NODE.openvz.json
 (argv, pid, start command fingerprint, boot count). The functions take a Container
 (openvz_container.py) and plan steps `(note, action)` that the container applies.

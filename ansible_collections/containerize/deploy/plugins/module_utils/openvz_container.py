@@ -1,4 +1,4 @@
-"""One openvz guest of a pnode: observe it, plan what it needs, apply the plan (module_utils of openvz_guests).
+"""One openvz node of a pnode: observe it, plan what it needs, apply the plan (module_utils of openvz_nodes).
 
 A container is made in two rounds, each observe -> plan -> apply (apply is skipped as a whole in
 check mode): first its private area (the root from the template, the disk image, its size), then,
@@ -36,7 +36,7 @@ from ansible_collections.containerize.deploy.plugins.module_utils.loop_disk impo
     unmount_all,
 )
 from ansible_collections.containerize.deploy.plugins.module_utils.names import valid_name
-from ansible_collections.containerize.deploy.plugins.module_utils.spec import GuestsContext
+from ansible_collections.containerize.deploy.plugins.module_utils.spec import NodesContext
 from ansible_collections.containerize.deploy.plugins.module_utils.start_log import SCRIPT_NAME
 
 TEMPLATE_EXTS = (".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.zst", ".tar.zstd", ".tzst", ".tar.bz2", ".tbz2", ".tar")
@@ -45,7 +45,7 @@ RC_LOCAL = ("openvz", "rc.local")
 SUPERVISOR = ("hv", SCRIPT_NAME)
 
 
-class Context(GuestsContext):
+class Context(NodesContext):
     """The experiment on this pnode, as the module's arguments give it."""
 
     def __init__(self, module):
@@ -130,7 +130,7 @@ def file_mode(path):
 
 
 class Container:
-    """Observation, plan and actions for one openvz guest."""
+    """Observation, plan and actions for one openvz node."""
 
     def __init__(self, ctx, spec):
         p = ctx.module.params

@@ -2,7 +2,7 @@
 directory, taps plugged into VDE (plugs.py) and configured over netlink, forwarding, end-node tbf,
 and its start command under the shared supervisor (roles/hv/files/start-command.sh).
 
-A Guest observes the node, notes each thing that is not as planned (what its result and diff
+A Node observes the node, notes each thing that is not as planned (what its result and diff
 report), and repairs it unless the module runs in check mode: every action goes through act().
 Standard library only (see daemons.py).
 """
@@ -57,25 +57,25 @@ from ansible_collections.containerize.deploy.plugins.module_utils.wirefilter imp
 BLANK_LINK = {"mac": None, "up": False, "addresses": [], "qdisc": None}
 
 
-def validate(run_dir, guests):
-    """What is wrong with the plan's GUESTS (a list of messages)."""
+def validate(run_dir, nodes):
+    """What is wrong with the plan's NODES (a list of messages)."""
     errors = []
-    for name, g in planned_names(guests, errors):
+    for name, g in planned_names(nodes, errors):
         ns = str(g.get("namespace") or "")
         if not valid_netns(ns):
-            errors.append(f"guest {name}: namespace {ns!r} is not a valid name")
+            errors.append(f"node {name}: namespace {ns!r} is not a valid name")
         for iface in g.get("interfaces") or []:
             ifname = str(iface.get("ifname", ""))
             if not valid_ifname(ifname):
-                errors.append(f"guest {name}: interface name {ifname!r} is not valid")
+                errors.append(f"node {name}: interface name {ifname!r} is not valid")
             if not NAME_RE.match(str(iface.get("switch", ""))):
-                errors.append(f"guest {name} {ifname}: switch {iface.get('switch')!r} is not a valid id")
+                errors.append(f"node {name} {ifname}: switch {iface.get('switch')!r} is not a valid id")
             elif len(os.path.join(run_dir, f"{iface['switch']}.ctl", "ctl")) >= SUN_PATH_MAX:
-                errors.append(f"guest {name} {ifname}: socket path under {run_dir} is too long")
+                errors.append(f"node {name} {ifname}: socket path under {run_dir} is too long")
             tc = iface.get("tc")
             if tc and (float(tc.get("delay_ms") or 0) > 0 or float(tc.get("loss") or 0) > 0):
                 errors.append(
-                    f"guest {name} {ifname}: end-node shaping with delay or loss needs the netem qdisc,"
+                    f"node {name} {ifname}: end-node shaping with delay or loss needs the netem qdisc,"
                     " which this kernel lacks; use switch shaping (wirefilters)"
                 )
         for route in g.get("routes") or []:
@@ -84,7 +84,7 @@ def validate(run_dir, guests):
                 if route.get("gateway"):
                     ipaddress.ip_address(route["gateway"])
             except ValueError as exc:
-                errors.append(f"guest {name}: bad route {route}: {exc}")
+                errors.append(f"node {name}: bad route {route}: {exc}")
     return errors
 
 
@@ -121,8 +121,8 @@ def start_summary(st):
     return "killed" if st["started"] else "not started"
 
 
-class Guest:
-    """Observation, decisions and actions for one process guest (CTX: the module's Context)."""
+class ProcessNode:
+    """Observation, decisions and actions for one process node (CTX: the module's Context)."""
 
     def __init__(self, ctx, spec, created=False):
         self.ctx = ctx

@@ -1,9 +1,9 @@
-"""What a qemu guest is configured with: its plan checked, and the files of its configuration directory.
+"""What a qemu node is configured with: its plan checked, and the files of its configuration directory.
 
-Each guest's configuration is a directory of plain files (hostname, hosts, fstab and rc.local
+Each node's configuration is a directory of plain files (hostname, hosts, fstab and rc.local
 blocks, accounts, network plan, start command) plus the qemu role's scripts (roles/qemu/files/, put
 in SCRIPTS_DIR/qemu by the role) and the start command supervisor of every kind of node
-(SCRIPTS_DIR/hv/start-command.sh). apply.sh applies it to the guest's root.
+(SCRIPTS_DIR/hv/start-command.sh). apply.sh applies it to the node's root.
 Standard library only (see daemons.py).
 """
 
@@ -69,7 +69,7 @@ def load_scripts(scripts_dir, warnings=None):
         msg = f"no {', '.join(missing)} (scripts_dir): run the hv and qemu roles' role_files tasks first"
         if warnings is None:
             raise RuntimeError(msg)
-        warnings.append(f"{msg}; check mode plans the guests without them")
+        warnings.append(f"{msg}; check mode plans the nodes without them")
     return scripts
 
 
@@ -118,36 +118,36 @@ def tc_args(tc):
     return ""
 
 
-def validate(ctx, guests):
-    """Every problem of the GUESTS' plan entries (names, paths, arch, image, interfaces, routes)."""
+def validate(ctx, nodes):
+    """Every problem of the NODES' plan entries (names, paths, arch, image, interfaces, routes)."""
     errors = []
-    for name, g in planned_names(guests, errors):
+    for name, g in planned_names(nodes, errors):
         for suffix in ("qmp", "serial.log", "qemu.json.tmp"):
             if len(ctx.rpath(f"{name}.{suffix}")) >= SUN_PATH_MAX:
-                errors.append(f"guest {name}: socket path under {ctx.run_dir} is too long")
+                errors.append(f"node {name}: socket path under {ctx.run_dir} is too long")
                 break
         arch = str(g.get("qemu_arch") or "x86_64")
         if arch not in ARCH_BINARY:
-            errors.append(f"guest {name}: qemu_arch {arch!r} is not supported ({', '.join(sorted(ARCH_BINARY))})")
+            errors.append(f"node {name}: qemu_arch {arch!r} is not supported ({', '.join(sorted(ARCH_BINARY))})")
         if not (g.get("qemu_url") or ctx.default_url):
-            errors.append(f"guest {name}: no image (qemu_url is empty and there is no default, qemu_default_url)")
+            errors.append(f"node {name}: no image (qemu_url is empty and there is no default, qemu_default_url)")
         if any(c.isspace() for c in str(g.get("hostname") or "")):
-            errors.append(f"guest {name}: hostname has blanks")
+            errors.append(f"node {name}: hostname has blanks")
         for iface in g.get("interfaces") or []:
             ifname = str(iface.get("ifname", ""))
             if not IFNAME_RE.match(ifname):
-                errors.append(f"guest {name}: interface name {ifname!r} is not valid")
+                errors.append(f"node {name}: interface name {ifname!r} is not valid")
             if not NAME_RE.match(str(iface.get("switch") or "")):
-                errors.append(f"guest {name} {ifname}: switch {iface.get('switch')!r} is not a valid id")
+                errors.append(f"node {name} {ifname}: switch {iface.get('switch')!r} is not a valid id")
             if not MAC_RE.match(str(iface.get("mac") or "")):
-                errors.append(f"guest {name} {ifname}: MAC {iface.get('mac')!r} is not valid")
+                errors.append(f"node {name} {ifname}: MAC {iface.get('mac')!r} is not valid")
             if not iface.get("address") or not str(iface.get("prefix", "")).isdigit():
-                errors.append(f"guest {name} {ifname}: address and prefix are needed")
+                errors.append(f"node {name} {ifname}: address and prefix are needed")
         for route in g.get("routes") or []:
             if not re.match(r"^[0-9./a-z]+$", str(route.get("dest") or "")) or not re.match(
                 r"^[0-9.]+$", str(route.get("gateway") or "")
             ):
-                errors.append(f"guest {name}: bad route {route}")
+                errors.append(f"node {name}: bad route {route}")
     return errors
 
 
@@ -163,7 +163,7 @@ def resolve_shares(shares, warnings):
         if not mount.startswith("/") or any(c.isspace() for c in mount):
             raise ValueError(f"share {name}: mount point {mount!r} must be an absolute path without blanks")
         if not os.path.isdir(path):
-            warnings.append(f"share {name}: {path} does not exist on this pnode, guests do not get {mount}")
+            warnings.append(f"share {name}: {path} does not exist on this pnode, nodes do not get {mount}")
             continue
         resolved.append({"name": name, "path": path, "mount": mount, "readonly": bool(share.get("readonly"))})
     return resolved
@@ -177,7 +177,7 @@ def resolve_users(users, warnings):
             try:
                 pw = pwd.getpwnam(user)
             except KeyError:
-                warnings.append(f"user {user} is unknown on this pnode: no account in the guests")
+                warnings.append(f"user {user} is unknown on this pnode: no account in the nodes")
                 continue
             try:
                 gname = grp.getgrgid(pw.pw_gid).gr_name
@@ -208,8 +208,8 @@ def lines(items):
     return "".join(f"{line}\n" for line in items)
 
 
-def config_files(ctx, guest):
-    """{relative path: (content, mode)} of GUEST's configuration directory."""
+def config_files(ctx, node):
+    """{relative path: (content, mode)} of NODE's configuration directory."""
     scripts = ctx.scripts
     fstab = [f"cz-containers /var/containers 9p {NINEP_OPTS},nofail 0 0"]
     mounts = ["/var/containers"]
@@ -218,17 +218,17 @@ def config_files(ctx, guest):
         fstab.append(f"cz-{share['name']} {share['mount']} 9p {opts} 0 0")
         mounts.append(share["mount"])
     net = []
-    for iface in guest.interfaces:
+    for iface in node.interfaces:
         line = f"{str(iface['mac']).lower()} {iface['ifname']} {iface['address']}/{int(iface['prefix'])}"
         net.append(f"{line} {tc_args(iface.get('tc'))}".rstrip())
-    routes = [f"{r['dest']} {r['gateway']}" for r in guest.spec.get("routes") or []]
+    routes = [f"{r['dest']} {r['gateway']}" for r in node.spec.get("routes") or []]
     settings = (
-        f"NODE={shlex.quote(guest.name)}\nHOSTNAME={shlex.quote(guest.hostname)}\n"
-        f"FORWARDING={1 if guest.spec.get('forwarding') else 0}\n"
+        f"NODE={shlex.quote(node.name)}\nHOSTNAME={shlex.quote(node.hostname)}\n"
+        f"FORWARDING={1 if node.spec.get('forwarding') else 0}\n"
     )
     return {
         "apply.sh": (scripts["apply.sh"], 0o755),
-        "hostname": (guest.hostname + "\n", 0o644),
+        "hostname": (node.hostname + "\n", 0o644),
         "hosts": (ctx.hosts, 0o644),
         "fstab": (lines(fstab), 0o644),
         "mounts": (lines(mounts), 0o644),
@@ -243,7 +243,7 @@ def config_files(ctx, guest):
         "etc-containerize/settings": (settings, 0o644),
         "etc-containerize/net": (lines(net), 0o644),
         "etc-containerize/routes": (lines(routes), 0o644),
-        "etc-containerize/startcmd": (guest.startcmd + ("\n" if guest.startcmd else ""), 0o644),
+        "etc-containerize/startcmd": (node.startcmd + ("\n" if node.startcmd else ""), 0o644),
     }
 
 

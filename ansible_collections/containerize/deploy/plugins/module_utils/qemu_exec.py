@@ -1,6 +1,6 @@
-"""`containerize exec` for qemu guests: the pnode's side of the guest's exec agent (roles/qemu/files/agent.sh).
+"""`containerize exec` for qemu nodes: the pnode's side of the node's exec agent (roles/qemu/files/agent.sh).
 
-Run as a program on the guest's pnode:
+Run as a program on the node's pnode:
     python3 -m ansible_collections.containerize.deploy.plugins.module_utils.qemu_exec \
         NODE_DIR [--timeout SECONDS] -- CMD [ARGS...]
 Standard library only (see daemons.py).
@@ -18,21 +18,21 @@ from ansible_collections.containerize.deploy.plugins.module_utils.daemons import
 PROGRAM = "python3 -m ansible_collections.containerize.deploy.plugins.module_utils.qemu_exec"
 
 
-def guest_exec(node_dir, command, timeout=None, claim_timeout=15.0, stdout=None, stderr=None):
-    """Run COMMAND (argv list) in the qemu guest whose node directory is NODE_DIR; return its exit status.
+def node_exec(node_dir, command, timeout=None, claim_timeout=15.0, stdout=None, stderr=None):
+    """Run COMMAND (argv list) in the qemu node whose node directory is NODE_DIR; return its exit status.
 
-    The command is written as NODE_DIR/exec/ID.cmd (a shell script `exec ARGV...`); the guest's
+    The command is written as NODE_DIR/exec/ID.cmd (a shell script `exec ARGV...`); the node's
     agent (started at boot, polling every 0.2 s) renames it ID.run, runs it as root in / with stdin
     from /dev/null, and writes ID.out, ID.err, then ID.rc. Output is copied to STDOUT and STDERR
     (binary streams, default this process's) while the command runs. Returns 255 when the agent
-    did not pick the command up within CLAIM_TIMEOUT seconds (guest down or not booted), 124 when
-    TIMEOUT seconds passed (the command keeps running in the guest).
+    did not pick the command up within CLAIM_TIMEOUT seconds (node down or not booted), 124 when
+    TIMEOUT seconds passed (the command keeps running in the node).
     """
     stdout = stdout or sys.stdout.buffer
     stderr = stderr or sys.stderr.buffer
     xdir = os.path.join(node_dir, "exec")
     if not os.path.isdir(xdir):
-        stderr.write(f"containerize exec: {xdir} does not exist: is the guest swapped in?\n".encode())
+        stderr.write(f"containerize exec: {xdir} does not exist: is the node swapped in?\n".encode())
         stderr.flush()
         return 255
     ident = f"{os.getpid()}-{time.time_ns()}"
@@ -67,7 +67,7 @@ def guest_exec(node_dir, command, timeout=None, claim_timeout=15.0, stdout=None,
             claimed = not os.path.exists(base + ".cmd")
             elapsed = time.monotonic() - start
             if not claimed and elapsed > claim_timeout:
-                stderr.write(b"containerize exec: the guest's agent did not answer (is the guest booted?)\n")
+                stderr.write(b"containerize exec: the node's agent did not answer (is the node booted?)\n")
                 stderr.flush()
                 return 255
             if timeout is not None and elapsed > timeout:
@@ -80,12 +80,12 @@ def guest_exec(node_dir, command, timeout=None, claim_timeout=15.0, stdout=None,
     finally:
         for suffix in (".cmd", ".cmd.new", ".run", ".out", ".err", ".rc"):
             if suffix in (".run", ".out", ".err") and not os.path.exists(base + ".rc"):
-                continue  # still running in the guest: leave its files
+                continue  # still running in the node: leave its files
             remove_path(base + suffix)
 
 
 def main(argv=None):
-    """`NODE_DIR [--timeout S] -- CMD [ARGS...]`: the exit status of CMD in the guest."""
+    """`NODE_DIR [--timeout S] -- CMD [ARGS...]`: the exit status of CMD in the node."""
     argv = sys.argv[1:] if argv is None else argv
     usage = f"usage: {PROGRAM} NODE_DIR [--timeout SECONDS] -- CMD [ARGS...]\n"
     if "--" not in argv:
@@ -100,7 +100,7 @@ def main(argv=None):
     if len(head) != 1 or not command:
         sys.stderr.write(usage)
         return 2
-    return guest_exec(head[0], command, timeout=timeout)
+    return node_exec(head[0], command, timeout=timeout)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""qemu processes on a pnode: the QMP client, stopping guests, finding them in /proc, probing KVM.
+"""qemu processes on a pnode: the QMP client, stopping nodes, finding them in /proc, probing KVM.
 
 Standard library only (see daemons.py).
 """
@@ -50,9 +50,9 @@ def qmp(path, command, timeout=2.0):
         return False
 
 
-def stop_guests(guests, stop_timeout, timeout):
-    """Stop GUESTS [(name, pid, qmp socket)]: power down, then quit, then kill."""
-    alive = [(name, pid, sock) for name, pid, sock in guests if pid and proc_alive(pid)]
+def stop_nodes(nodes, stop_timeout, timeout):
+    """Stop NODES [(name, pid, qmp socket)]: power down, then quit, then kill."""
+    alive = [(name, pid, sock) for name, pid, sock in nodes if pid and proc_alive(pid)]
     if not alive:
         return
     asked = [(pid, sock) for _name, pid, sock in alive if qmp(sock, "system_powerdown")]
@@ -70,8 +70,8 @@ def stop_guests(guests, stop_timeout, timeout):
 
 
 def scan_qemu(run_dir):
-    """{guest name: pid} of live qemu processes whose -pidfile is in RUN_DIR (found in /proc, so
-    guests whose pid file was removed are still found)."""
+    """{node name: pid} of live qemu processes whose -pidfile is in RUN_DIR (found in /proc, so
+    nodes whose pid file was removed are still found)."""
     found = {}
     prefix = run_dir + os.sep
     for entry in os.listdir("/proc"):
@@ -91,7 +91,7 @@ def scan_qemu(run_dir):
 
 
 def probe_accel(cache, kernel, probe_timeout, check):
-    """('kvm' or 'tcg', why): kvm when a KVM guest prints on its serial console within PROBE_TIMEOUT.
+    """('kvm' or 'tcg', why): kvm when a KVM node prints on its serial console within PROBE_TIMEOUT.
 
     The answer is kept in CACHE (per qemu binary, kernel and pnode kernel); in CHECK mode nothing
     is probed or written.
@@ -126,6 +126,6 @@ def probe_accel(cache, kernel, probe_timeout, check):
         finally:
             proc.kill()
             proc.wait()
-    result = ("kvm", "probe booted") if ok else ("tcg", f"KVM guest silent for {probe_timeout:g} s")
+    result = ("kvm", "probe booted") if ok else ("tcg", f"KVM node silent for {probe_timeout:g} s")
     write_json(path, {"accel": result[0], "why": result[1]})
     return result

@@ -1,5 +1,5 @@
 """The options every module shares (documented once in doc_fragments/experiment.py): their argument spec,
-and what the guest modules make of them (GuestsContext).
+and what the node modules make of them (NodesContext).
 
 Standard library only (see daemons.py).
 """
@@ -29,13 +29,13 @@ def experiment_spec(states=("present", "absent")):
     }
 
 
-def guests_spec(workers=4):
-    """root, scripts_dir, hosts, guests and workers (the fragment's GUESTS)."""
+def nodes_spec(workers=4):
+    """root, scripts_dir, hosts, nodes and workers (the fragment's NODES)."""
     return {
         "root": {"type": "path", "default": "/var/containers"},
         "scripts_dir": {"type": "path"},
         "hosts": {"type": "raw", "default": []},
-        "guests": {"type": "list", "elements": "dict", "default": []},
+        "nodes": {"type": "list", "elements": "dict", "default": []},
         "workers": {"type": "int", "default": workers},
     }
 
@@ -46,13 +46,13 @@ def plan_module(ansible_module, shared, options):
     return ansible_module(argument_spec={**shared, **options}, supports_check_mode=True)
 
 
-def guests_module(ansible_module, options, states=("present", "absent"), names=("exp_name", "project", "experiment")):
-    """A guest module's ANSIBLE_MODULE (the class) with the shared options and its OPTIONS, checked.
+def nodes_module(ansible_module, options, states=("present", "absent"), names=("exp_name", "project", "experiment")):
+    """A node module's ANSIBLE_MODULE (the class) with the shared options and its OPTIONS, checked.
 
     It fails when `hosts` is malformed or one of NAMES (they reach namespace names and paths) is not a
     valid name.
     """
-    module = plan_module(ansible_module, {**experiment_spec(states), **guests_spec()}, options)
+    module = plan_module(ansible_module, {**experiment_spec(states), **nodes_spec()}, options)
     check_hosts(module)
     for key in names:
         if not valid_netns(module.params[key]):
@@ -60,10 +60,10 @@ def guests_module(ansible_module, options, states=("present", "absent"), names=(
     return module
 
 
-class GuestsContext:
-    """A guest module's call as the shared options give it: the experiment, its directories, its hosts.
+class NodesContext:
+    """A node module's call as the shared options give it: the experiment, its directories, its hosts.
 
-    Each module's Context adds its own options and what its guests share; worker threads read it.
+    Each module's Context adds its own options and what its nodes share; worker threads read it.
     """
 
     def __init__(self, module):
@@ -90,19 +90,19 @@ class GuestsContext:
             for future in concurrent.futures.as_completed(futures):
                 try:
                     done.append(future.result())
-                except Exception as exc:  # noqa: BLE001 - reported per guest by the caller
+                except Exception as exc:  # noqa: BLE001 - reported per node by the caller
                     errors.append(f"{futures[future]}: {exc}")
         return done, errors
 
 
 def note_changes(done, result):
-    """Put what the realized guests DONE changed (their changes, before and after) in RESULT; DONE by name."""
+    """Put what the realized nodes DONE changed (their changes, before and after) in RESULT; DONE by name."""
     done = sorted(done, key=lambda g: g.name)
     before, after = {}, {}
-    for guest in done:
-        if guest.changes:
+    for node in done:
+        if node.changes:
             result["changed"] = True
-            result["guests"][guest.name] = guest.changes
-            before[guest.name], after[guest.name] = guest.before, guest.after
+            result["nodes"][node.name] = node.changes
+            before[node.name], after[node.name] = node.before, node.after
     result["diff"] = {"before": before, "after": after}
     return done

@@ -1,4 +1,4 @@
-"""The vzctl runtime of the openvz guests, for OpenVZ kernels (module_utils of openvz_guests).
+"""The vzctl runtime of the openvz nodes, for OpenVZ kernels (module_utils of openvz_nodes).
 
 Written to the vzctl documentation and run here only against a fake vzctl (tests/test_openvz.py).
 A container is CTID.conf and CTID.mount in the vzctl configuration directory (VE_PRIVATE is the
@@ -30,8 +30,8 @@ from ansible_collections.containerize.deploy.plugins.module_utils.wirefilter imp
 
 
 def network_script(spec):
-    """Interfaces, routes, forwarding and tbf of guest SPEC, set from inside the container."""
-    lines = ["#!/bin/sh", "# written by containerize (openvz_guests): the node's network, run by rc.local",
+    """Interfaces, routes, forwarding and tbf of node SPEC, set from inside the container."""
+    lines = ["#!/bin/sh", "# written by containerize (openvz_nodes): the node's network, run by rc.local",
              "# iproute2 by path: a busybox shell would run its own applets first",
              'IP=ip; for p in /sbin/ip /usr/sbin/ip /bin/ip /usr/bin/ip; do [ -x "$p" ] && IP=$p && break; done',
              'TC=tc; for p in /sbin/tc /usr/sbin/tc /bin/tc /usr/bin/tc; do [ -x "$p" ] && TC=$p && break; done',
@@ -76,7 +76,7 @@ def vz_conf(c, ctid):
 def vz_mount_script(c):
     """CTID.mount of container C: the node directory on /var/containers and the shares."""
     binds = [(c.nodedir, "/var/containers", False), *c.shares()]
-    lines = ["#!/bin/sh", "# written by containerize (openvz_guests): bind mounts of the container",
+    lines = ["#!/bin/sh", "# written by containerize (openvz_nodes): bind mounts of the container",
              ". /etc/vz/vz.conf", '. "${VE_CONFFILE}"']
     for path, mount, readonly in binds:
         lines.append(f'mkdir -p "${{VE_ROOT}}{mount}" && mount -n --bind {path} "${{VE_ROOT}}{mount}" || exit 1')

@@ -2,7 +2,7 @@
 
 wirefilter's command line: vde_network starts wirefilters, link_shaping changes running ones and must
 record the same arguments. The end-node tbf: process_nodes (over netlink), link_shaping and
-embedded_nodes (tc), openvz and qemu (tc inside the guest) must all make and record the same qdisc.
+embedded_nodes (tc), openvz and qemu (tc inside the node) must all make and record the same qdisc.
 
 Standard library only (see daemons.py).
 """

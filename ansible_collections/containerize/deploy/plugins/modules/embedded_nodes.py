@@ -12,7 +12,7 @@ short_description: Configure the embedded_pnode node of one pnode in place
 description:
   - An C(embedded_pnode) node is a physical machine taking part in the experiment; it is alone on
     its pnode, so this module configures the machine it runs on (or a simulated one, see O(netns)
-    and O(machine_root)) as its guest entry (C(containerize_guests)) says.
+    and O(machine_root)) as its node entry (C(containerize_nodes)) says.
   - "Interfaces: each planned interface is the machine's device of the same name, or
     O(interface_map[IFNAME]), or the device with the planned MAC. It is brought up and gets the
     planned IPv4 address and prefix (addresses this module added earlier and no longer planned are
@@ -45,7 +45,7 @@ description:
 version_added: "0.1.0"
 author:
   - containerize authors
-extends_documentation_fragment: [containerize.deploy.experiment.guest_module]
+extends_documentation_fragment: [containerize.deploy.experiment.node_module]
 options:
   machine_root:
     description: File system root of the machine (C(/); a directory for a simulated machine).
@@ -76,7 +76,7 @@ options:
     type: float
     default: 5.0
 notes:
-  - Only C(kind=embedded_pnode) entries of O(guests) are used, and there may be one at most; O(root) and
+  - Only C(kind=embedded_pnode) entries of O(nodes) are used, and there may be one at most; O(root) and
     O(workers) do not matter here (one node, the machine itself).
   - The diff shows the module's record of what it did (C(run_dir/NODE.embedded.json)) before and after.
 requirements:
@@ -93,7 +93,7 @@ EXAMPLES = r"""
     experiment: "{{ containerize_experiment }}"
     host_network: true
     interface_map: {eth0: enp3s0f1}
-  # hosts and guests left out: the action plugin passes containerize_hosts and containerize_guests
+  # hosts and nodes left out: the action plugin passes containerize_hosts and containerize_nodes
 
 - name: Undo the configuration of a simulated machine (a network namespace and a root directory)
   containerize.deploy.embedded_nodes:
@@ -155,7 +155,7 @@ from ansible_collections.containerize.deploy.plugins.module_utils.machine import
     write_in_place,
 )
 from ansible_collections.containerize.deploy.plugins.module_utils.node_status import start_needle
-from ansible_collections.containerize.deploy.plugins.module_utils.spec import guests_module
+from ansible_collections.containerize.deploy.plugins.module_utils.spec import nodes_module
 from ansible_collections.containerize.deploy.plugins.module_utils.start_log import LOG_NAME, SCRIPT_NAME
 
 LOG_DIR = "/var/containers/log"  # inside the machine
@@ -168,7 +168,7 @@ def stop(pid, timeout):
 
 
 class Node:
-    """The embedded_pnode node: plan what makes the machine match its guest entry, then apply it.
+    """The embedded_pnode node: plan what makes the machine match its node entry, then apply it.
 
     The plan methods only read (the machine, the record) and queue their changes (``act``) with a
     description (``note``); ``apply`` runs the queue, except in check mode.
@@ -480,7 +480,7 @@ def remove_empty_dir(path):
 
 
 def main():
-    module = guests_module(AnsibleModule, {
+    module = nodes_module(AnsibleModule, {
         "machine_root": {"type": "path", "default": "/"},
         "netns": {"type": "str", "default": ""},
         "host_network": {"type": "bool", "default": False},
@@ -490,15 +490,15 @@ def main():
         "timeout": {"type": "float", "default": 5.0},
     }, names=())
     p = module.params
-    guests = [g for g in p["guests"] if g.get("kind") == "embedded_pnode"]
+    nodes = [g for g in p["nodes"] if g.get("kind") == "embedded_pnode"]
     result = {"changed": False, "node": "", "devices": {}, "changes": [], "started": False}
-    if not guests:
+    if not nodes:
         module.exit_json(**result, invocation=compact_invocation(module))
-    if len(guests) > 1:
+    if len(nodes) > 1:
         module.fail_json(msg="an embedded_pnode node is alone on its pnode, but this one has "
-                         + ", ".join(g.get("name", "?") for g in guests), **result)
+                         + ", ".join(g.get("name", "?") for g in nodes), **result)
     if not p["netns"] and not p["host_network"]:
-        module.fail_json(msg=f"embedded_pnode node {guests[0].get('name')}: refusing to reconfigure the network of "
+        module.fail_json(msg=f"embedded_pnode node {nodes[0].get('name')}: refusing to reconfigure the network of "
                          "the machine this runs on; give a simulated machine (netns and machine_root) or set "
                          "host_network on a real physical node", **result)
     machine = Machine(p["netns"], p["machine_root"])
@@ -507,7 +507,7 @@ def main():
     if not machine.present and p["state"] == "present":
         module.fail_json(msg=f"the machine is missing: network namespace {p['netns'] or '(own)'}, root "
                          f"{p['machine_root']}", **result)
-    node = Node(module, machine, guests[0])
+    node = Node(module, machine, nodes[0])
     result["node"] = node.name
     before = json.dumps(node.record, sort_keys=True, indent=1)
     try:

@@ -1,37 +1,37 @@
 #!/usr/bin/python
 # Copyright: the containerize authors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Ansible module: boot status and start command exit code of every guest of one pnode, and its links."""
+"""Ansible module: boot status and start command exit code of every node of one pnode, and its links."""
 
 from __future__ import annotations
 
 DOCUMENTATION = r"""
 ---
 module: experiment_status
-short_description: Report the status of the guests and links of one pnode
+short_description: Report the status of the nodes and links of one pnode
 description:
-  - Reads, without changing anything, the state of every guest planned for this pnode
-    (C(containerize_guests) of C(host_vars/pnode-NNNN.yml)), whatever its kind, in one call.
-  - Each guest gets a boot status, C(state), and the exit status of its start command, C(exit)
+  - Reads, without changing anything, the state of every node planned for this pnode
+    (C(containerize_nodes) of C(host_vars/pnode-NNNN.yml)), whatever its kind, in one call.
+  - Each node gets a boot status, C(state), and the exit status of its start command, C(exit)
     (null while it runs or when there is none). C(state) is C(booted) (up and its start command
     started, or none planned), C(running) (its container or VM runs but has not finished booting),
     C(dead) (not running, or cut off), or C(unknown) (this module cannot tell for that kind).
-  - C(process) guests are C(dead) when their namespace is missing, a tap plug of theirs is not
+  - C(process) nodes are C(dead) when their namespace is missing, a tap plug of theirs is not
     running, or the supervisor of their start command was killed before it recorded an exit status.
-  - C(qemu) guests follow the files of the qemu role (C(run_dir/NODE.qemu.pid), C(NODE.qemu.json),
+  - C(qemu) nodes follow the files of the qemu role (C(run_dir/NODE.qemu.pid), C(NODE.qemu.json),
     C(NODE.serial.log) and C(log/booted) in the node directory).
-  - C(openvz) guests follow the files of the openvz role (C(run_dir/NODE.openvz.pid) and
+  - C(openvz) nodes follow the files of the openvz role (C(run_dir/NODE.openvz.pid) and
     C(NODE.openvz.json) of the nspawn runtime, C(log/boot.log) in the node directory, and their
-    tap plugs like process guests).
-  - C(embedded_pnode) guests are the pnode itself, C(booted) once the embedded_pnode role configured
+    tap plugs like process nodes).
+  - C(embedded_pnode) nodes are the pnode itself, C(booted) once the embedded_pnode role configured
     it (C(run_dir/NODE.embedded.json)), unless its start command's supervisor
     (C(NODE.embedded-start.pid)) was killed.
   - The start command's status comes from C(log/start_command.log) (C(start TIME), then C(exit N))
     in the node directory C(root/nodes/exp_name/NODE/), or in the machine's C(/var/containers) for
-    C(embedded_pnode) guests.
+    C(embedded_pnode) nodes.
   - With O(links), each planned wirefilter is asked for its current bandwidth, delay and loss over
     its management socket, and the C(tbf) of each end-node shaped process interface is read.
-  - With O(wait), the module waits until every guest that is not a ghost is C(booted) (its start
+  - With O(wait), the module waits until every node that is not a ghost is C(booted) (its start
     command started), at most O(timeout) seconds, and fails naming the late ones (unless
     O(fail_late=false)).
   - With O(info_files), the module keeps an C(info) script (a copy of O(scripts_dir)C(/hv/info.sh),
@@ -70,9 +70,9 @@ options:
     description: Name of this pnode (for the facts file).
     type: str
     default: ""
-  guests:
+  nodes:
     description:
-      - Every guest of this pnode (C(containerize_guests)); keys not used here are ignored.
+      - Every node of this pnode (C(containerize_nodes)); keys not used here are ignored.
     type: list
     elements: dict
     default: []
@@ -86,7 +86,7 @@ options:
     type: bool
     default: false
   wait:
-    description: Wait until every guest that is not a ghost is booted.
+    description: Wait until every node that is not a ghost is booted.
     type: bool
     default: false
   timeout:
@@ -95,8 +95,8 @@ options:
     default: 300
   fail_late:
     description:
-      - With O(wait), fail when some guests are not booted after O(timeout) seconds.
-      - When false the late guests are named in a warning (and in RV(late)) instead.
+      - With O(wait), fail when some nodes are not booted after O(timeout) seconds.
+      - When false the late nodes are named in a warning (and in RV(late)) instead.
     type: bool
     default: true
   info_files:
@@ -113,12 +113,12 @@ attributes:
 """
 
 EXAMPLES = r"""
-- name: Read the status of every guest of this pnode
+- name: Read the status of every node of this pnode
   experiment_status:
     root: "{{ containerize_root }}"
     run_dir: "{{ containerize_run_dir }}"
     exp_name: "{{ containerize_exp_name }}"
-    guests: "{{ containerize_guests }}"
+    nodes: "{{ containerize_nodes }}"
     wirefilters: "{{ containerize_wirefilters }}"
     links: true
   register: status
@@ -135,14 +135,14 @@ EXAMPLES = r"""
 
 RETURN = r"""
 nodes:
-  description: Per guest, its kind, ghost flag, boot status, start command exit status and state, and a detail.
+  description: Per node, its kind, ghost flag, boot status, start command exit status and state, and a detail.
   returned: always
   type: dict
   sample:
     a: {kind: process, ghost: false, state: booted, exit: 0, start: finished, detail: ""}
     b: {kind: qemu, ghost: false, state: running, exit: null, start: none, detail: "booting"}
 late:
-  description: With O(wait), the guests that are not ghosts and were not booted in time.
+  description: With O(wait), the nodes that are not ghosts and were not booted in time.
   returned: always
   type: list
   elements: str
@@ -154,7 +154,7 @@ links:
   returned: always
   type: dict
 table:
-  description: One readable line per guest (name, kind, state, exit status, detail).
+  description: One readable line per node (name, kind, state, exit status, detail).
   returned: always
   type: list
   elements: str
@@ -176,7 +176,7 @@ from ansible_collections.containerize.deploy.plugins.module_utils.daemons import
 from ansible_collections.containerize.deploy.plugins.module_utils.node_status import (
     Context,
     gather,
-    named_guests,
+    named_nodes,
     status_lines,
 )
 from ansible_collections.containerize.deploy.plugins.module_utils.spec import run_dir_spec
@@ -184,8 +184,8 @@ from ansible_collections.containerize.deploy.plugins.module_utils.spec import ru
 INFO_SCRIPT_PATH = ("hv", "info.sh")  # below scripts_dir: the hv role's files/info.sh
 
 
-def facts_text(guest, params):
-    facts = {"node": guest["name"], "kind": guest.get("kind") or "process", "project": params["project"],
+def facts_text(node, params):
+    facts = {"node": node["name"], "kind": node.get("kind") or "process", "project": params["project"],
              "experiment": params["experiment"], "pnode": params["pnode"]}
     return "".join(f"{key}={value}\n" for key, value in facts.items())
 
@@ -194,14 +194,14 @@ def plan_info_files(params, script):
     """The (label, path, text, mode) writes that put SCRIPT and the facts in every node directory that exists."""
     ctx = Context(params)
     writes = []
-    for guest in named_guests(params):
-        nodedir = ctx.nodedir(guest["name"])
+    for node in named_nodes(params):
+        nodedir = ctx.nodedir(node["name"])
         if not os.path.isdir(nodedir):
             continue
-        for name, text, mode in (("info", script, 0o755), ("facts", facts_text(guest, params), 0o644)):
+        for name, text, mode in (("info", script, 0o755), ("facts", facts_text(node, params), 0o644)):
             path = os.path.join(nodedir, name)
             if read_text(path) != text or (os.stat(path).st_mode & 0o777) != mode:
-                writes.append((f"{guest['name']} {name}", path, text, mode))
+                writes.append((f"{node['name']} {name}", path, text, mode))
     return writes
 
 
@@ -225,7 +225,7 @@ ARGUMENT_SPEC = {
     "experiment": {"type": "str", "default": ""},
     "scripts_dir": {"type": "path"},
     "pnode": {"type": "str", "default": ""},
-    "guests": {"type": "list", "elements": "dict", "default": []},
+    "nodes": {"type": "list", "elements": "dict", "default": []},
     "wirefilters": {"type": "list", "elements": "dict", "default": []},
     "links": {"type": "bool", "default": False},
     "wait": {"type": "bool", "default": False},

@@ -11,7 +11,7 @@ module: link_shaping
 short_description: Apply planned bandwidth, delay and loss to running links without restarting anything
 description:
   - Makes the shaping in effect on one pnode match the plan (C(containerize_wirefilters) and the
-    C(tc) of process guests' interfaces in C(containerize_guests)) without restarting a
+    C(tc) of process nodes' interfaces in C(containerize_nodes)) without restarting a
     wirefilter, a switch or a node, in one call. This is how C(containerize shape) changes a link of
     a running experiment.
   - A running wirefilter is asked for its values over its management socket (C(run_dir/ID.wf.mgmt),
@@ -21,10 +21,10 @@ description:
     the argv the new plan would start it with, so that a later swap-in sees nothing to do instead of
     restarting the wirefilter.
   - The C(tbf) of an end-node shaped process interface (bandwidth only; this kernel has no
-    C(netem)) is replaced in the node's namespace, and the guest's C(NODE.tc.json) record (kept by
+    C(netem)) is replaced in the node's namespace, and the node's C(NODE.tc.json) record (kept by
     the process_nodes module) updated the same way.
   - Wirefilters that are not running are left to the next swap-in, which starts them with the plan.
-    Guests of other kinds are not touched (their end-node shaping is part of their configuration).
+    Nodes of other kinds are not touched (their end-node shaping is part of their configuration).
 version_added: "0.1.0"
 author:
   - containerize authors
@@ -34,8 +34,8 @@ options:
     type: list
     elements: dict
     default: []
-  guests:
-    description: The guests of this pnode (C(containerize_guests)); only process guests' C(tc) is used.
+  nodes:
+    description: The nodes of this pnode (C(containerize_nodes)); only process nodes' C(tc) is used.
     type: list
     elements: dict
     default: []
@@ -64,7 +64,7 @@ EXAMPLES = r"""
   containerize.deploy.link_shaping:
     run_dir: "{{ containerize_run_dir }}"
     wirefilters: "{{ containerize_wirefilters }}"
-    guests: "{{ containerize_guests }}"
+    nodes: "{{ containerize_nodes }}"
 """
 
 RETURN = r"""
@@ -183,15 +183,15 @@ class Plan:
                 if not reply.lstrip().startswith("1000"):
                     raise RuntimeError(f"{command!r} answered {reply.strip()!r}")
 
-    def guest(self, guest):
-        """Plan the tbf of each end-node shaped interface of a process guest, and its NODE.tc.json record."""
-        name, ns = str(guest["name"]), str(guest.get("namespace") or "")
+    def node_plan(self, node):
+        """Plan the tbf of each end-node shaped interface of a process node, and its NODE.tc.json record."""
+        name, ns = str(node["name"]), str(node.get("namespace") or "")
         if not ns or not os.path.exists(os.path.join("/run/netns", ns)):
             return
         record_path = self.rpath(f"{name}.tc.json")
         recorded = read_json(record_path) or {}
         record, actions = {}, []
-        for iface in guest.get("interfaces") or []:
+        for iface in node.get("interfaces") or []:
             ifname = str(iface.get("ifname"))
             key = f"{name}.{ifname}"
             if self.only and key not in self.only:
@@ -237,16 +237,16 @@ class Plan:
                 self.errors.append(f"wirefilter {wf.get('id')!r}: not a valid id")
                 continue
             self.attempt(f"wirefilter {wf.get('id')}", self.wirefilter, wf)
-        for guest in params.get("guests") or []:
-            if str(guest.get("kind") or "process") != "process":
+        for node in params.get("nodes") or []:
+            if str(node.get("kind") or "process") != "process":
                 continue
-            ns = guest.get("namespace")
-            if not valid_name(str(guest.get("name"))) or (ns and not valid_netns(ns)):
-                self.errors.append(f"guest {guest.get('name')!r}: not a valid name or namespace")
+            ns = node.get("namespace")
+            if not valid_name(str(node.get("name"))) or (ns and not valid_netns(ns)):
+                self.errors.append(f"node {node.get('name')!r}: not a valid name or namespace")
                 continue
-            planned = any((i.get("tc") or {}).get("bandwidth") for i in guest.get("interfaces") or [])
-            if planned or os.path.exists(self.rpath(f"{guest.get('name')}.tc.json")):
-                self.attempt("", self.guest, guest)
+            planned = any((i.get("tc") or {}).get("bandwidth") for i in node.get("interfaces") or [])
+            if planned or os.path.exists(self.rpath(f"{node.get('name')}.tc.json")):
+                self.attempt("", self.node, node)
         return self
 
     def apply(self):
@@ -279,7 +279,7 @@ def shape(params, check=False):
 def main():
     module = plan_module(AnsibleModule, run_dir_spec(), {
         "wirefilters": {"type": "list", "elements": "dict", "default": []},
-        "guests": {"type": "list", "elements": "dict", "default": []},
+        "nodes": {"type": "list", "elements": "dict", "default": []},
         "only": {"type": "list", "elements": "str", "default": []},
         "timeout": {"type": "float", "default": 5.0},
     })

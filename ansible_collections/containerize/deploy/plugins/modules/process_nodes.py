@@ -1,34 +1,34 @@
 #!/usr/bin/python
 # Copyright: the containerize authors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Ansible module: realize every process guest of one pnode (namespaces, taps, routes, start commands)."""
+"""Ansible module: realize every process node of one pnode (namespaces, taps, routes, start commands)."""
 
 from __future__ import annotations
 
 DOCUMENTATION = r"""
 ---
 module: process_nodes
-short_description: Realize the process guests of one pnode
+short_description: Realize the process nodes of one pnode
 description:
-  - Makes every C(process) guest planned for this pnode (C(containerize_guests) of
+  - Makes every C(process) node planned for this pnode (C(containerize_nodes) of
     C(host_vars/pnode-NNNN.yml)) exist as a network namespace wired into VDE, in one call.
-  - Per guest it ensures the namespace C(namespace) (C(ip netns add)), C(/etc/netns/NS/hosts) (and
+  - Per node it ensures the namespace C(namespace) (C(ip netns add)), C(/etc/netns/NS/hosts) (and
     C(/etc/netns/NS/hostname) when the host has C(/etc/hostname)), the node directory
     C(root/nodes/exp_name/NAME/) with C(pid), C(eid) and C(log/), the loopback up, one
     C(vde_plug2tap) per interface (pid file C(run_dir/NODE.IFNAME.plug.pid)) whose tap has the
     planned MAC, address and prefix and is up,
     exactly the planned routes (missing ones added, other non-kernel routes removed),
     C(net.ipv4.ip_forward) as planned, and end-node C(tbf) shaping on interfaces with C(tc) set.
-  - No process is spawned per guest except its plugs and start command. A worker thread enters the
-    guest's namespace (setns) to start C(vde_plug2tap) there and to open a netlink socket that stays
+  - No process is spawned per node except its plugs and start command. A worker thread enters the
+    node's namespace (setns) to start C(vde_plug2tap) there and to open a netlink socket that stays
     bound to it; the links, addresses, routes and C(tbf) qdiscs are read and set over that socket
     with the requests C(ip) and C(tc) send (module_utils netlink), and the namespaces are
-    made with one C(ip -batch). Guests are handled by a small thread pool (O(workers)).
+    made with one C(ip -batch). Nodes are handled by a small thread pool (O(workers)).
   - A plug is restarted when it died, when its switch was started after it (the kernel's start
     times of the two processes), when it runs in another namespace (the namespace was deleted and
     made again) or when its arguments (its C(/proc/PID/cmdline)) are not the planned ones. A new tap
     gets its MAC, address, state and routes again.
-  - The start command (C(startcmd)), unless empty or the guest is a ghost, runs once per swap-in
+  - The start command (C(startcmd)), unless empty or the node is a ghost, runs once per swap-in
     under the start command supervisor every kind of node shares (C(scripts_dir/hv/start-command.sh),
     put in place by the C(hv) role), started detached as C(ip netns exec NS unshare --uts -- sh
     start-command.sh NODEDIR/log STARTCMD HOSTNAME NODEDIR) with pid file C(run_dir/NODE.start.pid).
@@ -41,29 +41,29 @@ description:
   - A later run leaves a running or finished start command alone. If the supervisor died without
     recording an exit status (it was killed), its process group is killed and the command started
     again.
-  - Guests whose C(kind) is not in O(kinds) (by default only C(process)) are ignored. Guests recorded
+  - Nodes whose C(kind) is not in O(kinds) (by default only C(process)) are ignored. Nodes recorded
     in O(run_dir) (C(NODE.ns)) that are no longer planned (under any kind) are removed.
   - Other kinds reuse the same network part; the C(openvz) role calls this module with
     O(kinds=[openvz]) and O(start_commands=false), then starts each container in its namespace.
   - With O(state=absent), supervisors (with their process groups) and plugs are killed, remaining
     processes in the namespaces are killed, the namespaces, C(/etc/netns/NS) and
-    C(root/nodes/exp_name) are removed. The namespaces are found from O(guests), from the
+    C(root/nodes/exp_name) are removed. The namespaces are found from O(nodes), from the
     C(NODE.ns) records in O(run_dir), and by scanning C(/run/netns) for C(PREFIX*.EID.PID), so a
     half-failed swap-in is cleaned too. When O(kinds) does not contain C(process), only the
-    guests of O(guests) whose kind is in O(kinds) are removed (their namespaces, C(/etc/netns/NS),
+    nodes of O(nodes) whose kind is in O(kinds) are removed (their namespaces, C(/etc/netns/NS),
     node directories and records), and nothing is scanned.
 version_added: "0.1.0"
 author:
   - containerize authors
-extends_documentation_fragment: [containerize.deploy.experiment.guest_module]
+extends_documentation_fragment: [containerize.deploy.experiment.node_module]
 options:
   prefix:
     description: Name prefix of this pnode (C(containerize_prefix)), used when scanning for namespaces.
     type: str
     default: ""
-  guests:
+  nodes:
     description:
-      - The guests of this pnode (C(containerize_guests)); entries whose C(kind) is not in O(kinds) are
+      - The nodes of this pnode (C(containerize_nodes)); entries whose C(kind) is not in O(kinds) are
         ignored, but their names count as planned.
       - Keys other than the ones below are ignored.
     type: list
@@ -75,7 +75,7 @@ options:
         type: str
         required: true
       kind:
-        description: Guest kind; only kinds in O(kinds) are handled.
+        description: Node kind; only kinds in O(kinds) are handled.
         type: str
         default: process
       ghost:
@@ -112,14 +112,14 @@ options:
         elements: dict
         default: []
   kinds:
-    description: The guest kinds this call realizes (their network part).
+    description: The node kinds this call realizes (their network part).
     type: list
     elements: str
     default: [process]
   start_commands:
     description:
-      - Run the start commands of the guests under the supervisor (which needs O(scripts_dir)). C(false)
-        when the guests run them themselves (an C(openvz) container runs its own from C(rc.local)); a
+      - Run the start commands of the nodes under the supervisor (which needs O(scripts_dir)). C(false)
+        when the nodes run them themselves (an C(openvz) container runs its own from C(rc.local)); a
         supervisor left running from an earlier call is stopped.
     type: bool
     default: true
@@ -137,7 +137,7 @@ requirements:
 """
 
 EXAMPLES = r"""
-- name: Realize the process guests of this pnode
+- name: Realize the process nodes of this pnode
   containerize.deploy.process_nodes:
     root: /var/containers
     run_dir: /var/containers/run/1a2b3c4d
@@ -149,7 +149,7 @@ EXAMPLES = r"""
       127.0.0.1 localhost
       10.0.0.1 a a-lan0
       10.0.0.2 b b-lan0
-    guests: "{{ containerize_guests | selectattr('kind', 'equalto', 'process') | list }}"
+    nodes: "{{ containerize_nodes | selectattr('kind', 'equalto', 'process') | list }}"
 
 - name: Remove them
   containerize.deploy.process_nodes:
@@ -161,8 +161,8 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-guests:
-  description: For each guest that changed (or would), the list of things done.
+nodes:
+  description: For each node that changed (or would), the list of things done.
   returned: always
   type: dict
   sample:
@@ -211,10 +211,14 @@ from ansible_collections.containerize.deploy.plugins.module_utils.netns import (
     write_in_place,
 )
 from ansible_collections.containerize.deploy.plugins.module_utils.plugs import OLD_RECORD_SUFFIX, Switches, is_plug
-from ansible_collections.containerize.deploy.plugins.module_utils.process_node import Guest, supervisor_alive, validate
+from ansible_collections.containerize.deploy.plugins.module_utils.process_node import (
+    ProcessNode,
+    supervisor_alive,
+    validate,
+)
 from ansible_collections.containerize.deploy.plugins.module_utils.spec import (
-    GuestsContext,
-    guests_module,
+    NodesContext,
+    nodes_module,
     note_changes,
 )
 from ansible_collections.containerize.deploy.plugins.module_utils.start_log import SCRIPT_NAME
@@ -224,8 +228,8 @@ from ansible_collections.containerize.deploy.plugins.module_utils.start_log impo
 OLD_SUPERVISOR = "start-supervisor.sh"
 
 
-class Context(GuestsContext):
-    """The call's parameters and what every guest shares (Guest reads it from worker threads)."""
+class Context(NodesContext):
+    """The call's parameters and what every node shares (Node reads it from worker threads)."""
 
     def __init__(self, module):
         super().__init__(module)
@@ -245,7 +249,7 @@ class Context(GuestsContext):
 
 
 # ----------------------------------------------------------------------------------------------
-# state=absent (and guests no longer planned)
+# state=absent (and nodes no longer planned)
 
 
 def remove_nodes(ctx, nodes, namespaces):
@@ -311,10 +315,10 @@ def recorded_nodes(ctx):
     return nodes
 
 
-def run_absent(ctx, guests, result):
+def run_absent(ctx, plans, result):
     if "process" not in ctx.module.params["kinds"]:
-        # another kind's role removes its own guests only; the process role sweeps the rest
-        nodes = {g["name"]: g["namespace"] for g in guests}
+        # another kind's role removes its own nodes only; the process role sweeps the rest
+        nodes = {g["name"]: g["namespace"] for g in plans}
         before = sorted(ns for ns in nodes.values() if os.path.lexists(netns_path(ns)))
         result["changed"] = remove_nodes(ctx, nodes, ())
         if result["changed"]:
@@ -325,7 +329,7 @@ def run_absent(ctx, guests, result):
     scanned = scan_namespaces(ctx.prefix, ctx.exp_name)
     for node, ns in scanned.items():
         nodes.setdefault(node, ns)
-    for g in guests:
+    for g in plans:
         nodes[g["name"]] = g["namespace"]
     extra = set(scanned.values())
     before = {
@@ -375,56 +379,56 @@ def stop_stray_processes(ctx, nodes):
     return strays + found
 
 
-def create_namespaces(ctx, guests):
+def create_namespaces(ctx, nodes):
     """Make every missing namespace with one `ip -batch`; those made.
 
-    Each guest's record is written first, so a swap-out after a failure here still finds it.
-    A namespace path that exists but is broken is left to the guest.
+    Each node's record is written first, so a swap-out after a failure here still finds it.
+    A namespace path that exists but is broken is left to the node.
     """
-    missing = [g for g in guests if not os.path.lexists(netns_path(g["namespace"]))]
+    missing = [g for g in nodes if not os.path.lexists(netns_path(g["namespace"]))]
     if ctx.check or not missing:
         return set()
-    for guest in missing:
-        write_in_place(ctx.rpath(f"{guest['name']}.ns"), guest["namespace"] + "\n")
+    for node in missing:
+        write_in_place(ctx.rpath(f"{node['name']}.ns"), node["namespace"] + "\n")
     return add_namespaces([g["namespace"] for g in missing])
 
 
-def run_present(ctx, guests, result, planned):
+def run_present(ctx, nodes, result, planned):
     module = ctx.module
     if not ctx.check:
         os.makedirs(ctx.run_dir, mode=0o755, exist_ok=True)
         os.makedirs(ctx.nodes_dir, mode=0o755, exist_ok=True)
-    if any(Guest(ctx, g).wants_start() for g in guests) and not os.path.isdir("/var/containers"):
+    if any(ProcessNode(ctx, g).wants_start() for g in nodes) and not os.path.isdir("/var/containers"):
         result["changed"] = True
         if not ctx.check:
             os.makedirs("/var/containers", mode=0o755, exist_ok=True)
 
     recorded = recorded_nodes(ctx)
-    strays = stop_stray_processes(ctx, {g["name"] for g in guests} | set(recorded))
+    strays = stop_stray_processes(ctx, {g["name"] for g in nodes} | set(recorded))
     if strays:
         result["changed"] = True
         result["stopped"].extend(f"pid {pid}" for pid in strays)
 
-    # guests recorded earlier but no longer planned
+    # nodes recorded earlier but no longer planned
     stale = {n: ns for n, ns in recorded.items() if n not in planned}
     if stale and remove_nodes(ctx, stale, ()):
         result["changed"] = True
         result["stopped"].extend(sorted(stale))
 
-    created = create_namespaces(ctx, guests)
-    done, errors = ctx.run_each([(g["name"], Guest(ctx, g, g["namespace"] in created).ensure) for g in guests])
-    for guest in note_changes(done, result):
-        if guest.started:
-            result["started"].append(guest.name)
-        result["restarted"].extend(guest.restarted)
-        result["stopped"].extend(guest.stopped)
+    created = create_namespaces(ctx, nodes)
+    done, errors = ctx.run_each([(g["name"], ProcessNode(ctx, g, g["namespace"] in created).ensure) for g in nodes])
+    for node in note_changes(done, result):
+        if node.started:
+            result["started"].append(node.name)
+        result["restarted"].extend(node.restarted)
+        result["stopped"].extend(node.stopped)
     if errors:
-        module.fail_json(msg="some process guests failed: " + "; ".join(sorted(errors)), **result,
+        module.fail_json(msg="some process nodes failed: " + "; ".join(sorted(errors)), **result,
                          invocation=compact_invocation(module))
 
 
 def main():
-    module = guests_module(AnsibleModule, {
+    module = nodes_module(AnsibleModule, {
         "prefix": {"type": "str", "default": ""},
         "kinds": {"type": "list", "elements": "str", "default": ["process"]},
         "start_commands": {"type": "bool", "default": True},
@@ -432,24 +436,24 @@ def main():
     })
     ctx = Context(module)
     kinds = module.params["kinds"]
-    guests = [g for g in module.params["guests"] if (g.get("kind") or "process") in kinds]
-    planned = {str(g.get("name")) for g in module.params["guests"]}
-    result = {"changed": False, "guests": {}, "started": [], "restarted": [], "stopped": []}
-    errors = validate(ctx.run_dir, guests)
+    nodes = [g for g in module.params["nodes"] if (g.get("kind") or "process") in kinds]
+    planned = {str(g.get("name")) for g in module.params["nodes"]}
+    result = {"changed": False, "nodes": {}, "started": [], "restarted": [], "stopped": []}
+    errors = validate(ctx.run_dir, nodes)
     if errors:
-        module.fail_json(msg="invalid process guests: " + "; ".join(errors), errors=errors)
+        module.fail_json(msg="invalid process nodes: " + "; ".join(errors), errors=errors)
     if module.params["state"] == "absent":
-        run_absent(ctx, guests, result)
+        run_absent(ctx, nodes, result)
     else:
         for prog in ("ip", "vde_plug2tap", "unshare"):
-            if guests and not module.get_bin_path(prog):
+            if nodes and not module.get_bin_path(prog):
                 module.fail_json(msg=f"{prog} not found (packages iproute2, vde2, util-linux)")
-        if any(Guest(ctx, g).wants_start() for g in guests):
+        if any(ProcessNode(ctx, g).wants_start() for g in nodes):
             if not ctx.start_script:
                 module.fail_json(msg="start commands need scripts_dir (the hv role's start-command.sh)")
             if not ctx.check and not os.path.isfile(ctx.start_script):
                 module.fail_json(msg=f"{ctx.start_script} is missing (the hv role puts it in place)")
-        run_present(ctx, guests, result, planned)
+        run_present(ctx, nodes, result, planned)
     exit_result(module, result)
 
 

@@ -42,9 +42,9 @@ extends_documentation_fragment: [containerize.deploy.experiment.attributes]
 """
 
 EXAMPLES = r"""
-- name: Put the qemu role's guest scripts in place
+- name: Put the qemu role's node scripts in place
   containerize.deploy.role_files:
-    src: guest
+    src: node
     dest: "{{ containerize_scripts_dir }}/qemu"
 """
 

@@ -79,7 +79,7 @@ options:
       left_port:
         description:
           - Port on the left switch. When not given, the highest port of the left switch
-            (I(ports)-1) is used so that the wirefilter never shares a port with a guest
+            (I(ports)-1) is used so that the wirefilter never shares a port with a node
             (endpoints sharing a VDE port do not hear each other).
         type: int
       left_to_right:

@@ -93,7 +93,7 @@ options:
       port:
         description:
           - Port of the switch for the tap. The compiler gives the switch's highest port, which no
-            guest or wirefilter uses (two endpoints on one VDE port do not hear each other).
+            node or wirefilter uses (two endpoints on one VDE port do not hear each other).
           - Null lets the switch choose a free port.
         type: int
       vni:
@@ -124,7 +124,7 @@ options:
     description: Overrides O(pnet.device); with the testbed target, the name of the experiment interface.
     type: str
   mtu:
-    description: MTU of the taps and VXLAN devices, the largest frame a guest may send across pnodes.
+    description: MTU of the taps and VXLAN devices, the largest frame a node may send across pnodes.
     type: int
     default: 1500
   port:
@@ -142,9 +142,9 @@ options:
     default: 5.0
 notes:
   - Needs C(iproute2) (C(ip), C(bridge)), the C(vxlan) and C(bridge) kernel modules, and C(vde2).
-  - On the testbed target the experiment interface needs an MTU of O(mtu)+50 for guest frames of
+  - On the testbed target the experiment interface needs an MTU of O(mtu)+50 for node frames of
     O(mtu) bytes to cross unfragmented; with less, the kernel's VXLAN path MTU discovery makes
-    guests use smaller packets (TCP adapts; ICMP with C(-M do) beyond it fails).
+    nodes use smaller packets (TCP adapts; ICMP with C(-M do) beyond it fails).
   - The experiment network must carry UDP port O(port) between pnodes (no firewall in between).
   - The testbed target is written and documented but has not been run against a real testbed; its
     code path is exercised in network namespaces standing for two testbed pnodes.

@@ -28,21 +28,21 @@ from ansible_collections.containerize.deploy.plugins.plugin_utils.modules import
 PROFILE = "legacy"  # the serialization profile of modules without metadata, as ours are
 
 # Module arguments that, when a task leaves them out, are the pnode's plan variable as the inventory
-# holds it. A 100-guest list passed as a task argument is templated, then pickled back to the
+# holds it. A 100-node list passed as a task argument is templated, then pickled back to the
 # controller with the task: ~0.08 s per task. Taken here, it goes straight to the module; and plan
 # data (node names, start commands) is never rendered as a template on the way.
-# A role passes its own variable instead when it is set (e.g. `guests: "{{ process_guests | default(omit) }}"`).
-GUESTS_AND_HOSTS = {"guests": "containerize_guests", "hosts": "containerize_hosts"}
+# A role passes its own variable instead when it is set (e.g. `nodes: "{{ process_nodes | default(omit) }}"`).
+NODES_AND_HOSTS = {"nodes": "containerize_nodes", "hosts": "containerize_hosts"}
 PLAN_ARGUMENTS = {
     "hv_experiment": {"hosts": "containerize_hosts"},
-    "process_nodes": GUESTS_AND_HOSTS,
-    "qemu_guests": GUESTS_AND_HOSTS,
-    "openvz_guests": GUESTS_AND_HOSTS,
-    "embedded_nodes": GUESTS_AND_HOSTS,
-    "experiment_status": {"guests": "containerize_guests"},
+    "process_nodes": NODES_AND_HOSTS,
+    "qemu_nodes": NODES_AND_HOSTS,
+    "openvz_nodes": NODES_AND_HOSTS,
+    "embedded_nodes": NODES_AND_HOSTS,
+    "experiment_status": {"nodes": "containerize_nodes"},
     "vde_network": {"switches": "containerize_switches", "wirefilters": "containerize_wirefilters"},
     "vde_uplinks": {"uplinks": "containerize_uplinks"},
-    "link_shaping": {"guests": "containerize_guests", "wirefilters": "containerize_wirefilters"},
+    "link_shaping": {"nodes": "containerize_nodes", "wirefilters": "containerize_wirefilters"},
 }
 
 

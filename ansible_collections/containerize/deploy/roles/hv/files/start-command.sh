@@ -1,6 +1,6 @@
 #!/bin/sh
 # The start command supervisor of every kind of containerize node (put in place by the hv role;
-# qemu and openvz guests get a copy in /etc/containerize/). Do not edit: swap-in rewrites it.
+# qemu and openvz nodes get a copy in /etc/containerize/). Do not edit: swap-in rewrites it.
 #
 # usage: start-command.sh LOG_DIR COMMAND [HOSTNAME [NODE_DIR]]
 #

@@ -1,6 +1,6 @@
 #!/bin/sh
 # containerize: apply a node's configuration to its root directory (the qemu role's files/apply.sh,
-# copied into each node's configuration by the qemu_guests module); runs in the guest's initramfs
+# copied into each node's configuration by the qemu_nodes module); runs in the node's initramfs
 # (disk images) or chrooted on the pnode (rootfs images, files/host-apply.sh).
 # usage: apply.sh ROOT CONFIG [check]     prints "changed WHAT" for each change (made or, with check, due)
 R=${1%/}

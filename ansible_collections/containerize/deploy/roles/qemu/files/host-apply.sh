@@ -1,6 +1,6 @@
 #!/bin/sh
-# containerize: apply a node's configuration to a rootfs guest's root on the pnode, before qemu
-# starts (the qemu role's files/host-apply.sh, run by the qemu_guests module with the pnode's static
+# containerize: apply a node's configuration to a rootfs node's root on the pnode, before qemu
+# starts (the qemu role's files/host-apply.sh, run by the qemu_nodes module with the pnode's static
 # busybox, in a private mount namespace).
 # usage: host-apply.sh ROOT CONFIG BUSYBOX [check]
 set -e

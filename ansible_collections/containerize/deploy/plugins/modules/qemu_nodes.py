@@ -1,10 +1,10 @@
 #!/usr/bin/python
 # Copyright: the containerize authors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Ansible module: realize every qemu guest of one pnode (images, configuration, VMs, boot status).
+"""Ansible module: realize every qemu node of one pnode (images, configuration, VMs, boot status).
 
 The work is in module_utils: image_cache (images), initramfs (kernel and initramfs), qmp (qemu
-processes), qemu_config (the plan checked, the configuration files), qemu_guest (one guest: plan,
+processes), qemu_config (the plan checked, the configuration files), qemu_node (one node: plan,
 then apply) and qemu_exec (`containerize exec` for qemu nodes).
 """
 
@@ -12,25 +12,25 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 ---
-module: qemu_guests
-short_description: Realize the qemu guests of one pnode
+module: qemu_nodes
+short_description: Realize the qemu nodes of one pnode
 description:
-  - Makes every C(qemu) guest planned for this pnode (C(containerize_guests) of C(host_vars/pnode-NNNN.yml))
+  - Makes every C(qemu) node planned for this pnode (C(containerize_nodes) of C(host_vars/pnode-NNNN.yml))
     run as a supervised C(qemu-system-ARCH) virtual machine, in one call.
-  - B(Images.) A guest boots from C(qemu_url) of its entry, else O(default_url). A directory or a tarball
+  - B(Images.) A node boots from C(qemu_url) of its entry, else O(default_url). A directory or a tarball
     (C(.tar), C(.tar.gz), C(.tgz), C(.tar.xz), C(.tar.zst), C(.tar.bz2)) is a I(rootfs) image; anything else
     is a I(disk) image (raw or qcow2, optionally compressed with gzip, xz, bzip2 or zstd). Local paths and
     C(http(s)) URLs are fetched once per pnode into O(image_cache) and verified by SHA-256 (from
     O(checksums), a C(#sha256=HEX) URL fragment, or a C(URL.sha256) file beside the image; an image without
     any is used with a warning). A directory is used in place.
   - Per node, a rootfs image gets a copy-on-write root directory (an overlayfs of the image,
-    C(root/qemu/EXP/NODE/root)) that qemu serves as the guest's root file system over 9p; a disk image gets
+    C(root/qemu/EXP/NODE/root)) that qemu serves as the node's root file system over 9p; a disk image gets
     a qcow2 overlay C(root/qemu/EXP/NODE/disk.qcow2) backed by the cached image.
-  - B(Boot.) Every guest boots the pnode's kernel (O(kernel), default the newest C(/boot/vmlinuz-*), the
+  - B(Boot.) Every node boots the pnode's kernel (O(kernel), default the newest C(/boot/vmlinuz-*), the
     Debian C(linux-image-amd64)) with a small busybox initramfs built by this module around the qemu role's
     C(files/init) (read from O(scripts_dir)C(/qemu/init); cached in O(image_cache)). The initramfs loads the
     virtio, 9p and file system modules, mounts the root (9p or the first disk partition holding
-    C(/sbin/init)), mounts the pnode's C(/lib/modules/VERSION) read-only in the guest so the guest can load
+    C(/sbin/init)), mounts the pnode's C(/lib/modules/VERSION) read-only in the node so the node can load
     any module of its kernel, applies the node's configuration (disk images) and switches to the image's own
     C(/sbin/init).
   - B(Configuration) is rendered per node in C(root/qemu/EXP/NODE/config/) and applied by one POSIX shell
@@ -43,9 +43,9 @@ description:
     C(agent.sh), C(start-command.sh) and the node's plan) and a marked block in C(/etc/rc.local) (plus the
     systemd unit C(files/containerize.service) and an OpenRC C(local.d) script when the image has those)
     that runs C(/etc/containerize/boot.sh) at every boot.
-  - C(boot.sh) (in the guest, once per boot) mounts the 9p file systems, sets the hostname, finds each
+  - C(boot.sh) (in the node, once per boot) mounts the 9p file systems, sets the hostname, finds each
     planned interface by its MAC, names it as planned and gives it its address, sets the routes, IPv4
-    forwarding and end-node shaping (C(tc) C(tbf), or C(netem) when delay or loss is planned; the guest
+    forwarding and end-node shaping (C(tc) C(tbf), or C(netem) when delay or loss is planned; the node
     kernel has C(netem)), writes C(/var/containers/log/booted) and prints a marker line on the serial
     console, starts the exec agent and runs the start command (with C(HOME=/root)) through
     C(/etc/containerize/start-command.sh), a copy of O(scripts_dir)C(/hv/start-command.sh), the start
@@ -56,31 +56,31 @@ description:
     with a C(virtio-net-pci) device carrying the planned MAC.
   - B(Lifecycle.) qemu runs daemonized with a pid file C(run_dir/NODE.qemu.pid), a QMP socket
     C(run_dir/NODE.qmp), its serial console in C(run_dir/NODE.serial.log) and a record
-    C(run_dir/NODE.qemu.json) (argv, configuration hash, switch pids, start time). A guest is started when
+    C(run_dir/NODE.qemu.json) (argv, configuration hash, switch pids, start time). A node is started when
     it is not running; it is stopped and started again when its argv or configuration changed or one of its
-    switches was restarted since it started. A running guest whose plan did not change is left alone.
+    switches was restarted since it started. A running node whose plan did not change is left alone.
     Acceleration is KVM when O(accel=kvm), TCG when O(accel=tcg); O(accel=auto) probes KVM once per pnode
     (the kernel must print on the serial console within O(accel_probe_timeout) seconds) and falls back to
     TCG; the result is cached in O(image_cache).
-  - B(Status.) Each guest is C(dead) (no qemu), C(running) (qemu runs, the guest has not reported) or
-    C(booted) (the guest wrote C(log/booted) or printed its marker on the serial console since qemu
+  - B(Status.) Each node is C(dead) (no qemu), C(running) (qemu runs, the node has not reported) or
+    C(booted) (the node wrote C(log/booted) or printed its marker on the serial console since qemu
     started), with the start command's exit status once known. With O(wait_booted) the module waits up to
-    O(boot_timeout) seconds for every guest to boot and fails naming those that did not, with the end of
+    O(boot_timeout) seconds for every node to boot and fails naming those that did not, with the end of
     their serial console.
-  - With O(state=absent), guests are powered down (QMP C(system_powerdown)), after O(stop_timeout) seconds
+  - With O(state=absent), nodes are powered down (QMP C(system_powerdown)), after O(stop_timeout) seconds
     told to C(quit), then killed; their overlays are unmounted and their disks, root directories, node
-    directories, sockets, logs and records removed. Guests are found from O(guests), the records in
+    directories, sockets, logs and records removed. Nodes are found from O(nodes), the records in
     O(run_dir) and C(root/qemu/EXP), so a half-failed swap-in is cleaned too. The image cache stays (it is
     per pnode) unless O(purge_cache).
 version_added: "0.1.0"
 author:
   - containerize authors
-extends_documentation_fragment: [containerize.deploy.experiment.guest_module]
+extends_documentation_fragment: [containerize.deploy.experiment.node_module]
 options:
-  guests:
+  nodes:
     description:
-      - The guests of this pnode (C(containerize_guests)); entries of another C(kind) are ignored
-        (an entry without C(kind) is a qemu guest), and a qemu guest of the experiment that is no
+      - The nodes of this pnode (C(containerize_nodes)); entries of another C(kind) are ignored
+        (an entry without C(kind) is a qemu node), and a qemu node of the experiment that is no
         longer planned as one is removed.
       - Keys used are C(name), C(kind), C(ghost), C(hostname), C(startcmd), C(forwarding),
         C(interfaces) (C({ifname, switch, port, mac, address, prefix, tc})), C(routes)
@@ -90,7 +90,7 @@ options:
     elements: dict
     default: []
   default_url:
-    description: Image of guests whose C(qemu_url) is empty (the site's C(qemu_url)).
+    description: Image of nodes whose C(qemu_url) is empty (the site's C(qemu_url)).
     type: str
     default: ""
   checksums:
@@ -102,7 +102,7 @@ options:
     type: path
   kernel:
     description:
-      - Kernel every guest boots (default the newest C(/boot/vmlinuz-*)).
+      - Kernel every node boots (default the newest C(/boot/vmlinuz-*)).
       - Its modules must be in C(/lib/modules/VERSION).
     type: path
   kernel_append:
@@ -131,7 +131,7 @@ options:
     choices: [auto, kvm, tcg]
     default: auto
   accel_probe_timeout:
-    description: Seconds a KVM guest has to print on its serial console in the probe.
+    description: Seconds a KVM node has to print on its serial console in the probe.
     type: float
     default: 5.0
   machine:
@@ -139,23 +139,23 @@ options:
     type: str
     default: pc
   memory:
-    description: Guest memory in MiB (a guest's C(qemu_memory) wins).
+    description: Node memory in MiB (a node's C(qemu_memory) wins).
     type: int
     default: 512
   cpus:
-    description: Guest virtual CPUs (a guest's C(qemu_cpus) wins).
+    description: Node virtual CPUs (a node's C(qemu_cpus) wins).
     type: int
     default: 1
   tcg_tb_size:
     description:
-      - Size in MiB of TCG's translated code cache per guest; 0 keeps qemu's default (1024 MiB,
+      - Size in MiB of TCG's translated code cache per node; 0 keeps qemu's default (1024 MiB,
         allocated lazily). Smaller saves some resident memory but slows the boot (16 MiB saves about
-        60 MiB per guest and doubles the boot time). Ignored under KVM.
+        60 MiB per node and doubles the boot time). Ignored under KVM.
     type: int
     default: 0
   shares:
     description:
-      - Pnode directories served to every guest over 9p and mounted from C(/etc/fstab)
+      - Pnode directories served to every node over 9p and mounted from C(/etc/fstab)
         (C(trans=virtio)). A share whose I(path) does not exist is left out, with a warning.
     type: list
     elements: dict
@@ -170,7 +170,7 @@ options:
         type: path
         required: true
       mount:
-        description: Mount point in the guest.
+        description: Mount point in the node.
         type: str
         required: true
       readonly:
@@ -179,22 +179,22 @@ options:
         default: false
   users:
     description:
-      - Accounts to create in every guest (C(--qemu-prefer-users)). A name is looked up in the
+      - Accounts to create in every node (C(--qemu-prefer-users)). A name is looked up in the
         pnode's user database (warning and skipped when unknown); a dict gives C(name), C(uid) and
         optionally C(gid), C(group), C(home) (default C(/users/NAME)) and C(shell) (default C(/bin/sh)).
     type: list
     elements: raw
     default: []
   wait_booted:
-    description: Wait until every guest has booted (state=present).
+    description: Wait until every node has booted (state=present).
     type: bool
     default: true
   boot_timeout:
-    description: Seconds to wait for the guests to boot.
+    description: Seconds to wait for the nodes to boot.
     type: float
     default: 600
   stop_timeout:
-    description: Seconds a guest has to power down before it is told to quit, then killed.
+    description: Seconds a node has to power down before it is told to quit, then killed.
     type: float
     default: 20
   timeout:
@@ -207,21 +207,21 @@ options:
     default: false
 notes:
   - In check mode nothing is fetched, written, started or stopped (nor is KVM probed); the diff is a
-    summary per changed guest.
-  - Run the C(vde_network) module first, the guests need their switches; put the hv and qemu roles'
+    summary per changed node.
+  - Run the C(vde_network) module first, the nodes need their switches; put the hv and qemu roles'
     scripts in O(scripts_dir) (C(role_files)) first, O(state=present) needs them.
   - C(containerize exec) for qemu nodes is C(module_utils/qemu_exec.py), also a program, see C(docs/qemu.md).
 requirements:
-  - qemu-system-x86 (or the qemu-system package of the guests' architecture)
+  - qemu-system-x86 (or the qemu-system package of the nodes' architecture)
   - qemu-utils
   - busybox-static
-  - linux-image-amd64 (the guests' kernel)
+  - linux-image-amd64 (the nodes' kernel)
   - util-linux (unshare, mount)
 """
 
 EXAMPLES = r"""
-- name: Realize the qemu guests of this pnode and wait until they booted
-  containerize.deploy.qemu_guests:
+- name: Realize the qemu nodes of this pnode and wait until they booted
+  containerize.deploy.qemu_nodes:
     root: "{{ containerize_root }}"
     run_dir: "{{ containerize_run_dir }}"
     exp_name: "{{ containerize_exp_name }}"
@@ -236,7 +236,7 @@ EXAMPLES = r"""
     boot_timeout: 300
 
 - name: Remove them
-  containerize.deploy.qemu_guests:
+  containerize.deploy.qemu_nodes:
     run_dir: "{{ containerize_run_dir }}"
     exp_name: "{{ containerize_exp_name }}"
     project: "{{ containerize_project }}"
@@ -245,36 +245,36 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-guests:
-  description: For each guest that changed (or would), the list of things done.
+nodes:
+  description: For each node that changed (or would), the list of things done.
   returned: always
   type: dict
   sample:
     a: [node directory, config, root, start]
 status:
-  description: Per guest, its state (C(dead), C(running), C(booted)), qemu pid and start command exit status.
+  description: Per node, its state (C(dead), C(running), C(booted)), qemu pid and start command exit status.
   returned: always
   type: dict
   sample:
     a: {state: booted, pid: 4242, exit: 0}
     b: {state: running, pid: 4250, exit: null}
 started:
-  description: Guests started (they were not running).
+  description: Nodes started (they were not running).
   returned: always
   type: list
   elements: str
 restarted:
-  description: Guests stopped and started again (changed plan or configuration, restarted switch).
+  description: Nodes stopped and started again (changed plan or configuration, restarted switch).
   returned: always
   type: list
   elements: str
 stopped:
-  description: Guests stopped and removed (absent, or no longer planned).
+  description: Nodes stopped and removed (absent, or no longer planned).
   returned: always
   type: list
   elements: str
 accel:
-  description: Acceleration used for the guests, C(kvm) or C(tcg).
+  description: Acceleration used for the nodes, C(kvm) or C(tcg).
   returned: state=present
   type: str
   sample: tcg
@@ -307,33 +307,33 @@ from ansible_collections.containerize.deploy.plugins.module_utils.qemu_config im
     resolve_users,
     validate,
 )
-from ansible_collections.containerize.deploy.plugins.module_utils.qemu_guest import (
+from ansible_collections.containerize.deploy.plugins.module_utils.qemu_node import (
     Context,
-    Guest,
+    QemuNode,
     find_recorded,
     remove_apply,
     remove_plan,
 )
-from ansible_collections.containerize.deploy.plugins.module_utils.qmp import probe_accel, scan_qemu, stop_guests
+from ansible_collections.containerize.deploy.plugins.module_utils.qmp import probe_accel, scan_qemu, stop_nodes
 from ansible_collections.containerize.deploy.plugins.module_utils.spec import (
-    guests_module,
+    nodes_module,
     note_changes,
 )
 
 
-def pnode_plan(ctx, guests):
-    """Kernel, initramfs and images, the work shared by every guest: [(what, action)] still to do."""
+def pnode_plan(ctx, nodes):
+    """Kernel, initramfs and images, the work shared by every node: [(what, action)] still to do."""
     module = ctx.module
     ctx.kernel = ctx.kernel or default_kernel()
     if not ctx.kernel or not os.path.isfile(ctx.kernel):
-        module.fail_json(msg="no guest kernel: install linux-image-amd64 or set qemu_kernel")
+        module.fail_json(msg="no node kernel: install linux-image-amd64 or set qemu_kernel")
     ctx.kernel_version = kernel_version(ctx.kernel) or os.path.basename(ctx.kernel)
     if not os.path.isdir(f"/lib/modules/{ctx.kernel_version}"):
         module.fail_json(msg=f"kernel {ctx.kernel}: no modules in /lib/modules/{ctx.kernel_version}")
     if not is_static_elf(ctx.busybox):
         module.fail_json(msg=f"{ctx.busybox} is not a static busybox: install busybox-static")
     for prog in ["qemu-img", "unshare", "modprobe", *sorted({ARCH_BINARY[str(g.get('qemu_arch') or 'x86_64')]
-                                                            for g in guests})]:  # fmt: skip
+                                                            for g in nodes})]:  # fmt: skip
         if not module.get_bin_path(prog):
             module.fail_json(msg=f"{prog} not found (packages qemu-system-x86, qemu-utils, util-linux, kmod)")
     steps = []
@@ -341,7 +341,7 @@ def pnode_plan(ctx, guests):
                                        module.params["initramfs_modules"], module.params["initramfs_filesystems"])
     if not os.path.exists(ctx.initrd):
         steps.append(("initramfs", build))
-    for url in sorted({g.get("qemu_url") or ctx.default_url for g in guests}):
+    for url in sorted({g.get("qemu_url") or ctx.default_url for g in nodes}):
         try:
             image = Image(ctx, url)
         except RuntimeError as exc:
@@ -362,34 +362,34 @@ def pnode_apply(ctx, steps, result):
             ctx.module.fail_json(msg=f"cannot fetch image {what[len('fetch '):]}: {exc}", **result)
 
 
-def wait_booted(guests, timeout):
-    """Wait until every guest booted or died; returns {name: status}."""
+def wait_booted(nodes, timeout):
+    """Wait until every node booted or died; returns {name: status}."""
     statuses = {}
 
     def done():
-        for guest in guests:
-            if statuses.get(guest.name, {}).get("state") not in ("booted", "dead"):
-                statuses[guest.name] = guest.status()
+        for node in nodes:
+            if statuses.get(node.name, {}).get("state") not in ("booted", "dead"):
+                statuses[node.name] = node.status()
         return all(s["state"] in ("booted", "dead") for s in statuses.values())
 
     wait_for(done, timeout, step=0.2)
     return statuses
 
 
-def serial_tail(guest, lines=3):
-    text = (read_text(guest.serial) or "").replace("\r", "")
+def serial_tail(node, lines=3):
+    text = (read_text(node.serial) or "").replace("\r", "")
     tail = [line for line in text.splitlines() if line.strip()][-lines:]
     return " | ".join(tail) if tail else "(serial console empty)"
 
 
-def run_absent(ctx, guests, purge, result):
-    names = find_recorded(ctx) | {g["name"] for g in guests}
+def run_absent(ctx, nodes, purge, result):
+    names = find_recorded(ctx) | {g["name"] for g in nodes}
     targets, leftovers = remove_plan(ctx, names)
     purge = purge and os.path.isdir(ctx.cache)
     result["changed"] = bool(targets or leftovers or os.path.isdir(ctx.qemu_dir) or purge)
     if result["changed"]:
         result["stopped"] = sorted(names)
-    result["diff"] = {"before": {"guests": sorted(name for name, _pid, _sock in targets)}, "after": {"guests": []}}
+    result["diff"] = {"before": {"nodes": sorted(name for name, _pid, _sock in targets)}, "after": {"nodes": []}}
     if ctx.check:
         return
     remove_apply(ctx, targets, leftovers)
@@ -402,16 +402,16 @@ def run_absent(ctx, guests, purge, result):
         shutil.rmtree(ctx.cache, ignore_errors=True)
 
 
-def run_present(ctx, guests, result):
+def run_present(ctx, nodes, result):
     module = ctx.module
-    # plan: guests recorded earlier but no longer planned, and qemu processes of planned guests whose
-    # pid file is lost (stopped, or the guest runs twice); then the pnode's share, then each guest
-    if guests:
+    # plan: nodes recorded earlier but no longer planned, and qemu processes of planned nodes whose
+    # pid file is lost (stopped, or the node runs twice); then the pnode's share, then each node
+    if nodes:
         try:
             ctx.scripts = load_scripts(ctx.scripts_dir, ctx.warnings if ctx.check else None)
         except RuntimeError as exc:
             module.fail_json(msg=str(exc), **result)
-    planned = {g["name"] for g in guests}
+    planned = {g["name"] for g in nodes}
     stale = find_recorded(ctx) - planned
     targets, leftovers = remove_plan(ctx, stale)
     if targets or leftovers:
@@ -426,10 +426,10 @@ def run_present(ctx, guests, result):
         for path in (ctx.run_dir, ctx.qemu_dir, ctx.nodes_dir):
             os.makedirs(path, mode=0o755, exist_ok=True)
         remove_apply(ctx, targets, leftovers)
-        stop_guests(orphans, ctx.stop_timeout, ctx.timeout)
-    if not guests:
+        stop_nodes(orphans, ctx.stop_timeout, ctx.timeout)
+    if not nodes:
         return
-    steps = pnode_plan(ctx, guests)
+    steps = pnode_plan(ctx, nodes)
     if steps:
         result["changed"] = True
         result["pnode"].extend(what for what, _action in steps)
@@ -442,18 +442,18 @@ def run_present(ctx, guests, result):
         ctx.accel = module.params["accel"]
     result["accel"] = ctx.accel
 
-    def realize(guest):
-        guest.plan()
-        return guest if ctx.check else guest.apply()
+    def realize(node):
+        node.plan()
+        return node if ctx.check else node.apply()
 
-    done, errors = ctx.run_each([(g["name"], functools.partial(realize, Guest(ctx, g))) for g in guests])
-    for guest in note_changes(done, result):
-        if guest.restarted:
-            result["restarted"].append(guest.name)
-        elif guest.started:
-            result["started"].append(guest.name)
+    done, errors = ctx.run_each([(g["name"], functools.partial(realize, QemuNode(ctx, g))) for g in nodes])
+    for node in note_changes(done, result):
+        if node.restarted:
+            result["restarted"].append(node.name)
+        elif node.started:
+            result["started"].append(node.name)
     if errors:
-        module.fail_json(msg="some qemu guests failed: " + "; ".join(sorted(errors)), **result,
+        module.fail_json(msg="some qemu nodes failed: " + "; ".join(sorted(errors)), **result,
                          invocation=compact_invocation(module))
     if module.params["wait_booted"] and not ctx.check:
         result["status"] = wait_booted(done, module.params["boot_timeout"])
@@ -462,12 +462,12 @@ def run_present(ctx, guests, result):
     bad = [g for g in sorted(done, key=lambda g: g.name) if result["status"][g.name]["state"] != "booted"]
     if module.params["wait_booted"] and bad and not ctx.check:
         report = "; ".join(f"{g.name} is {result['status'][g.name]['state']} (serial: {serial_tail(g)})" for g in bad)
-        module.fail_json(msg=f"{len(bad)} of {len(done)} qemu guests did not boot within "
+        module.fail_json(msg=f"{len(bad)} of {len(done)} qemu nodes did not boot within "
                              f"{module.params['boot_timeout']:g} s: {report}", **result)  # fmt: skip
 
 
 def main():
-    module = guests_module(AnsibleModule, {
+    module = nodes_module(AnsibleModule, {
         "default_url": {"type": "str", "default": ""},
         "checksums": {"type": "dict", "default": {}},
         "image_cache": {"type": "path"},
@@ -492,21 +492,21 @@ def main():
         "purge_cache": {"type": "bool", "default": False},
     })
     ctx = Context(module)
-    guests = [g for g in module.params["guests"] if (g.get("kind") or "qemu") == "qemu"]
-    result = {"changed": False, "guests": {}, "pnode": [], "status": {}, "started": [], "restarted": [],
+    nodes = [g for g in module.params["nodes"] if (g.get("kind") or "qemu") == "qemu"]
+    result = {"changed": False, "nodes": {}, "pnode": [], "status": {}, "started": [], "restarted": [],
               "stopped": []}  # fmt: skip
     if module.params["state"] == "absent":
-        run_absent(ctx, guests, module.params["purge_cache"], result)
+        run_absent(ctx, nodes, module.params["purge_cache"], result)
     else:
-        errors = validate(ctx, guests)
+        errors = validate(ctx, nodes)
         if errors:
-            module.fail_json(msg="invalid qemu guests: " + "; ".join(errors), errors=errors)
+            module.fail_json(msg="invalid qemu nodes: " + "; ".join(errors), errors=errors)
         try:
             ctx.shares = resolve_shares(module.params["shares"], ctx.warnings)
             ctx.accounts = resolve_users(module.params["users"], ctx.warnings)
         except ValueError as exc:
             module.fail_json(msg=str(exc))
-        run_present(ctx, guests, result)
+        run_present(ctx, nodes, result)
     for warning in ctx.warnings:
         module.warn(warning)
     exit_result(module, result)

@@ -1,8 +1,8 @@
-"""One qemu guest on a pnode: what it should be, what it is, and the steps between (plan, then apply).
+"""One qemu node on a pnode: what it should be, what it is, and the steps between (plan, then apply).
 
-Guest.plan() observes the guest and decides (nothing is written); Guest.apply() does what the plan
+QemuNode.plan() observes the node and decides (nothing is written); QemuNode.apply() does what the plan
 says, and is skipped as a whole in check mode. remove_plan() and remove_apply() do the same for
-guests that go away.
+nodes that go away.
 Standard library only (see daemons.py).
 """
 
@@ -34,8 +34,8 @@ from ansible_collections.containerize.deploy.plugins.module_utils.qemu_config im
     write_config,
     write_file,
 )
-from ansible_collections.containerize.deploy.plugins.module_utils.qmp import qopt, scan_qemu, stop_guests
-from ansible_collections.containerize.deploy.plugins.module_utils.spec import GuestsContext
+from ansible_collections.containerize.deploy.plugins.module_utils.qmp import qopt, scan_qemu, stop_nodes
+from ansible_collections.containerize.deploy.plugins.module_utils.spec import NodesContext
 from ansible_collections.containerize.deploy.plugins.module_utils.start_log import read_start_log
 
 
@@ -56,8 +56,8 @@ def mountpoints():
     return points
 
 
-class Context(GuestsContext):
-    """The module's arguments and what every guest of the pnode shares (kernel, initramfs, images...)."""
+class Context(NodesContext):
+    """The module's arguments and what every node of the pnode shares (kernel, initramfs, images...)."""
 
     def __init__(self, module):
         super().__init__(module)
@@ -94,8 +94,8 @@ class Context(GuestsContext):
         return self.switch_pids[switch]
 
 
-class Guest:
-    """Observation, decisions (plan) and actions (apply) for one qemu guest."""
+class QemuNode:
+    """Observation, decisions (plan) and actions (apply) for one qemu node."""
 
     def __init__(self, ctx, spec):
         self.ctx = ctx
@@ -127,7 +127,7 @@ class Guest:
     def note(self, what):
         self.changes.append(what)
 
-    # -- what the guest should be
+    # -- what the node should be
     def config_files(self):
         """{relative path: (content, mode)} of the node's configuration directory."""
         return config_files(self.ctx, self)
@@ -278,7 +278,7 @@ class Guest:
         if "start" not in self.steps:
             return self
         if "stop" in self.steps:
-            stop_guests([(self.name, self.pid, self.qmp)], ctx.stop_timeout, ctx.timeout)
+            stop_nodes([(self.name, self.pid, self.qmp)], ctx.stop_timeout, ctx.timeout)
         write_config(self.config_dir, self.files)
         if "reset" in self.steps:
             self.discard_disk()
@@ -344,11 +344,11 @@ class Guest:
 
 
 # ----------------------------------------------------------------------------------------------
-# guests that go away
+# nodes that go away
 
 
 def find_recorded(ctx):
-    """Guest names recorded in the run directory or present in the experiment's qemu directory."""
+    """Node names recorded in the run directory or present in the experiment's qemu directory."""
     names = set(scan_qemu(ctx.run_dir))
     if os.path.isdir(ctx.run_dir):
         for entry in os.listdir(ctx.run_dir):
@@ -361,28 +361,28 @@ def find_recorded(ctx):
 
 
 def remove_plan(ctx, names):
-    """(qemu processes to stop [(name, pid, qmp)], guests with something to remove) of guests NAMES."""
-    guests = [Guest(ctx, {"name": name}) for name in sorted(names)]
+    """(qemu processes to stop [(name, pid, qmp)], nodes with something to remove) of nodes NAMES."""
+    nodes = [QemuNode(ctx, {"name": name}) for name in sorted(names)]
     scanned = scan_qemu(ctx.run_dir)
     targets = []
-    for guest in guests:
-        pid = guest.observe()["pid"] or scanned.get(guest.name)
+    for node in nodes:
+        pid = node.observe()["pid"] or scanned.get(node.name)
         if pid:
-            targets.append((guest.name, pid, guest.qmp))
+            targets.append((node.name, pid, node.qmp))
     mounted = mountpoints()
-    leftovers = [g for g in guests if g.root_dir() in mounted or any(os.path.lexists(p) for p in remove_paths(g))]
+    leftovers = [g for g in nodes if g.root_dir() in mounted or any(os.path.lexists(p) for p in remove_paths(g))]
     return targets, leftovers
 
 
-def remove_paths(guest):
-    return [guest.qdir, guest.nodedir, guest.pidfile, guest.qmp, guest.serial, guest.record_path]
+def remove_paths(node):
+    return [node.qdir, node.nodedir, node.pidfile, node.qmp, node.serial, node.record_path]
 
 
 def remove_apply(ctx, targets, leftovers):
     """Stop TARGETS, then remove every trace of LEFTOVERS (remove_plan's answer)."""
     if targets:
-        stop_guests(targets, ctx.stop_timeout, ctx.timeout)
-    for guest in leftovers:
-        guest.discard_disk()
-        for path in remove_paths(guest):
+        stop_nodes(targets, ctx.stop_timeout, ctx.timeout)
+    for node in leftovers:
+        node.discard_disk()
+        for path in remove_paths(node):
             remove_path(path)

@@ -1,20 +1,20 @@
 #!/usr/bin/python
 # Copyright: the containerize authors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Ansible module: the openvz guests of one pnode (OS containers from templates), in one call."""
+"""Ansible module: the openvz nodes of one pnode (OS containers from templates), in one call."""
 
 from __future__ import annotations
 
 DOCUMENTATION = r"""
 ---
-module: openvz_guests
-short_description: Realize the openvz guests (OS containers from template tarballs) of one pnode
+module: openvz_nodes
+short_description: Realize the openvz nodes (OS containers from template tarballs) of one pnode
 description:
-  - Makes every C(openvz) guest planned for this pnode (C(containerize_guests) of
+  - Makes every C(openvz) node planned for this pnode (C(containerize_nodes) of
     C(host_vars/pnode-NNNN.yml)) exist as an OS container sharing the pnode's kernel, in one call.
   - "Private area: C(root/openvz/EXP_NAME/NODE/) holds C(root/) (the container's root file
     system), C(private.json) (what the root was made from), C(console.log) and, with O(disk=image),
-    C(disk.img). The root is unpacked from the guest's template C(NAME) found as C(DIR/NAME.tar.gz)
+    C(disk.img). The root is unpacked from the node's template C(NAME) found as C(DIR/NAME.tar.gz)
     (or C(.tgz), C(.tar.xz), C(.txz), C(.tar.zst), C(.tzst), C(.tar.bz2), C(.tar)) in the first
     directory of O(template_dirs) that has it; an absolute path names the file itself. It is
     unpacked once and kept while the template name stays the same, so changes made inside the
@@ -42,7 +42,7 @@ description:
   - "Runtime C(nspawn): the container runs as C(systemd-nspawn --register=no --keep-unit --boot
     --network-namespace-path=/run/netns/NS -D ROOT), started detached with its pid in
     C(run_dir/NODE.openvz.pid) and its argv in C(run_dir/NODE.openvz.json). The network namespace
-    C(NS) (the guest's C(namespace)) must exist and be wired already: the C(openvz) role runs the
+    C(NS) (the node's C(namespace)) must exist and be wired already: the C(openvz) role runs the
     C(process_nodes) module with C(kinds=[openvz]) first, which plugs the planned interfaces into VDE
     and sets MACs, addresses, routes, forwarding and end-node C(tbf). The container gets
     O(capabilities) on top of nspawn's default set (C(CAP_NET_ADMIN) by default)."
@@ -53,7 +53,7 @@ description:
     forwarding and C(tbf) inside from C(/etc/containerize/network.sh), run by C(rc.local). This path
     is written to the vzctl documentation but has not been run on an OpenVZ kernel."
   - "Supervision: a re-run starts a container that is not running, and restarts one whose argv, start
-    command, root or disk changed, or whose init is no longer in the guest's network namespace (the
+    command, root or disk changed, or whose init is no longer in the node's network namespace (the
     namespace was made again). Processes left in a root by a killed runtime are killed first. A
     container is stopped by C(SIGTERM) to nspawn, which sends O(kill_signal) to the container's init,
     then after O(stop_timeout) by C(SIGKILL) to its init. Containers of this experiment that are no
@@ -64,7 +64,7 @@ description:
 version_added: "0.1.0"
 author:
   - containerize authors
-extends_documentation_fragment: [containerize.deploy.experiment.guest_module]
+extends_documentation_fragment: [containerize.deploy.experiment.node_module]
 options:
   template_dirs:
     description: Directories searched, in order, for template tarballs (C(containerize_openvz_template_dirs)).
@@ -72,16 +72,16 @@ options:
     elements: path
     default: []
   template:
-    description: Template of guests without C(openvz_template).
+    description: Template of nodes without C(openvz_template).
     type: str
     default: ""
   diskspace:
-    description: Disk space of guests without C(openvz_diskspace).
+    description: Disk space of nodes without C(openvz_diskspace).
     type: str
     default: 2G
   runtime:
     description:
-      - C(nspawn) (systemd-nspawn in the guest's network namespace), C(vzctl) (an OpenVZ kernel), or
+      - C(nspawn) (systemd-nspawn in the node's network namespace), C(vzctl) (an OpenVZ kernel), or
         C(auto) (C(vzctl) when C(/proc/vz) exists and C(vzctl) is installed, C(nspawn) otherwise).
     type: str
     choices: [auto, nspawn, vzctl]
@@ -141,7 +141,7 @@ options:
     default: 10
   state:
     description:
-      - C(present) realizes the guests, C(absent) removes every openvz guest of the experiment.
+      - C(present) realizes the nodes, C(absent) removes every openvz node of the experiment.
       - C(query) changes nothing and reports the runtime and disk mode.
     type: str
     choices: [present, absent, query]
@@ -156,8 +156,8 @@ requirements:
 """
 
 EXAMPLES = r"""
-- name: Realize the openvz guests of this pnode
-  containerize.deploy.openvz_guests:
+- name: Realize the openvz nodes of this pnode
+  containerize.deploy.openvz_nodes:
     root: "{{ containerize_root }}"
     run_dir: "{{ containerize_run_dir }}"
     exp_name: "{{ containerize_exp_name }}"
@@ -170,7 +170,7 @@ EXAMPLES = r"""
       - {path: /share, mount: /share, readonly: true}
 
 - name: Which runtime would be used here?
-  containerize.deploy.openvz_guests:
+  containerize.deploy.openvz_nodes:
     run_dir: "{{ containerize_run_dir }}"
     exp_name: "{{ containerize_exp_name }}"
     project: "{{ containerize_project }}"
@@ -179,7 +179,7 @@ EXAMPLES = r"""
   register: openvz_probe
 
 - name: Remove them
-  containerize.deploy.openvz_guests:
+  containerize.deploy.openvz_nodes:
     run_dir: "{{ containerize_run_dir }}"
     exp_name: "{{ containerize_exp_name }}"
     project: "{{ containerize_project }}"
@@ -198,8 +198,8 @@ disk:
   returned: always
   type: str
   sample: image
-guests:
-  description: For each guest that changed (or would), the list of things done.
+nodes:
+  description: For each node that changed (or would), the list of things done.
   returned: always
   type: dict
   sample:
@@ -244,7 +244,7 @@ from ansible_collections.containerize.deploy.plugins.module_utils.loop_disk impo
 from ansible_collections.containerize.deploy.plugins.module_utils.names import NS_RE, planned_names
 from ansible_collections.containerize.deploy.plugins.module_utils.openvz_container import Container, Context
 from ansible_collections.containerize.deploy.plugins.module_utils.spec import (
-    guests_module,
+    nodes_module,
     note_changes,
 )
 
@@ -282,20 +282,20 @@ def remove_containers(ctx, containers, result):
     return True
 
 
-def validate(guests):
+def validate(nodes):
     errors = []
-    for name, g in planned_names(guests, errors):
+    for name, g in planned_names(nodes, errors):
         if not NS_RE.match(str(g.get("namespace") or "")):
-            errors.append(f"guest {name}: namespace {g.get('namespace')!r} is not a valid name")
+            errors.append(f"node {name}: namespace {g.get('namespace')!r} is not a valid name")
         if not HOSTNAME_RE.match(str(g.get("hostname") or name)):
-            errors.append(f"guest {name}: hostname {g.get('hostname')!r} is not valid")
+            errors.append(f"node {name}: hostname {g.get('hostname')!r} is not valid")
         try:
             parse_size(g.get("openvz_diskspace") or "1G")
         except ValueError as exc:
-            errors.append(f"guest {name}: {exc}")
+            errors.append(f"node {name}: {exc}")
         template = str(g.get("openvz_template") or "")
         if template and ("\0" in template or (not os.path.isabs(template) and "/" in template)):
-            errors.append(f"guest {name}: template {template!r} is not a name or an absolute path")
+            errors.append(f"node {name}: template {template!r} is not a name or an absolute path")
     return errors
 
 
@@ -321,20 +321,20 @@ def wait_booted(containers, timeout):
     return errors
 
 
-def run_present(ctx, guests, result):
+def run_present(ctx, nodes, result):
     module = ctx.module
     for share in module.params["shares"]:
         if share.get("path") and not os.path.isdir(share["path"]):
             module.warn(f"share {share['path']} does not exist on this pnode; containers go without it")
-    if guests:
+    if nodes:
         ctx.load_scripts()
-    planned = {g["name"] for g in guests}
+    planned = {g["name"] for g in nodes}
     stale = [Container(ctx, {"name": n, "namespace": ""}) for n in ctx.existing() if n not in planned]
     if stale and remove_containers(ctx, stale, result):
         result["changed"] = True
-    if guests and not ctx.check:
+    if nodes and not ctx.check:
         os.makedirs(ctx.base, mode=0o755, exist_ok=True)
-    done, errors = ctx.run_each([(g["name"], Container(ctx, g).ensure) for g in guests])
+    done, errors = ctx.run_each([(g["name"], Container(ctx, g).ensure) for g in nodes])
     if module.params["wait_booted"] and not ctx.check:
         errors += wait_booted(done, module.params["boot_timeout"])
     for c in note_changes(done, result):
@@ -343,12 +343,12 @@ def run_present(ctx, guests, result):
         if c.restarted:
             result["restarted"].append(c.name)
     if errors:
-        module.fail_json(msg="some openvz guests failed: " + "; ".join(sorted(errors)), **result,
+        module.fail_json(msg="some openvz nodes failed: " + "; ".join(sorted(errors)), **result,
                          invocation=compact_invocation(module))
 
 
-def run_absent(ctx, guests, result):
-    names = sorted({g["name"] for g in guests} | set(ctx.existing()))
+def run_absent(ctx, nodes, result):
+    names = sorted({g["name"] for g in nodes} | set(ctx.existing()))
     containers = [Container(ctx, {"name": n, "namespace": ""}) for n in names]
     before = [c.name for c in containers if os.path.lexists(c.private)]
     result["changed"] = remove_containers(ctx, containers, result)
@@ -369,7 +369,7 @@ def run_absent(ctx, guests, result):
 
 
 def main():
-    module = guests_module(AnsibleModule, {
+    module = nodes_module(AnsibleModule, {
         "template_dirs": {"type": "list", "elements": "path", "default": []},
         "template": {"type": "str", "default": ""},
         "diskspace": {"type": "str", "default": "2G"},
@@ -386,18 +386,18 @@ def main():
         "stop_timeout": {"type": "float", "default": 10.0},
     }, states=("present", "absent", "query"))
     ctx = Context(module)
-    guests = [g for g in module.params["guests"] if g.get("kind") == "openvz"]
-    result = {"changed": False, "runtime": ctx.runtime, "disk": ctx.disk, "guests": {}, "started": [],
+    nodes = [g for g in module.params["nodes"] if g.get("kind") == "openvz"]
+    result = {"changed": False, "runtime": ctx.runtime, "disk": ctx.disk, "nodes": {}, "started": [],
               "restarted": [], "stopped": []}
-    errors = validate(guests)
+    errors = validate(nodes)
     if errors:
-        module.fail_json(msg="invalid openvz guests: " + "; ".join(errors), errors=errors, **result)
+        module.fail_json(msg="invalid openvz nodes: " + "; ".join(errors), errors=errors, **result)
     state = module.params["state"]
     try:
         if state == "absent":
-            run_absent(ctx, guests, result)
+            run_absent(ctx, nodes, result)
         elif state == "present":
-            run_present(ctx, guests, result)
+            run_present(ctx, nodes, result)
     except RuntimeError as exc:
         module.fail_json(msg=str(exc), **result)
     exit_result(module, result)
