@@ -22,8 +22,8 @@ SITE_DEFAULTS: dict[str, str] = {
     "openvz_template": "debian-12",
     "openvz_diskspace": "2G",
     "maverick_url": "",
-    # built by scripts/build-test-image.sh; sites point this at their own images
-    "qemu_url": "/var/cache/containerize/test-image/rootfs.tar.gz",
+    # empty: the nodes' Debian image (the os_image role builds it); sites point this at their own images
+    "qemu_url": "",
     "qemu_arch": "x86_64",
     "qemu_max_interfaces": "16",
     "switch_shaping": "true",
