@@ -151,16 +151,27 @@ def run_setup(argv: list[str]) -> int:
                                                     "(the node_ssh role); --remove undoes it (swap-out).")
     parser.add_expdir()
     parser.add_argument("--remove", action="store_true", help="remove EXPDIR/ssh/ and EXPDIR/ssh_config")
+    parser.add_argument("--check", action="store_true", help="change nothing: say what would be made ('made ...' "
+                                                             "on standard error)")
     args = parser.parse_args(argv)
     expdir = ExperimentDir(Path(args.expdir))
     keydir, config = expdir.path / "ssh", expdir.path / "ssh_config"
     if args.remove:
         if keydir.exists() or config.exists():
             print(f"made {keydir} and {config} go", file=sys.stderr)
+        if args.check:
+            return 0
         shutil.rmtree(keydir, ignore_errors=True)
         config.unlink(missing_ok=True)
         return 0
     key = keydir / "id_ed25519"
+    text = ssh_config_text(expdir)
+    if args.check:
+        if not key.with_suffix(".pub").is_file() or not config.is_file() or config.read_text() != text:
+            print(f"made {key} and {config} (check mode: not yet)", file=sys.stderr)
+        if key.with_suffix(".pub").is_file():
+            print(key.with_suffix(".pub").read_text().strip())
+        return 0
     if not key.is_file() or not key.with_suffix(".pub").is_file():
         keydir.mkdir(mode=0o700, exist_ok=True)
         for stale in (key, key.with_suffix(".pub")):
@@ -174,7 +185,6 @@ def run_setup(argv: list[str]) -> int:
         if proc.returncode != 0:
             raise ContainerizeError(f"ssh-keygen failed: {proc.stderr.strip() or proc.returncode}")
         print(f"made {key}", file=sys.stderr)
-    text = ssh_config_text(expdir)
     if not config.is_file() or config.read_text() != text:
         tmp = config.with_name(".ssh_config.tmp")
         tmp.write_text(text)

@@ -205,3 +205,24 @@ class Image:
         with opener(src, "rb") as fin, open(dst + ".new", "wb") as fout:
             shutil.copyfileobj(fin, fout, 1 << 20)
         os.rename(dst + ".new", dst)
+
+
+# what a root must hold to boot as a node: [(what is missing, paths of which one will do)]
+ROOT_NEEDS = [
+    ("no shell (/bin/sh)", ("bin/sh", "usr/bin/sh")),
+    ("no init (/sbin/init)", ("sbin/init", "usr/sbin/init", "lib/systemd/systemd", "usr/lib/systemd/systemd")),
+    ("no modprobe (kmod or busybox) to load the NIC driver",
+     ("sbin/modprobe", "usr/sbin/modprobe", "bin/modprobe", "usr/bin/modprobe", "bin/busybox", "usr/bin/busybox")),
+    ("no ip (iproute2 or busybox) to configure the interfaces",
+     ("sbin/ip", "usr/sbin/ip", "bin/ip", "usr/bin/ip", "bin/busybox", "usr/bin/busybox")),
+]
+
+
+def root_lacks(root, needs=ROOT_NEEDS):
+    """What the root directory ROOT lacks of NEEDS to boot as a node ([] when nothing)."""
+    if not os.path.isdir(root):
+        return ["not a root file system (no directory)"]
+    missing = [what for what, paths in needs if not any(os.path.lexists(os.path.join(root, p)) for p in paths)]
+    if len(missing) == len(needs):
+        return ["not a root file system (no /bin/sh, /sbin/init, modprobe or ip)"]
+    return missing

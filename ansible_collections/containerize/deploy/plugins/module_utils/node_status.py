@@ -1,7 +1,8 @@
 """The status of every kind of node of one pnode, and of its links, read from the files the roles keep.
 
 One reader per kind (``STATUS``), each returning {state, exit, start, since, detail}:
-``booted`` (up and its start command started, or none planned), ``running`` (its container or VM
+``booted`` (up and its start command started, or none planned), ``failed`` (up, but its boot found
+it unlike its plan: the detail says why, e.g. ``eth2: no such interface``), ``running`` (its container or VM
 runs but has not finished booting), ``dead`` or ``unknown``. The experiment_status module, and
 ``containerize status`` / ``exec`` in the compiler's process, call these directly.
 Standard library only (see daemons.py).
@@ -70,9 +71,11 @@ def start_status(node, log_dir):
 
 
 def plugs_down(ctx, node):
-    """The interfaces of NODE whose tap plug (run_dir/NODE.IFNAME.plug.pid) is not running."""
+    """The interfaces of NODE whose tap plug (run_dir/NODE.IFNAME.plug.pid) is not running (a veth has none)."""
     down = []
     for iface in node.get("interfaces") or []:
+        if iface.get("veth"):
+            continue
         pidfile = ctx.rpath(f"{node['name']}.{iface.get('ifname')}.plug.pid")
         if not proc_alive(read_pid(pidfile), pidfile):
             down.append(str(iface.get("ifname")))
@@ -109,6 +112,17 @@ def process_status(ctx, node):
     return {**result, "state": "dead", "detail": "start command never ran"}
 
 
+def boot_failure(log_dir, record):
+    """What kept a qemu node of this start from being as planned (its boot script's log/failed), or ''."""
+    path = os.path.join(log_dir, "failed")
+    try:
+        if os.stat(path).st_mtime < float(record.get("started") or 0) - 2:
+            return ""
+    except (OSError, TypeError, ValueError):
+        return ""
+    return " ".join((read_text(path) or "").split())[:500] or "failed"
+
+
 def qemu_status(ctx, node):
     """The qemu role's files (docs/qemu.md, "Lifecycle and status")."""
     name = node["name"]
@@ -118,6 +132,9 @@ def qemu_status(ctx, node):
     if not proc_alive(read_pid(pidfile), pidfile):
         return {**result, "state": "dead", "detail": "qemu not running"}
     record = read_json(ctx.rpath(f"{name}.qemu.json")) or {}
+    failed = boot_failure(os.path.join(nodedir, "log"), record)
+    if failed:
+        return {**result, "state": "failed", "detail": failed}
     booted = False
     try:
         booted = os.stat(os.path.join(nodedir, "log", "booted")).st_mtime >= float(record.get("started") or 0) - 2
@@ -289,9 +306,11 @@ def gather(params, progress=None):
         step = 0.05
         while True:
             ready = sum(1 for s in nodes.values() if is_ready(s))
+            settled = sum(1 for s in nodes.values() if not is_ready(s) and s["state"] == "failed")
             if progress:
                 progress(ready, len(nodes))
-            if ready == len(nodes) or time.monotonic() >= deadline:
+            # a failed node (its boot found it unlike its plan) stays so: no use waiting for it
+            if ready + settled == len(nodes) or time.monotonic() >= deadline:
                 break
             time.sleep(step)
             step = min(step * 1.5, 1.0)

@@ -22,6 +22,7 @@ from ansible_collections.containerize.deploy.plugins.module_utils.daemons import
     write_json,
     write_new_or_replace,
 )
+from ansible_collections.containerize.deploy.plugins.module_utils.image_cache import ROOT_NEEDS, root_lacks
 from ansible_collections.containerize.deploy.plugins.module_utils.loop_disk import (
     MIN_IMAGE,
     human_size,
@@ -170,7 +171,9 @@ class Container:
     def files(self):
         """{path in the root: (content or None for absent, mode)}."""
         scripts = self.ctx.scripts
+        keys = [str(k).strip() for k in self.ctx.module.params.get("authorized_keys") or [] if str(k).strip()]
         return {
+            **({"root/.ssh/authorized_keys": ("".join(f"{k}\n" for k in keys), 0o600)} if keys else {}),
             "etc/hostname": (self.hostname + "\n", 0o644),
             "etc/hosts": (self.ctx.hosts, 0o644),
             "etc/rc.local": (scripts.get(RC_LOCAL), 0o755),
@@ -262,6 +265,11 @@ class Container:
         if disk == "image":
             make_image(self.image, self.size, self.rootfs, os.path.dirname(ctx.base))
         must(["tar", "--numeric-owner", "-xpf", self.template_path, "-C", self.rootfs], f"unpack {self.template}")
+        lacks = root_lacks(self.rootfs, ROOT_NEEDS[:2])  # (its network is made from outside: no modprobe, no ip)
+        if lacks:
+            unmount_all(self.private)
+            shutil.rmtree(self.private, ignore_errors=True)
+            raise RuntimeError(f"template {self.template_path} has {'; '.join(lacks)}")
         os.chmod(self.rootfs, 0o755)
         write_json(self.record_path, {"template": self.template, "template_path": self.template_path,
                                       "disk": disk, "size": self.size, "complete": True})

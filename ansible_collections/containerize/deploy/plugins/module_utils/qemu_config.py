@@ -221,12 +221,14 @@ def config_files(ctx, node):
     for iface in node.interfaces:
         line = f"{str(iface['mac']).lower()} {iface['ifname']} {iface['address']}/{int(iface['prefix'])}"
         net.append(f"{line} {tc_args(iface.get('tc'))}".rstrip())
+    if ctx.authorized_keys:
+        net.append(f"{ssh_mac(node.name)} {SSH_IFNAME} {SSH_GUEST}/{SSH_NET.split('/')[1]}")
     routes = [f"{r['dest']} {r['gateway']}" for r in node.spec.get("routes") or []]
     settings = (
         f"NODE={shlex.quote(node.name)}\nHOSTNAME={shlex.quote(node.hostname)}\n"
         f"FORWARDING={1 if node.spec.get('forwarding') else 0}\n"
     )
-    return {
+    files = {
         "apply.sh": (scripts["apply.sh"], 0o755),
         "hostname": (node.hostname + "\n", 0o644),
         "hosts": (ctx.hosts, 0o644),
@@ -245,6 +247,27 @@ def config_files(ctx, node):
         "etc-containerize/routes": (lines(routes), 0o644),
         "etc-containerize/startcmd": (node.startcmd + ("\n" if node.startcmd else ""), 0o644),
     }
+    if ctx.authorized_keys:
+        files["authorized_keys"] = (lines(ctx.authorized_keys), 0o600)
+    return files
+
+
+# ssh into a node (containerize ssh): a control NIC on qemu's user network, isolated (restrict=on),
+# whose only way in is one forward from 127.0.0.1:PORT of the pnode to the node's sshd
+SSH_NET = "169.254.22.0/24"
+SSH_GUEST = "169.254.22.15"
+SSH_IFNAME = "cz-ssh"
+
+
+def ssh_mac(name):
+    """The MAC of NODE's control NIC (locally administered, 0a:..., apart from the plan's 02:...)."""
+    digest = hashlib.sha256(name.encode()).hexdigest()
+    return "0a:22:" + ":".join(digest[i:i + 2] for i in range(0, 8, 2))
+
+
+def ssh_netdev(port):
+    """qemu's -netdev of the control NIC: no way out, one way in from the pnode's loopback."""
+    return f"user,id=czssh,restrict=on,net={SSH_NET},hostfwd=tcp:127.0.0.1:{int(port)}-{SSH_GUEST}:22"
 
 
 def config_hash(files):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import time
 
 from ansible_collections.containerize.deploy.plugins.module_utils.daemons import (
@@ -24,13 +25,15 @@ from ansible_collections.containerize.deploy.plugins.module_utils.daemons import
     write_json,
 )
 from ansible_collections.containerize.deploy.plugins.module_utils.names import NAME_RE
-from ansible_collections.containerize.deploy.plugins.module_utils.node_status import BOOTED_MARKER
+from ansible_collections.containerize.deploy.plugins.module_utils.node_status import BOOTED_MARKER, boot_failure
 from ansible_collections.containerize.deploy.plugins.module_utils.qemu_config import (
     ARCH_BINARY,
     config_drift,
     config_files,
     config_hash,
     same_file,
+    ssh_mac,
+    ssh_netdev,
     write_config,
     write_file,
 )
@@ -85,6 +88,7 @@ class Context(NodesContext):
         self.shares = []
         self.accounts = {"passwd": "", "group": "", "shadow": ""}
         self.switch_pids = {}
+        self.authorized_keys = [str(k).strip() for k in p.get("authorized_keys") or [] if str(k).strip()]
 
     def switch_pid(self, switch):
         if switch not in self.switch_pids:
@@ -117,6 +121,8 @@ class QemuNode:
         self.qmp = ctx.rpath(f"{self.name}.qmp")
         self.serial = ctx.rpath(f"{self.name}.serial.log")
         self.record_path = ctx.rpath(f"{self.name}.qemu.json")
+        self.ssh_port_file = ctx.rpath(f"{self.name}.ssh-port")
+        self.ssh_port = None
         self.changes = []
         self.started = False
         self.restarted = False
@@ -179,7 +185,21 @@ class QemuNode:
             if iface.get("port"):
                 netdev += f",port={int(iface['port'])}"
             argv += ["-netdev", netdev, "-device", f"virtio-net-pci,netdev=net{index},mac={str(iface['mac']).lower()}"]
+        if ctx.authorized_keys:
+            argv += ["-netdev", ssh_netdev(self.pick_ssh_port()),
+                     "-device", f"virtio-net-pci,netdev=czssh,mac={ssh_mac(self.name)}"]  # fmt: skip
         return argv
+
+    def pick_ssh_port(self):
+        """The pnode loopback port forwarded to the node's sshd: the one recorded, else a free one."""
+        if self.ssh_port is None:
+            try:
+                self.ssh_port = int((read_text(self.ssh_port_file) or "").split()[0])
+            except (ValueError, IndexError):
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", 0))
+                    self.ssh_port = probe.getsockname()[1]
+        return self.ssh_port
 
     def root_dir(self):
         return os.path.join(self.qdir, "root")
@@ -201,6 +221,9 @@ class QemuNode:
         exit_code = read_start_log(os.path.join(self.nodedir, "log"))[1]
         if not pid:
             return {"state": "dead", "pid": None, "exit": exit_code}
+        failed = boot_failure(os.path.join(self.nodedir, "log"), record)
+        if failed:
+            return {"state": "failed", "pid": pid, "exit": exit_code, "detail": failed}
         state = "running"
         started = float(record.get("started") or 0)
         try:
@@ -288,10 +311,12 @@ class QemuNode:
             if changes:
                 self.note("root: " + ", ".join(changes))
         # fresh status, then start
-        for name in ("booted", "start_command.log", "start_command.out", "start_command.err"):
+        for name in ("booted", "failed", "start_command.log", "start_command.out", "start_command.err"):
             remove_path(os.path.join(self.nodedir, "log", name))
         for path in (self.pidfile, self.qmp, self.serial):
             remove_path(path)
+        if self.ssh_port is not None:
+            write_file(self.ssh_port_file, f"{self.ssh_port}\n", 0o644)
         started = time.time()
         rc, out, err = run(self.argv_, timeout=ctx.timeout)
         ok = rc == 0 and wait_for(lambda: proc_alive(read_pid(self.pidfile), self.pidfile), ctx.timeout)
@@ -375,7 +400,7 @@ def remove_plan(ctx, names):
 
 
 def remove_paths(node):
-    return [node.qdir, node.nodedir, node.pidfile, node.qmp, node.serial, node.record_path]
+    return [node.qdir, node.nodedir, node.pidfile, node.qmp, node.serial, node.record_path, node.ssh_port_file]
 
 
 def remove_apply(ctx, targets, leftovers):

@@ -66,6 +66,14 @@ author:
   - containerize authors
 extends_documentation_fragment: [containerize.deploy.experiment.node_module]
 options:
+  authorized_keys:
+    description:
+      - Public keys that may log into every container as root with ssh (the experiment's key, made by the
+        node_ssh role), written to its C(/root/.ssh/authorized_keys). C(containerize ssh) reaches the
+        container's sshd from inside its network namespace, so nothing listens on a pnode address.
+    type: list
+    elements: str
+    default: []
   template_dirs:
     description: Directories searched, in order, for template tarballs (C(containerize_openvz_template_dirs)).
     type: list
@@ -371,6 +379,7 @@ def run_absent(ctx, nodes, result):
 def main():
     module = nodes_module(AnsibleModule, {
         "template_dirs": {"type": "list", "elements": "path", "default": []},
+        "authorized_keys": {"type": "list", "elements": "str", "default": [], "no_log": False},
         "template": {"type": "str", "default": ""},
         "diskspace": {"type": "str", "default": "2G"},
         "runtime": {"type": "str", "choices": ["auto", "nspawn", "vzctl"], "default": "auto"},

@@ -17,7 +17,7 @@ description:
   - Nothing is done when the image is there, its recipe is the same and its sha256 matches; a build
     goes to a temporary directory and is renamed into place whole, so a failed build leaves nothing
     half-made. The builder's output goes, line by line, to O(name).build.log while it builds.
-  - Run it where the playbook runs (C(delegate_to: localhost), C(run_once)) and copy the result to
+  - Run it where the playbook runs (delegated to C(localhost), with C(run_once)) and copy the result to
     the pnodes, so a pnode needs no access to the package registry.
 version_added: "1.1.0"
 author:

@@ -93,6 +93,16 @@ options:
     description: Image of nodes whose C(qemu_url) is empty (the site's C(qemu_url)).
     type: str
     default: ""
+  authorized_keys:
+    description:
+      - Public keys that may log into every node as root with ssh (the experiment's key, made by the
+        node_ssh role); they go to the node's C(/root/.ssh/authorized_keys).
+      - When given, each node also gets a control NIC C(cz-ssh) on qemu's user network, isolated
+        (C(restrict=on)) and reachable only through one forward from C(127.0.0.1:PORT) of the pnode to
+        the node's port 22; PORT is kept in O(run_dir)C(/NODE.ssh-port) (C(containerize ssh) reads it).
+    type: list
+    elements: str
+    default: []
   checksums:
     description: Expected checksums, a dict from URL or path to C(sha256:HEX).
     type: dict
@@ -293,7 +303,7 @@ from ansible_collections.containerize.deploy.plugins.module_utils.daemons import
     read_text,
     wait_for,
 )
-from ansible_collections.containerize.deploy.plugins.module_utils.image_cache import Image
+from ansible_collections.containerize.deploy.plugins.module_utils.image_cache import Image, root_lacks
 from ansible_collections.containerize.deploy.plugins.module_utils.initramfs import (
     default_kernel,
     initramfs_plan,
@@ -362,15 +372,27 @@ def pnode_apply(ctx, steps, result):
             ctx.module.fail_json(msg=f"cannot fetch image {what[len('fetch '):]}: {exc}", **result)
 
 
+def check_roots(ctx, nodes, result):
+    """Fail, naming the nodes, when a rootfs image lacks what a node needs (before any node is touched)."""
+    bad = []
+    for url, image in sorted(ctx.images.items()):
+        lacks = root_lacks(image.base) if image.kind == "rootfs" and image.base else []
+        if lacks:
+            users = sorted(g["name"] for g in nodes if (g.get("qemu_url") or ctx.default_url) == url)
+            bad.append(f"{', '.join(users)}: image {url} has {'; '.join(lacks)}")
+    if bad:
+        ctx.module.fail_json(msg="; ".join(bad), **result)
+
+
 def wait_booted(nodes, timeout):
     """Wait until every node booted or died; returns {name: status}."""
     statuses = {}
 
     def done():
         for node in nodes:
-            if statuses.get(node.name, {}).get("state") not in ("booted", "dead"):
+            if statuses.get(node.name, {}).get("state") not in ("booted", "dead", "failed"):
                 statuses[node.name] = node.status()
-        return all(s["state"] in ("booted", "dead") for s in statuses.values())
+        return all(s["state"] in ("booted", "dead", "failed") for s in statuses.values())
 
     wait_for(done, timeout, step=0.2)
     return statuses
@@ -435,6 +457,7 @@ def run_present(ctx, nodes, result):
         result["pnode"].extend(what for what, _action in steps)
     if not ctx.check:
         pnode_apply(ctx, steps, result)
+        check_roots(ctx, nodes, result)
     if module.params["accel"] == "auto":
         ctx.accel, result["accel_reason"] = probe_accel(ctx.cache, ctx.kernel, module.params["accel_probe_timeout"],
                                                         ctx.check)  # fmt: skip
@@ -461,7 +484,8 @@ def run_present(ctx, nodes, result):
         result["status"] = {g.name: g.status() for g in done}
     bad = [g for g in sorted(done, key=lambda g: g.name) if result["status"][g.name]["state"] != "booted"]
     if module.params["wait_booted"] and bad and not ctx.check:
-        report = "; ".join(f"{g.name} is {result['status'][g.name]['state']} (serial: {serial_tail(g)})" for g in bad)
+        report = "; ".join(f"{g.name} is {result['status'][g.name]['state']} ("
+                           + (result["status"][g.name].get("detail") or f"serial: {serial_tail(g)}") + ")" for g in bad)
         module.fail_json(msg=f"{len(bad)} of {len(done)} qemu nodes did not boot within "
                              f"{module.params['boot_timeout']:g} s: {report}", **result)  # fmt: skip
 
@@ -470,6 +494,7 @@ def main():
     module = nodes_module(AnsibleModule, {
         "default_url": {"type": "str", "default": ""},
         "checksums": {"type": "dict", "default": {}},
+        "authorized_keys": {"type": "list", "elements": "str", "default": [], "no_log": False},
         "image_cache": {"type": "path"},
         "kernel": {"type": "path"},
         "kernel_append": {"type": "str", "default": ""},

@@ -58,6 +58,9 @@ for f in "$C"/etc-containerize/*; do
     case $name in *.sh) mode=0755 ;; esac
     put "$f" "$R/etc/containerize/$name" "$mode" "containerize/$name"
 done
+if [ -f "$C/authorized_keys" ]; then
+    put "$C/authorized_keys" "$R/root/.ssh/authorized_keys" 0600 authorized_keys
+fi
 block "$R/etc/fstab" "$C/fstab" 0644 fstab
 block "$R/etc/rc.local" "$C/rc.local" 0755 rc.local '#!/bin/sh'
 if [ -f "$R/etc/rc.local" ] && [ ! -x "$R/etc/rc.local" ]; then

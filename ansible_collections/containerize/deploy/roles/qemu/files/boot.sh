@@ -13,6 +13,12 @@ log() {
     echo "containerize: $*" > /dev/console 2>/dev/null
     echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) $*" >> "$LOGF"
 }
+# what keeps the node from being as planned: the node is "failed" with these, not "booted"
+problems=
+problem() {
+    problems="${problems:+$problems; }$*"
+    log "$*"
+}
 
 # 9p file systems of the fstab block (mount -a may have done it already)
 awk '$0 == "# BEGIN containerize" {on = 1; next} $0 == "# END containerize" {on = 0} on && $3 == "9p"' \
@@ -96,8 +102,27 @@ while read -r dest gateway; do
 done < "$D/routes"
 echo "$FORWARDING" > /proc/sys/net/ipv4/ip_forward
 
-echo "booted $(date -u +%Y-%m-%dT%H:%M:%SZ)" > "$L/booted"
-log "booted $NODE"
+# booted only when every planned interface has its address and every route is in place
+while read -r _mac ifname cidr _tcargs; do
+    if [ ! -e "/sys/class/net/$ifname" ]; then
+        problem "$ifname: no such interface"
+    elif ! "$IP" -o addr show dev "$ifname" | grep -q " ${cidr%/*}/"; then
+        problem "$ifname: no address $cidr"
+    fi
+done < "$D/net"
+while read -r dest gateway; do
+    [ -n "$dest" ] || continue
+    "$IP" route show "$dest" 2>/dev/null | grep -q "via $gateway" || problem "no route to $dest via $gateway"
+done < "$D/routes"
+if [ -n "$problems" ]; then
+    rm -f "$L/booted"
+    echo "$problems" > "$L/failed"
+    log "failed $NODE: $problems"
+else
+    rm -f "$L/failed"
+    echo "booted $(date -u +%Y-%m-%dT%H:%M:%SZ)" > "$L/booted"
+    log "booted $NODE"
+fi
 
 # the exec agent and the start command
 mkdir -p /var/containers/exec
