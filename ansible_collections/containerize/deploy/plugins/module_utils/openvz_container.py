@@ -269,7 +269,7 @@ class Container:
         if lacks:
             unmount_all(self.private)
             shutil.rmtree(self.private, ignore_errors=True)
-            raise RuntimeError(f"template {self.template_path} has {'; '.join(lacks)}")
+            raise RuntimeError(f"template {self.template_path}: {'; '.join(lacks)}")
         os.chmod(self.rootfs, 0o755)
         write_json(self.record_path, {"template": self.template, "template_path": self.template_path,
                                       "disk": disk, "size": self.size, "complete": True})

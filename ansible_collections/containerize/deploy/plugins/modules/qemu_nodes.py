@@ -379,7 +379,7 @@ def check_roots(ctx, nodes, result):
         lacks = root_lacks(image.base) if image.kind == "rootfs" and image.base else []
         if lacks:
             users = sorted(g["name"] for g in nodes if (g.get("qemu_url") or ctx.default_url) == url)
-            bad.append(f"{', '.join(users)}: image {url} has {'; '.join(lacks)}")
+            bad.append(f"{', '.join(users)}: image {url}: {'; '.join(lacks)}")
     if bad:
         ctx.module.fail_json(msg="; ".join(bad), **result)
 
