@@ -2,12 +2,15 @@
 """Time from swap-in to all qemu nodes booted, and the memory each node costs.
 
 For each size N (default 1 2 4): one LAN of N qemu nodes, compiled onto one pnode of this machine,
-booting the busybox test image (scripts/build-test-image.sh) under the acceleration the qemu role
-picks (TCG here: KVM hangs on these machines). The swap-in runs the hv, vde and qemu roles with
+booting the nodes' Debian image (the default: systemd, udev, sshd; the os_image role builds it), or
+with --busybox the busybox test image (scripts/build-test-image.sh), under the acceleration the qemu
+role picks (TCG here: KVM hangs on these machines). --first also times a first swap-in of one node
+whose Debian image is built from the package registry during it (into a fresh directory).
+The swap-in runs the hv, vde and qemu roles with
 qemu_wait_booted, so its wall time ends when every node has reported `booted`. The image cache,
 initramfs and KVM probe are warmed first (not timed). RSS is qemu's resident memory right after
 the boot, per node; "boot" is the slowest node's time from its qemu start to its booted report.
-Usage (from the checkout): python3 -m bench.qemu [SIZES...] [--memory MiB]
+Usage (from the checkout): python3 -m bench.qemu [SIZES...] [--memory MiB] [--busybox] [--first]
 """
 
 from __future__ import annotations
@@ -62,7 +65,7 @@ def _rss_kib(pid: int) -> int:
     return 0
 
 
-def measure(size: int, memory: int, workdir: Path) -> dict:
+def measure(size: int, memory: int, workdir: Path, image: dict) -> dict:
     name = f"qemu{size}"
     source = workdir / f"{name}.tcl"
     source.write_text(one_lan(size))
@@ -70,8 +73,7 @@ def measure(size: int, memory: int, workdir: Path) -> dict:
     subprocess.run([sys.executable, "-m", "containerize.cli", "--no-image", "--force", "--size=1",
                     "--default-container=qemu", "--out", str(expdir), "bench", name, str(source)],
                    check=True, capture_output=True, env=ENV, cwd=REPO)  # fmt: skip
-    extra = ["-e", json.dumps({"qemu_default_url": str(IMAGE_DIR / "rootfs.tar.gz"), "qemu_memory": memory,
-                               "qemu_stop_timeout": 10})]  # fmt: skip
+    extra = ["-e", json.dumps({**image, "qemu_memory": memory, "qemu_stop_timeout": 10})]
     base = ["ansible-playbook", "-i", str(expdir / "inventory"), *extra]
     (workdir / "swapin.yml").write_text(PLAYBOOK)
     (workdir / "swapout.yml").write_text(SWAPOUT)
@@ -97,23 +99,33 @@ def main() -> int:
         index = args.index("--memory")
         memory = int(args[index + 1])
         del args[index : index + 2]
-    sizes = [int(a) for a in args] or [1, 2, 4]
-    subprocess.run(["bash", str(REPO / "scripts" / "build-test-image.sh"), str(IMAGE_DIR)], check=True,
-                   capture_output=True)  # fmt: skip
+    busybox, first = "--busybox" in args, "--first" in args
+    sizes = [int(a) for a in args if not a.startswith("--")] or [1, 2, 4]
+    image = {}
+    if busybox:
+        subprocess.run(["bash", str(REPO / "scripts" / "build-test-image.sh"), str(IMAGE_DIR)], check=True,
+                       capture_output=True)  # fmt: skip
+        image = {"qemu_default_url": str(IMAGE_DIR / "rootfs.tar.gz")}
     workdir = Path(tempfile.mkdtemp(prefix="bench-qemu-"))
     try:
-        measure(1, memory, workdir)  # warm the image cache, the initramfs and the KVM probe
+        if first:
+            fresh = workdir / "fresh-image" / "debian-12.tar.gz"
+            result = measure(1, memory, workdir, {"qemu_os_image": str(fresh)})
+            print(f"first swap-in of 1 Debian node, image built during it: {result['swapin']:.1f} s "
+                  f"(boot {result['boot']:.1f} s)", flush=True)
+        measure(1, memory, workdir, image)  # warm the image cache, the initramfs and the KVM probe
         accel = "?"
         for path in Path("/var/containers/images").glob("accel-*.json"):
             accel = json.loads(path.read_text()).get("accel", "?")
         header = (f"{'nodes':>6} {'accel':>5} {'swap-in to all booted s':>23} {'slowest boot s':>14} "
                   f"{'RSS/node MiB (min-max)':>23} {'swap-out s':>10}")  # fmt: skip
-        print(f"memory per node {memory} MiB, {sum(1 for _ in open('/proc/cpuinfo') if _.startswith('processor'))}"
+        cores = sum(1 for line in open("/proc/cpuinfo") if line.startswith("processor"))
+        print(f"{'busybox test image' if busybox else 'Debian 12 image'}, memory per node {memory} MiB, {cores}"
               " host cores")
         print(header)
         print("-" * len(header))
         for size in sizes:
-            result = measure(size, memory, workdir)
+            result = measure(size, memory, workdir, image)
             rss = sorted(r / 1024 for r in result["rss"])
             print(f"{size:>6} {accel:>5} {result['swapin']:>23.1f} {result['boot']:>14.1f} "
                   f"{f'{rss[0]:.0f}-{rss[-1]:.0f}':>23} {result['swapout']:>10.1f}", flush=True)
