@@ -25,7 +25,7 @@ SITE_DEFAULTS: dict[str, str] = {
     # empty: the nodes' Debian image (the os_image role builds it); sites point this at their own images
     "qemu_url": "",
     "qemu_arch": "x86_64",
-    "qemu_max_interfaces": "16",
+    "qemu_max_interfaces": "28",
     "switch_shaping": "true",
     "switched_containers": "qemu,process,openvz",
     "node_log": "/var/containers/log",

@@ -98,6 +98,10 @@ class Context(NodesContext):
         return self.switch_pids[switch]
 
 
+BUS0_NICS = 16
+BRIDGE_SLOTS = 30
+
+
 class QemuNode:
     """Observation, decisions (plan) and actions (apply) for one qemu node."""
 
@@ -180,11 +184,19 @@ class QemuNode:
             opts = f"local,id=cz-{share['name']},path={qopt(share['path'])},mount_tag=cz-{share['name']},"
             opts += "security_model=none,readonly=on" if share["readonly"] else "security_model=passthrough"
             argv += ["-virtfs", opts]
+        # past BUS0_NICS interfaces the NICs go behind PCI bridges (the pc machine's bus 0 has 32 slots in
+        # all, shared with the 9p devices): 28 and more interfaces per node
+        bridged = len(self.interfaces) > BUS0_NICS
+        for bridge in range((len(self.interfaces) + BRIDGE_SLOTS - 1) // BRIDGE_SLOTS if bridged else 0):
+            argv += ["-device", f"pci-bridge,id=czbr{bridge},chassis_nr={bridge + 1}"]
         for index, iface in enumerate(self.interfaces):
             netdev = f"vde,id=net{index},sock={qopt(ctx.rpath(str(iface['switch']) + '.ctl'))}"
             if iface.get("port"):
                 netdev += f",port={int(iface['port'])}"
-            argv += ["-netdev", netdev, "-device", f"virtio-net-pci,netdev=net{index},mac={str(iface['mac']).lower()}"]
+            device = f"virtio-net-pci,netdev=net{index},mac={str(iface['mac']).lower()}"
+            if bridged:
+                device += f",bus=czbr{index // BRIDGE_SLOTS},addr={index % BRIDGE_SLOTS + 1:#x}"
+            argv += ["-netdev", netdev, "-device", device]
         if ctx.authorized_keys:
             argv += ["-netdev", ssh_netdev(self.pick_ssh_port()),
                      "-device", f"virtio-net-pci,netdev=czssh,mac={ssh_mac(self.name)}"]  # fmt: skip
