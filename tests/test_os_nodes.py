@@ -139,3 +139,26 @@ def test_image_that_is_not_a_root_fails_naming_the_node(tmp_path):
         assert not (Path(exp.root(exp.pnode_of("vm"))) / "qemu" / exp.exp_name / "vm" / "root").exists()
     finally:
         playbook(expdir, "swapout")
+
+
+@pytest.mark.slow
+def test_qemu_server_with_twenty_links(tmp_path):
+    """A Debian qemu server with a link to each of 20 process nodes: all 20 NICs (behind a PCI bridge) up."""
+    lines = ["set ns [new Simulator]", "source tb_compat.tcl", "set server [$ns node]",
+             "tb-add-node-attribute $server containers:node_type qemu"]
+    for i in range(20):
+        lines += [f"set c{i} [$ns node]", f"tb-add-node-attribute $c{i} containers:node_type process",
+                  f"set l{i} [$ns duplex-link $server $c{i} 100Mb 0ms DropTail]"]
+    lines += ["$ns rtproto Static", "$ns run"]
+    source = tmp_path / "server20.tcl"
+    source.write_text("\n".join(lines) + "\n")
+    expdir = tmp_path / "exp"
+    compile_topology(source, expdir, "e2eos", "srv20", "--size=1")
+    try:
+        playbook(expdir, "swapin", "-e", '{"qemu_memory": 384}')
+        proc = cz("ssh", str(expdir), "server", "--", "sh", "-c", "ip -o -4 addr show | grep -c ' eth'")
+        assert proc.returncode == 0 and proc.stdout.strip() == "20", proc.stdout + proc.stderr
+        far = cz("exec", str(expdir), "c19", "--", "ping", "-c", "1", "-W", "5", "server")
+        assert far.returncode == 0, far.stdout + far.stderr
+    finally:
+        playbook(expdir, "swapout")
