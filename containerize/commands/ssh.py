@@ -39,7 +39,7 @@ SSH_KINDS = ("qemu", "openvz")
 
 
 def _node(expdir: ExperimentDir, node: str) -> tuple[str, dict]:
-    plan = expdir.plan(node)
+    plan = expdir.node_plan(node)
     kind = str(plan.get("kind") or "process")
     if kind not in SSH_KINDS:
         raise ContainerizeError(f"node {node!r} is a {kind} node; ssh reaches qemu and openvz nodes "
