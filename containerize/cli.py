@@ -152,6 +152,11 @@ def compile_parser() -> argparse.ArgumentParser:
     part.add_argument("--pnode-types", default="pc", metavar="T1[,T2]", help="hardware types for pnodes")
     part.add_argument("--pass-pnodes", action=_JoinAction, sep=";", default="",
                       metavar="'P:T,T;P:T'", help="pnode types per pass")
+    part.add_argument("--pnode-hosts", metavar="HOST[,HOST]",
+                      help="your own machines as the pnodes (over SSH): pnode-NNNN is HOST N; as many pnodes as "
+                           "hosts unless --packing or --size asks for fewer")
+    part.add_argument("--pnode-hosts-file", metavar="FILE",
+                      help="like --pnode-hosts, from a YAML list of HOST or {host: HOST, vars: {ANSIBLE_VAR: ...}}")
     part.add_argument("--nodes-only", action="store_true",
                       help="partition by node count alone, ignoring links (file order)")
     part.add_argument("--pass-nodes-only", action=_JoinAction, sep=",", default="",
@@ -181,7 +186,22 @@ def compile_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _options(args) -> Options:
+def _pnode_hosts(args, argv_given) -> list[dict]:
+    from .pnode_hosts import hosts_from_file, hosts_from_list
+
+    if args.pnode_hosts is not None and args.pnode_hosts_file is not None:
+        raise ContainerizeError("--pnode-hosts and --pnode-hosts-file: give one of them")
+    if args.pnode_hosts is not None:
+        return hosts_from_list(args.pnode_hosts)
+    if args.pnode_hosts_file is not None:
+        return hosts_from_file(args.pnode_hosts_file)
+    return []
+
+
+def _options(args, argv: list[str] = ()) -> Options:
+    def argv_given(option: str) -> bool:
+        return any(a == option or a.startswith(option + "=") for a in argv)
+
     project, _, group = args.project.partition("/")
     for label, value in (("project", project), ("group", group or project), ("experiment", args.experiment)):
         if not valid_name(value):
@@ -213,10 +233,18 @@ def _options(args) -> Options:
     if args.out is not None and not args.out.strip():
         raise ContainerizeError("--out '': expected the experiment directory to write")
     site = load_site_config(args.config)
+    pnode_hosts = _pnode_hosts(args, argv_given)
+    size = args.size
+    if pnode_hosts:
+        site["target"] = "testbed"
+        if size is None and not argv_given("--packing"):
+            size = len(pnode_hosts)
+        if size is not None and size > len(pnode_hosts):
+            raise ContainerizeError(f"--size {size} asks for more pnodes than the {len(pnode_hosts)} hosts given")
     return Options(
         project=project, group=group or project, experiment=args.experiment,
         default_container=args.default_container, force_partition=args.force_partition,
-        packing=args.packing, size=args.size,
+        packing=args.packing, size=size, pnode_hosts=pnode_hosts,
         pass_pack=_pass_table(args.pass_pack, "--pass-pack"), pass_size=_pass_table(args.pass_size, "--pass-size"),
         pnode_types=pnode_types or ["pc"], pass_pnodes=_pass_pnodes(args.pass_pnodes),
         nodes_only=args.nodes_only,
@@ -287,7 +315,7 @@ def run_compile(argv: list[str]) -> int:
     collecting = gc.isenabled()
     gc.disable()  # the model is acyclic; collecting while 100,000 nodes are built costs a third of the time
     try:
-        options = _options(args)
+        options = _options(args, argv)
         topo_path = Path(args.topology)
         out = Path(args.out) if args.out else Path("experiments") / options.project / options.experiment
         _check_out(out)
@@ -303,6 +331,10 @@ def run_compile(argv: list[str]) -> int:
         check(topo)  # the cheap checks first: a 100,000-node input fails in seconds, not after planning
         input_topdl = topdl_bytes(topo, annotations=False)  # converted.xml: before the planners fill anything in
         exp = plan(topo, options, checked=True)
+        if options.pnode_hosts and len(exp.partitioning.assignment) > len(options.pnode_hosts):
+            raise ContainerizeError(f"the experiment needs {len(exp.partitioning.assignment)} pnodes (qemu and openvz "
+                                    f"nodes never share one) but {len(options.pnode_hosts)} hosts are given; give "
+                                    "more hosts or a larger --packing")
         created = [p for p in [out.absolute(), *out.absolute().parents] if not p.exists()]  # deepest first
         try:
             write_atomically(out, args.force, args.keep_tmp,

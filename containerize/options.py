@@ -26,4 +26,6 @@ class Options:
     openvz_template_dir: list[str] = field(default_factory=list)
     qemu_prefer_users: list[str] = field(default_factory=list)
     site: dict[str, str] = field(default_factory=dict)
+    # --pnode-hosts/--pnode-hosts-file: [{"host": HOST, "vars": {...}}], pnode-NNNN on host N (target testbed)
+    pnode_hosts: list[dict] = field(default_factory=list)
     routing: str | None = None  # --routing static|manual|none; None: what the file says (Static for silent TopDL)

@@ -18,8 +18,9 @@ How a node is entered, per kind (one function each, see ``ENTER``):
   its start command in, when it simulates the machine).
 
 The exit status is the command's own. On a testbed target (pnodes reached over SSH), process,
-openvz and embedded_pnode nodes are entered through ``ssh PNODE``; qemu nodes need a shell on
-their pnode.
+openvz and embedded_pnode nodes are entered over the ssh connection Ansible uses for the pnode
+(containerize/connection.py: user, port, key, ssh arguments and become as the playbooks have them);
+qemu nodes need a shell on their pnode.
 """
 
 from __future__ import annotations
@@ -50,7 +51,6 @@ from .base import CommandParser, json_text, json_wanted
 # never shell text.
 BIND_AND_EXEC = 'mount --bind "$1" /var/containers 2>/dev/null; hostname "$2" 2>/dev/null; shift 2; exec "$@"'
 INTERACTIVE_SHELL = 'if command -v bash >/dev/null 2>&1; then exec bash -i; else exec sh -i; fi'
-SSH = ["ssh", "-o", "BatchMode=yes"]
 INFO_SCRIPT = COLLECTION / "roles" / "hv" / "files" / "info.sh"
 
 
@@ -142,11 +142,10 @@ def entry_for(expdir: ExperimentDir, node: str, command: list[str], interactive:
         raise ContainerizeError(f"node {node!r} has kind {kind!r}, which containerize exec cannot enter")
     entry = enter(expdir, node, plan, command)
     if entry.argv and expdir.target != "local":
-        from .listing import pnode_address
+        from ..connection import ssh_argv
 
-        pnode = expdir.pnode_of(node)
-        address = pnode_address(expdir, list(expdir.pnodes).index(pnode), pnode)
-        entry.argv = [*SSH, *(["-t"] if interactive else []), address, "--", shlex.join(entry.argv)]
+        # the connection the playbooks use: Ansible's ssh plugin, given the pnode's inventory variables
+        entry.argv = ssh_argv(expdir.path / "inventory", expdir.pnode_of(node), entry.argv, tty=interactive)
     return entry
 
 

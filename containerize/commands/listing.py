@@ -14,6 +14,8 @@ def pnode_address(expdir: ExperimentDir, index: int, pnode: str) -> str:
     """Where the pnode is: this machine, or its testbed host name."""
     if expdir.target == "local":
         return "local"
+    if (expdir.pnodes.get(pnode) or {}).get("host"):
+        return str(expdir.pnodes[pnode]["host"])  # containerize --pnode-hosts
     pattern = str(expdir.embedding.get("pnode_host_pattern") or "pnode-{index:04d}.{eid}.{pid}")
     try:
         return pattern.format(index=index, pnode=pnode, eid=expdir.experiment, pid=expdir.project)

@@ -29,6 +29,7 @@ def node_vars(exp: Experiment, pnode: str, name: str) -> dict:
     net = exp.networks[pnode]
     options = exp.options
     interfaces = []
+    prefix = exp.pnode_place(pnode)[1]
     for iface in node.interfaces:
         attach = net.attachments[(name, iface.ifname)]
         interfaces.append({
@@ -37,9 +38,12 @@ def node_vars(exp: Experiment, pnode: str, name: str) -> dict:
             "mac": iface.mac, "address": iface.ip, "netmask": iface.netmask, "prefix": iface.prefix,
             "tc": attach["tc"],
         })
+        if attach.get("veth"):  # the other end of a veth pair (planners/switches.py veth_pairs)
+            peer = attach["veth"]
+            interfaces[-1]["veth"] = {"namespace": exp.namespace(peer["node"], prefix), "ifname": peer["ifname"]}
     plan = {
         "name": name, "kind": node.kind, "ghost": node.ghost,
-        "namespace": exp.namespace(name, exp.pnode_place(pnode)[1]), "hostname": name,
+        "namespace": exp.namespace(name, prefix), "hostname": name,
         "startcmd": node.startcmd or "",
         "forwarding": len(node.interfaces) > 1,
         "interfaces": interfaces,
@@ -85,8 +89,9 @@ def write_inventory(exp: Experiment, out: Path) -> None:
         "target": target,
         "pnode_host_pattern": options.site.get("pnode_host_pattern", ""),
         "pnodes": {p: {"kinds": sorted({exp.topology.nodes[n].kind for n in names}), "nodes": names,
-                       "types": exp.partitioning.pnode_types[p]}
-                   for p, names in assignment.items()},
+                       "types": exp.partitioning.pnode_types[p],
+                       **({"host": options.pnode_hosts[i]["host"]} if options.pnode_hosts else {})}
+                   for i, (p, names) in enumerate(assignment.items())},
         "nodes": {n.name: {"kind": n.kind, "pnode": n.pnode, "partition": n.partition, "ghost": n.ghost}
                   for n in exp.topology.nodes.values()},
     }, out / "embedding.yaml", HEADER)
@@ -104,10 +109,16 @@ def write_inventory(exp: Experiment, out: Path) -> None:
         "containerize_hosts": hosts_entries(exp),
         "containerize_site": dict(sorted(options.site.items())),
     }, inv / "group_vars" / "all.yml", HEADER, vars_file=True)
+    hosts = [h["host"] for h in options.pnode_hosts[:len(assignment)]]
     for index, (pnode, names) in enumerate(assignment.items()):
         net = exp.networks[pnode]
         root, prefix = exp.pnode_place(pnode)
+        pnet = net.pnet
+        if hosts and pnet:  # the experiment interface is the one that routes to the other hosts
+            pnet = {**pnet, "route_to": [h for h in hosts if h != hosts[index]]}
         dump({
+            # --pnode-hosts: the host, and its own Ansible variables (a topology cannot set these)
+            **({**options.pnode_hosts[index]["vars"], "ansible_host": hosts[index]} if hosts else {}),
             "containerize_pnode": pnode,
             "containerize_pnode_index": index,
             "containerize_root": root,
@@ -116,7 +127,7 @@ def write_inventory(exp: Experiment, out: Path) -> None:
             "containerize_kinds": sorted({exp.topology.nodes[n].kind for n in names}),
             "containerize_switches": net.switches,
             "containerize_wirefilters": net.wirefilters,
-            "containerize_pnet": net.pnet,
+            "containerize_pnet": pnet,
             "containerize_uplinks": net.uplinks,
             "containerize_nodes": [node_vars(exp, pnode, n) for n in names],
         }, inv / "host_vars" / f"{pnode}.yml", HEADER, vars_file=True)

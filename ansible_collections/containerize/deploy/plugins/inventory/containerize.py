@@ -37,6 +37,7 @@ options:
     description:
       - Python format string for a pnode's address with the C(testbed) target. Fields are C(index),
         C(pnode), C(eid), C(pid).
+      - A pnode that the compiler gave a host of its own (C(containerize --pnode-hosts)) is reached at that host.
     type: str
     default: "pnode-{index:04d}.{eid}.{pid}"
   site_defaults:
@@ -112,6 +113,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
             if target == "local":
                 # the controller's own interpreter: it has what the modules need
                 host_vars.update(ansible_connection="local", ansible_python_interpreter=sys.executable)
+            elif isinstance(pnodes[pnode], dict) and pnodes[pnode].get("host"):
+                host_vars.update(ansible_host=pnodes[pnode]["host"])  # containerize --pnode-hosts
             else:
                 try:
                     address = pattern.format(index=index, pnode=pnode, eid=eid, pid=pid)
@@ -135,8 +138,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
                      # a virtual node is managed through its pnode; running tasks on it runs them there
                      "ansible_connection": "local" if target == "local" else "ssh"}
             if target != "local":
-                facts["ansible_host"] = pattern.format(index=list(pnodes).index(node["pnode"]),
-                                                       pnode=node["pnode"], eid=eid, pid=pid)
+                facts["ansible_host"] = (pnodes[node["pnode"]] or {}).get("host") or pattern.format(
+                    index=list(pnodes).index(node["pnode"]), pnode=node["pnode"], eid=eid, pid=pid)
             for key, value in facts.items():
                 self.inventory.set_variable(name, key, value)
             strict = self.get_option("strict")

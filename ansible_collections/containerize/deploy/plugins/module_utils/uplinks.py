@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 
 from ansible_collections.containerize.deploy.plugins.module_utils.daemons import (
     kill_many,
@@ -281,10 +282,13 @@ class Uplinks:
         if not device:
             holders = [name for name, link in links.items() if any(a.split("/")[0] == pnet["address"]
                                                                      for a in link["inet"])]
-            if not holders:
-                raise RuntimeError(f"no interface holds the experiment-network address {pnet['address']}; set "
-                                   "vde_uplink_device to the experiment interface (the module then adds it)")
-            return holders[0]
+            if holders:
+                return holders[0]
+            device = self.device = self.route_device(pnet.get("route_to") or [])
+            if not device:
+                raise RuntimeError(f"no interface holds the experiment-network address {pnet['address']} and none "
+                                   "routes to the other pnodes; set vde_uplink_device to the experiment interface "
+                                   "(the module then adds it)")
         link = links.get(device)
         if link is None:
             if self.check and self.namespace:
@@ -308,6 +312,21 @@ class Uplinks:
         if cmds and not self.check:
             self.side.batch("ip", cmds)
         return device
+
+    def route_device(self, peers):
+        """The interface this pnode reaches the first of PEERS (other pnodes' hosts) through, or None."""
+        for peer in peers:
+            try:
+                address = socket.getaddrinfo(peer, None, socket.AF_INET)[0][4][0]
+            except (OSError, IndexError):
+                continue
+            rc, out, _err = run(self.side.ip("-o", "route", "get", address))
+            words = out.split() if rc == 0 else []
+            if "dev" in words[:-1]:
+                device = words[words.index("dev") + 1]
+                if device != "lo":
+                    return device
+        return None
 
     # -- bridges, VXLAN devices, forwarding entries
     def ensure_links(self, links, local_address):

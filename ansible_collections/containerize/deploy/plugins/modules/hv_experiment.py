@@ -198,8 +198,19 @@ def apply(steps):
             write_new_or_replace(arg[0], arg[1], 0o644)
 
 
+LOCALHOST = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+
+
 def sync_hosts_block(params, check):
     """Set the experiment's block in the pnode's hosts file; (changed, before, after)."""
+    keep = params["state"] == "present" and params["hosts_block"]
+    if keep and not os.path.lexists(params["etc_hosts"]):
+        # a host without a hosts file (a minbase Debian): `ip netns exec` binds each node's hosts
+        # file over it, which fails when there is nothing to bind over, so make one
+        wanted = with_block(LOCALHOST, params["exp_name"], host_lines(params["hosts"]))
+        if not check:
+            write_new_or_replace(params["etc_hosts"], wanted, 0o644)
+        return True, "", wanted
     try:
         handle = open(params["etc_hosts"], "r" if check else "r+", encoding="utf-8")  # noqa: SIM115
     except OSError:
@@ -209,7 +220,6 @@ def sync_hosts_block(params, check):
         # the same time: read, compare and rewrite under one lock, or a block gets lost.
         fcntl.flock(handle, fcntl.LOCK_SH if check else fcntl.LOCK_EX)
         current = handle.read()
-        keep = params["state"] == "present" and params["hosts_block"]
         wanted = with_block(current, params["exp_name"], host_lines(params["hosts"]) if keep else "")
         if wanted == current:
             return False, None, None

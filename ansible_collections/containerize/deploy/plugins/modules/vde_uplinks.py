@@ -65,6 +65,12 @@ options:
             With the testbed target, an existing interface; the module adds O(pnet.address) to it when missing.
           - Null with the testbed target means the interface that already holds the address.
         type: str
+      route_to:
+        description:
+          - The other pnodes' hosts (names or addresses). With no O(pnet.device) and no interface holding
+            O(pnet.address), the experiment interface is the one that routes to the first of them that resolves.
+        type: list
+        elements: str
       mtu:
         description: MTU to set on O(pnet.device) (and the wire port); null leaves it alone.
         type: int

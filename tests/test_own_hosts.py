@@ -1,0 +1,126 @@
+"""Your own machines as pnodes, over SSH, end to end: three real hosts from tests/hosts.py.
+
+The hosts are Debian 12 systemd-nspawn machines on one bridge, each with its own disk and sshd and
+no /etc/hosts; Ansible reaches them with the test bed's key (ANSIBLE_PRIVATE_KEY_FILE) and the
+modules travel by AnsiballZ over SSH (not in-process as on the local target). A small topology of
+process and openvz nodes is compiled with --pnode-hosts-file onto them; the test pings across hosts
+with the planned delay, re-runs with no change, power-cycles a host and restores it, stops a host's
+sshd (UNREACHABLE naming it, the others untouched), and swaps out with one host gone. The test bed
+is started and torn down by the test (about 2 minutes; runs under the e2e lock in CI).
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+import sys
+
+import pytest
+
+from tests import hosts as testbed
+from tests.e2e import ENV, REPO, delay_error
+
+pytestmark = pytest.mark.slow
+
+TOPOLOGY = """set ns [new Simulator]
+source tb_compat.tcl
+foreach n {a b c d e f} { set $n [$ns node] }
+set lan0 [$ns make-lan "$a $b $c" 10Mb 0ms]
+$ns duplex-link $a $d 100Mb 10ms DropTail
+$ns duplex-link $b $e 100Mb 5ms DropTail
+$ns duplex-link $c $f 100Mb 0ms DropTail
+tb-add-node-attribute $d containers:node_type openvz
+tb-add-node-attribute $e containers:node_type openvz
+$ns rtproto Static
+$ns run
+"""
+TEMPLATES = "/var/cache/containerize/openvz"
+RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
+
+bed = testbed.fixture(3, binds=(TEMPLATES,))
+
+
+def _env(key) -> dict[str, str]:
+    return {**ENV, "ANSIBLE_PRIVATE_KEY_FILE": str(key)}
+
+
+def _playbook(expdir, name, key, *extra) -> tuple[int, str, dict]:
+    cmd = ["ansible-playbook", "-i", str(expdir / "inventory"), str(REPO / "playbooks" / f"{name}.yml"), *extra]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=_env(key), cwd=REPO, check=False, timeout=400)
+    recap = {m[0]: {"changed": int(m[2]), "unreachable": int(m[3]), "failed": int(m[4])}
+             for m in RECAP.findall(proc.stdout)}
+    return proc.returncode, proc.stdout + proc.stderr, recap
+
+
+def _exec(expdir, key, node, *command) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "containerize.cli", "exec", str(expdir), node, "--", *command]
+    return subprocess.run(cmd, capture_output=True, text=True, env=_env(key), cwd=REPO, timeout=120, check=False)
+
+
+def _rtts(expdir, key, source, target, count=10) -> list[float]:
+    _exec(expdir, key, source, "ping", "-c", "1", "-W", "3", target)
+    proc = _exec(expdir, key, source, "ping", "-c", str(count), "-i", "0.2", "-W", "3", target)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return [float(t) for t in re.findall(r"time=([\d.]+) ms", proc.stdout)]
+
+
+def _experiment_left(host, key, tag) -> str:
+    """What of the experiment is still on HOST (empty when nothing)."""
+    script = (f"ls -d /var/containers/run/{tag} /var/containers/config/three.own 2>/dev/null; ip netns list;"
+              f" ip -o link | grep -E ' [tbx]{tag}' ; pgrep -a 'vde_switch|wirefilter|vde_plug|systemd-nspawn'; true")
+    return testbed.ssh(host, key, "sh", "-c", shlex.quote(script), timeout=30).stdout.strip()
+
+
+def test_own_hosts(bed, tmp_path):
+    group, key = bed
+    subprocess.run(["bash", str(REPO / "scripts" / "build-openvz-template.sh"), TEMPLATES], check=True,
+                   capture_output=True)
+    source = tmp_path / "own.tcl"
+    source.write_text(TOPOLOGY)
+    hosts_file = tmp_path / "hosts.yml"
+    hosts_file.write_text("".join(f"- host: {h.address}\n  vars: {{ansible_ssh_common_args: "
+                                  f"'-o UserKnownHostsFile=/dev/null'}}\n" for h in group))
+    expdir = tmp_path / "exp"
+    proc = subprocess.run([sys.executable, "-m", "containerize.cli", "--no-image", "--out", str(expdir),
+                           "--default-container", "process", "--packing", "2", "--pnode-hosts-file", str(hosts_file),
+                           "--openvz-template", "busybox", "--openvz-template-dir", TEMPLATES, "own", "three",
+                           str(source)], capture_output=True, text=True, cwd=REPO, env=ENV, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "on 3 pnodes" in proc.stdout
+    tag = next(line.split('"')[3] for line in (expdir / "inventory" / "group_vars" / "all.yml").read_text()
+               .splitlines() if '"containerize_exp_tag"' in line)
+    rc, out, recap = _playbook(expdir, "swapin", key)
+    try:
+        assert rc == 0, out[-3000:]
+        # across hosts, by name (the hosts had no /etc/hosts), with the planned 2 x 10 ms
+        assert (err := delay_error(_rtts(expdir, key, "a", "d"), 20.0)) is None, err
+        assert _exec(expdir, key, "d", "ping", "-c", "1", "-W", "3", "f").returncode == 0
+        rc, out, recap = _playbook(expdir, "swapin", key)
+        assert rc == 0 and sum(r["changed"] for r in recap.values()) == 0, out[-3000:]
+
+        # a power-cycled host (its nodes gone, its disk kept) is restored; only it changes
+        testbed.power_cycle(group[2], binds=(TEMPLATES,))
+        rc, out, recap = _playbook(expdir, "swapin", key)
+        assert rc == 0, out[-3000:]
+        assert recap["pnode-0002"]["changed"] > 0 and recap["pnode-0000"]["changed"] == 0, recap
+        assert recap["pnode-0001"]["changed"] == 0, recap
+        assert _exec(expdir, key, "a", "ping", "-c", "1", "-W", "3", "d").returncode == 0
+
+        # sshd down: UNREACHABLE names that host; the others' nodes keep running
+        testbed.sshd_down(group[1])
+        rc, out, recap = _playbook(expdir, "swapin", key)
+        assert rc != 0 and recap["pnode-0001"]["unreachable"] == 1, out[-3000:]
+        assert recap["pnode-0000"]["unreachable"] == 0 and recap["pnode-0000"]["failed"] == 0, recap
+        assert _exec(expdir, key, "a", "ping", "-c", "1", "-W", "3", "b").returncode == 0
+        testbed.sshd_up(group[1])
+
+        # swap-out with one host gone: the others are cleaned, the lost one is named
+        testbed.power_off(group[1])
+        rc, out, recap = _playbook(expdir, "swapout", key)
+        assert rc != 0 and recap["pnode-0001"]["unreachable"] == 1, out[-3000:]
+        for host in (group[0], group[2]):
+            assert _experiment_left(host, key, tag) == "", f"{host.name}: {_experiment_left(host, key, tag)}"
+    finally:
+        if group[1].nspawn_pid() is not None:
+            _playbook(expdir, "swapout", key)
