@@ -148,7 +148,8 @@ def loss_row(title: str, exp: Swapped, case: fidelity.Case) -> dict:
     low, high = found["interval"]
     return {"row": title, "kind": "loss", "planned": f"{found['expected'] * 100:.2f} % RT",
             "measured": f"{found['measured'] * 100:.2f} % ({found['lost']}/{found['sent']})",
-            "bound": f"95% [{low * 100:.2f}, {high * 100:.2f}] %", "ok": found["ok"]}
+            "bound": f"95% [{low * 100:.2f}, {high * 100:.2f}] %", "ok": found["ok"],
+            **{key: found[key] for key in ("sent", "lost", "expected")}}
 
 
 def under_load(title: str, exp: Swapped, seconds: float) -> dict:

@@ -1,4 +1,7 @@
-"""VDE switches per pnode, the port of every interface, and where wirefilters sit.
+"""VDE switches per pnode, the port of every interface, where wirefilters sit, and which links need none.
+
+A link between two process nodes of one pnode with no delay and no loss is a veth pair between
+their namespaces (veth_pairs): no switch, no plug, no process at all (docs/datapath.md).
 
 Each pnode runs one switch per substrate that has a switched interface on it. A shaped
 interface gets a small private switch and a wirefilter joining it to the substrate switch,
@@ -52,6 +55,7 @@ def plan_switches(topo: Topology, assignment: dict[str, list[str]], shaping: lis
     switched = switched_kinds(options)
     shaping_of = {(s.node, s.ifname): s for s in shaping}
     sub_index = {name: i for i, name in enumerate(topo.substrates)}
+    veths = veth_pairs(topo, assignment, shaping_of, switched)
     pnodes_of_sub: dict[str, set[str]] = {}
     plans: dict[str, PnodeNetwork] = {}
     for pnode, names in assignment.items():
@@ -62,6 +66,12 @@ def plan_switches(topo: Topology, assignment: dict[str, list[str]], shaping: lis
             for iface in node.interfaces:
                 pnodes_of_sub.setdefault(iface.substrate, set()).add(pnode)
                 plan = shaping_of[(name, iface.ifname)]
+                peer = veths.get((name, iface.ifname))
+                if peer is not None:
+                    tc = as_dict(plan.outbound) if plan.method == "tc" else None
+                    net.attachments[(name, iface.ifname)] = {"switch": None, "port": None, "tc": tc,
+                                                             "veth": {"node": peer.node, "ifname": peer.ifname}}
+                    continue
                 if node.kind not in switched:
                     tc = as_dict(plan.outbound) if plan.method == "tc" else None
                     net.attachments[(name, iface.ifname)] = {"switch": None, "port": None, "tc": tc}
@@ -99,6 +109,26 @@ def plan_switches(topo: Topology, assignment: dict[str, list[str]], shaping: lis
             switch["crosses_pnodes"] = switch["substrate"] in crosses
     plan_uplinks(topo, plans, crossing, options)
     return plans, crossing
+
+
+def veth_pairs(topo: Topology, assignment: dict[str, list[str]], shaping_of: dict, switched: set) -> dict:
+    """{(node, ifname): the peer's Interface} for the links carried by a veth pair: two process nodes of one
+    pnode joined by a link with no delay and no loss (bandwidth, if any, is a tbf on each sender's egress).
+    Nothing in user space: the kernel hands a frame from one namespace to the other."""
+    pnode_of = {name: pnode for pnode, names in assignment.items() for name in names}
+    pairs = {}
+    for name, members in topo.substrate_members().items():
+        if topo.substrates[name].kind != "link" or len(members) != 2:
+            continue
+        nodes = [topo.nodes[i.node] for i in members]
+        if any(n.kind != "process" or n.kind not in switched for n in nodes) or \
+                pnode_of.get(nodes[0].name) != pnode_of.get(nodes[1].name):
+            continue
+        if any(shaping_of[(i.node, i.ifname)].method == "wirefilter" for i in members):
+            continue
+        pairs[(members[0].node, members[0].ifname)] = members[1]
+        pairs[(members[1].node, members[1].ifname)] = members[0]
+    return pairs
 
 
 def pnet_addresses(pnodes: list[str], subnet: str = PNET_SUBNET) -> tuple[dict[str, str], int]:

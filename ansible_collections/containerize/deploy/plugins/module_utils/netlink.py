@@ -58,6 +58,9 @@ TCA_KIND, TCA_OPTIONS = 1, 2
 # linux/if_link.h, linux/if.h
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_QDISC, IFLA_EXT_MASK = 1, 3, 4, 6, 29
 RTEXT_FILTER_SKIP_STATS = 1 << 3  # leave the (large) counters out of link replies
+IFLA_LINKINFO, IFLA_NET_NS_FD = 18, 28
+IFLA_INFO_KIND, IFLA_INFO_DATA = 1, 2
+VETH_INFO_PEER = 1  # linux/veth.h
 IFF_UP = 0x1
 IFNAMSIZ = 16
 
@@ -406,6 +409,21 @@ class Rtnl(Closing):
         if mac is not None:
             body += _attr(IFLA_ADDRESS, _mac_bytes(mac, what))
         self._do(what, RTM_NEWLINK, 0, body)
+
+    def veth_add(self, ifname, peer, peer_netns):
+        """Like `ip link add IFNAME type veth peer name PEER netns PEER_NETNS` (a path such as
+        /run/netns/NAME): a pair of linked interfaces, IFNAME here and PEER there, both down.
+        OSError EEXIST when a name is taken on either side."""
+        what = f"link add {ifname} type veth peer name {peer} netns {peer_netns}"
+        fd = os.open(peer_netns, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            peer_info = IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0) + _ifname_attr(peer)
+            peer_info += _attr(IFLA_NET_NS_FD, _u32(fd))
+            info = _attr(IFLA_INFO_KIND, b"veth\0") + _attr(IFLA_INFO_DATA, _attr(VETH_INFO_PEER, peer_info))
+            body = IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0) + _ifname_attr(ifname) + _attr(IFLA_LINKINFO, info)
+            self._do(what, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, body)
+        finally:
+            os.close(fd)
 
     # --- addresses -----------------------------------------------------------------------------------------
 

@@ -1,5 +1,6 @@
 """The taps of nodes: one vde_plug2tap per interface, started inside the node's namespace and judged
-by what the kernel says of the running process (/proc), not by a record of it.
+by what the kernel says of the running process (/proc), not by a record of it. A plug runs at
+real-time priority, as the switches and wirefilters do (daemons.RT_PRIORITY).
 
 A plug is healthy when it runs (its command line naming its pid file, so a reused pid is never
 mistaken for it), in the node's namespace, with the planned arguments, started after its switch
@@ -12,7 +13,9 @@ from __future__ import annotations
 import os
 
 from ansible_collections.containerize.deploy.plugins.module_utils.daemons import (
+    is_realtime,
     kill_pid,
+    make_realtime,
     netns_path,
     proc_alive,
     proc_cmdline,
@@ -57,6 +60,7 @@ def observe_plug(pidfile, ns_inode):
         "in_ns": alive and bool(ns_inode) and proc_netns_inode(pid) == ns_inode,
         "argv": proc_cmdline(pid) if alive else None,
         "started": proc_start_ticks(pid) if alive else None,
+        "realtime": is_realtime(pid) if alive else None,
     }
 
 
@@ -105,6 +109,12 @@ def start_plug(ns, argv, pidfile, has_tap, timeout, label):
     ok = rc == 0 and wait_for(lambda: proc_alive(read_pid(pidfile), pidfile) and has_tap(), timeout, step=0.002)
     if not ok:
         raise RuntimeError(f"vde_plug2tap for {label} did not start (rc={rc}): {out}")
+    make_realtime(read_pid(pidfile))  # best effort, as the switches (daemons.RT_PRIORITY)
+
+
+def prioritize_plug(plug, check):
+    """Give a healthy PLUG that runs without real-time priority that priority; True when that is a change."""
+    return plug["realtime"] is False and (check or make_realtime(plug["pid"]))
 
 
 class Switches:

@@ -9,6 +9,7 @@ Standard library only (see daemons.py).
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import os
 import subprocess
@@ -25,6 +26,7 @@ from ansible_collections.containerize.deploy.plugins.module_utils.daemons import
     read_text,
     remove_path,
     short_hash,
+    wait_for,
     write_json,
 )
 from ansible_collections.containerize.deploy.plugins.module_utils.names import (
@@ -47,6 +49,7 @@ from ansible_collections.containerize.deploy.plugins.module_utils.plugs import (
     plug_argv,
     plug_healthy,
     plug_pidfile,
+    prioritize_plug,
     start_plug,
     stop_plug,
     unplugged,
@@ -68,7 +71,12 @@ def validate(run_dir, nodes):
             ifname = str(iface.get("ifname", ""))
             if not valid_ifname(ifname):
                 errors.append(f"node {name}: interface name {ifname!r} is not valid")
-            if not NAME_RE.match(str(iface.get("switch", ""))):
+            veth = iface.get("veth")
+            if veth is not None:
+                if not (isinstance(veth, dict) and valid_netns(str(veth.get("namespace") or ""))
+                        and valid_ifname(str(veth.get("ifname") or ""))):
+                    errors.append(f"node {name} {ifname}: veth peer {veth!r} needs a valid namespace and ifname")
+            elif not NAME_RE.match(str(iface.get("switch", ""))):
                 errors.append(f"node {name} {ifname}: switch {iface.get('switch')!r} is not a valid id")
             elif len(os.path.join(run_dir, f"{iface['switch']}.ctl", "ctl")) >= SUN_PATH_MAX:
                 errors.append(f"node {name} {ifname}: socket path under {run_dir} is too long")
@@ -147,6 +155,7 @@ class ProcessNode:
         self.before = {}
         self.after = {}
         self._nl = None
+        self.unplugged = set()
 
     # -- netlink, inside the namespace
     def rtnl(self):
@@ -219,6 +228,7 @@ class ProcessNode:
         o["plugs"] = {
             iface["ifname"]: observe_plug(plug_pidfile(ctx.run_dir, self.name, iface["ifname"]), o["ns_inode"])
             for iface in self.interfaces
+            if not iface.get("veth")
         }
         pid = read_pid(self.start_pidfile())
         alive = supervisor_alive(ctx.run_dir, ctx.nodes_dir, self.name, pid)
@@ -247,8 +257,9 @@ class ProcessNode:
         }
         for iface in self.interfaces:
             link = ip["links"].get(iface["ifname"])
+            plug = o["plugs"].get(iface["ifname"])
             s["interfaces"][iface["ifname"]] = {
-                "plug": "running" if o["plugs"][iface["ifname"]]["pid"] else "stopped",
+                "plug": ("running" if plug["pid"] else "stopped") if plug else ("veth" if link else "none"),
                 "mac": link["mac"] if link else None,
                 "addresses": link["addresses"] if link else [],
                 "up": link["up"] if link else False,
@@ -267,7 +278,7 @@ class ProcessNode:
             "forwarding": self.forwarding,
             "interfaces": {
                 i["ifname"]: {
-                    "plug": "running",
+                    "plug": "veth" if i.get("veth") else "running",
                     "mac": str(i.get("mac") or "").lower() or None,
                     "addresses": [f"{i['address']}/{i['prefix']}"] if i.get("address") else [],
                     "up": True,
@@ -342,12 +353,14 @@ class ProcessNode:
     def unplug(self):
         """Stop the plugs of interfaces no longer planned; their names."""
         ctx = self.ctx
-        gone = unplugged(ctx.run_entries, self.name, [iface["ifname"] for iface in self.interfaces])
+        plugged = [iface["ifname"] for iface in self.interfaces if not iface.get("veth")]
+        gone = unplugged(ctx.run_entries, self.name, plugged)
         for ifname in gone:
             pidfile = plug_pidfile(ctx.run_dir, self.name, ifname)
             if proc_alive(read_pid(pidfile), pidfile):
                 self.stopped.append(f"{self.name}.{ifname}")
             self.act(f"unplug {ifname}", stop_plug, pidfile, ctx.timeout)
+        self.unplugged = set(gone)
         return gone
 
     def plug(self, o, links):
@@ -356,6 +369,11 @@ class ProcessNode:
         replugged = []
         for iface in self.interfaces:
             ifname = iface["ifname"]
+            if iface.get("veth"):
+                # an interface that had a plug before has just lost its tap (unplug): a veth takes its place
+                if (ifname not in links or ifname in self.unplugged) and self.ensure_veth(iface):
+                    replugged.append(ifname)  # new, or made by its peer since observed: blank
+                continue
             plug = o["plugs"][ifname]
             argv = plug_argv(ctx.run_dir, self.name, iface)
             switch_pid, switch_started = ctx.switch(iface["switch"])
@@ -364,6 +382,8 @@ class ProcessNode:
                     f"switch {iface['switch']} of {self.name} {ifname} is not running (run vde_network first)"
                 )
             if plug_healthy(plug, argv, switch_started, ifname in links):
+                if prioritize_plug(plug, ctx.check):
+                    self.note(f"priority {ifname}")
                 continue
             replugged.append(ifname)
             if plug["pid"]:
@@ -374,6 +394,29 @@ class ProcessNode:
                 ctx.timeout, f"{self.name} {ifname}",
             )  # fmt: skip
         return replugged
+
+    def ensure_veth(self, iface):
+        """A veth pair to the peer's namespace unless this end exists (the peer's thread may have made the
+        pair since the observation, or be making it now); True when this end is (or would be) new."""
+        ifname, peer = iface["ifname"], iface["veth"]
+        if self.has_link(ifname):
+            return True
+        self.note(f"veth {ifname}")
+        if self.ctx.check:
+            return True
+
+        def made():
+            try:
+                self.rtnl().veth_add(ifname, peer["ifname"], netns_path(peer["namespace"]))
+            except OSError as exc:
+                if exc.errno not in (errno.EEXIST, errno.ENOENT):
+                    raise RuntimeError(f"{self.name} ({self.ns}): {exc}") from None
+            # EEXIST: the peer made it (or its old tap is still going away); ENOENT: its namespace is not yet there
+            return self.has_link(ifname)
+
+        if not wait_for(made, self.ctx.timeout, step=0.005):
+            raise RuntimeError(f"{self.name} {ifname}: no veth to {peer['ifname']} in {peer['namespace']}")
+        return True
 
     def ip_after_plugs(self, o, fresh_ns, gone, replugged):
         """The namespace's links and routes once the plugs are as planned (taps of new plugs are blank)."""

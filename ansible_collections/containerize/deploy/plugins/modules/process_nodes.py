@@ -101,6 +101,9 @@ options:
         description:
           - Interfaces, each C({ifname, switch, port, mac, address, prefix, tc}).
           - C(switch) is the VDE switch id in O(run_dir) the tap plugs into, C(port) its port.
+          - An interface with C(veth), C({namespace, ifname}) of the other end, is one end of a veth pair
+            into that node's namespace instead (no switch, no plug); whichever of the two nodes comes
+            first makes the pair.
           - C(tc) is null or C({bandwidth, delay_ms, loss}); only I(bandwidth) (bit/s) can be
             realized (with C(tbf)); delay or loss fails, this kernel has no C(netem).
         type: list

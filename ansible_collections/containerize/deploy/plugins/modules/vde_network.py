@@ -21,6 +21,8 @@ description:
     restarted (a wirefilter does not reconnect by itself and spins when a switch dies).
     Wirefilters start only once both of their switches answer.
   - Daemons of O(run_dir) that are no longer in the plan are stopped.
+  - Every planned daemon runs at real-time priority (round robin, 20), so frames never wait for an
+    ordinary process to give up a CPU; a running one without it gets it (RV(prioritized)).
   - With O(state=absent) every daemon with a pid file in O(run_dir) (switches, wirefilters, and any
     tap plug or start command supervisor left behind) is killed and O(run_dir) is removed.
   - Processes are checked with C(kill -0), their C(/proc/PID/status) state (zombies count as dead)
@@ -162,6 +164,15 @@ stopped:
   type: list
   elements: str
   sample: [s0]
+prioritized:
+  description:
+    - Ids of running switches and wirefilters given real-time priority (round robin, priority 20, as
+      C(chrt -a -r -p 20) sets it), which every daemon this module starts gets. Where the pnode
+      refuses it, daemons run without it.
+  returned: always
+  type: list
+  elements: str
+  sample: [s0]
 pids:
   description: Pid of every planned switch and wirefilter after the call (state=present, not check mode).
   returned: success
@@ -176,7 +187,9 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.containerize.deploy.plugins.module_utils.daemons import (
     exit_result,
+    is_realtime,
     kill_many,
+    make_realtime,
     proc_alive,
     proc_cmdline,
     read_json,
@@ -475,10 +488,26 @@ def run_present(module, plan, runner, result):
             {"argv": start[wid], "switch_pids": records[wid], "pid": pid},
         )
     pids.update(started)
+    prioritize(module, pids, restarted_switches | set(started), before, result)
 
     if not module.check_mode:
         result["pids"] = pids
     result["diff"] = {"before": before, "after": after}
+
+
+def prioritize(module, pids, fresh, before, result):
+    """Every planned daemon at real-time priority (daemons.RT_PRIORITY); one running without it (started by
+    an older version, or reset by hand) is a change, one just started (FRESH) is changed already."""
+    for ident, pid in pids.items():
+        if not pid or is_realtime(pid) is not False:
+            continue
+        kind = "switches" if ident in before["switches"] else "wirefilters"
+        if ident not in fresh:
+            before[kind][ident]["realtime"] = False
+        if module.check_mode or make_realtime(pid):
+            if ident not in fresh:
+                result["changed"] = True
+                result["prioritized"].append(ident)
 
 
 def run_absent(module, runner, result):
@@ -519,7 +548,7 @@ def main():
         "timeout": {"type": "float", "default": 5.0},
     })
     run_dir = os.path.abspath(module.params["run_dir"])
-    result = {"changed": False, "started": [], "restarted": [], "stopped": []}
+    result = {"changed": False, "started": [], "restarted": [], "stopped": [], "prioritized": []}
     runner = Runner(module, run_dir, module.params["timeout"])
     if module.params["state"] == "absent":
         run_absent(module, runner, result)

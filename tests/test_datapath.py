@@ -1,0 +1,154 @@
+"""The data path against issue 15's bounds, in small form: bench/datapath.py with a 50-node crowd.
+
+The fast tests check the bench's own arithmetic and plan reading, and the real-time priority the
+data-path daemons get (daemons.make_realtime). The measurement (marked slow, about 2 minutes) swaps
+in the bench's two experiments once. A CI machine is loaded, so it asserts what load cannot fake:
+every round trip row's p50 near the plan (15 % or 2 ms, tests.e2e's allowance), the 100 Mb/s link's
+rate and the loss; the issue's tighter p50 bounds are asserted too but expected to fail until the
+data path keeps them (wirefilter keeps time in whole milliseconds: docs/datapath.md); p99 is reported.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ansible_collections.containerize.deploy.plugins.module_utils.daemons import (
+    RT_PRIORITY,
+    is_realtime,
+    make_realtime,
+)
+from bench import datapath, fidelity
+from tests.e2e import (
+    assert_delay,
+    assert_nothing_left,
+    changed,
+    compile_topology,
+    host_state,
+    node_exec,
+    playbook,
+)
+
+slow = pytest.mark.slow
+
+
+def test_percentile_is_nearest_rank():
+    samples = [float(n) for n in range(1, 201)]
+    assert datapath.percentile(samples, 0.5) == 100.0
+    assert datapath.percentile(samples, 0.99) == 198.0
+    assert datapath.percentile([3.0], 0.99) == 3.0
+
+
+def test_small_topology_plans_a_crossing_pair_and_its_round_trip(tmp_path):
+    source = tmp_path / "small.tcl"
+    source.write_text(datapath.small_topology())
+    expdir = tmp_path / "exp"
+    compile_topology(source, expdir, "bench", "dptest", "--default-container=process")
+    assignment = (expdir / "assignment").read_text()
+    assert '"pnode-0001": [\n  "xb"\n ]' in assignment
+    assert datapath.planned_rtt(expdir, "qa", "qb") == pytest.approx(10.0)
+    assert datapath.planned_rtt(expdir, "xa", "xb") == pytest.approx(10.0)
+    assert datapath.planned_rtt(expdir, "ha", "hb") == 0.0
+
+
+def test_make_realtime_sets_every_thread_round_robin():
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        assert is_realtime(proc.pid) is False
+        if not make_realtime(proc.pid):
+            pytest.skip("this machine refuses real-time priority")
+        assert is_realtime(proc.pid) is True
+        assert is_realtime(proc.pid, RT_PRIORITY + 1) is False
+    finally:
+        proc.kill()
+        proc.wait()
+    assert is_realtime(proc.pid) is None
+
+
+@pytest.fixture(scope="module")
+def rows() -> dict[str, dict]:
+    found, times = datapath.run(big=50, seconds=2)
+    for row in found:  # what the bounds say of the p99, in the test log
+        if row["kind"] == "rtt":
+            print(f"{row['row']}: planned {row['planned_ms']:.2f} ms, p50 {row['p50_ms']:.3f}, "
+                  f"p99 {row['p99_ms']:.3f} (bound +-{row['p99_bound_ms']:.2f}) ms")
+    print(times)
+    return {row["row"]: row for row in found}
+
+
+def rtt_rows(rows: dict[str, dict]) -> list[dict]:
+    found = [row for row in rows.values() if row["kind"] == "rtt"]
+    assert len(found) == 5
+    return found
+
+
+@slow
+def test_round_trips_near_the_plan(rows):
+    for row in rtt_rows(rows):
+        assert row["count"] >= 200
+        allowed = max(0.15 * row["planned_ms"], 2.0)
+        assert abs(row["p50_ms"] - row["planned_ms"]) <= allowed, row
+
+
+@slow
+@pytest.mark.xfail(reason="issue 15: wirefilter's millisecond clock and the VDE hops add ~0.7-1 ms", strict=False)
+def test_round_trips_keep_the_issue_p50_bounds(rows):
+    missed = [row["row"] for row in rtt_rows(rows) if not row["p50_ok"]]
+    assert not missed, missed
+
+
+@slow
+def test_shaped_throughput_and_loss(rows):
+    shaped = rows["throughput, 100 Mb/s link"]
+    assert 80.0 <= shaped["measured_mbit"] <= 100.0, shaped
+    loss = rows["loss 10 % each way"]
+    low, high = fidelity.wilson(loss["lost"], loss["sent"], z=3.29)  # 99.9 %, as tests/test_fidelity.py
+    assert low - 0.03 <= loss["expected"] <= high, loss
+
+
+VETH_TOPOLOGY = """\
+set ns [new Simulator]
+source tb_compat.tcl
+set a [$ns node]
+set b [$ns node]
+set c [$ns node]
+set ab [$ns duplex-link $a $b 100Mb 0ms DropTail]
+set bc [$ns duplex-link $b $c 10Mb 2ms DropTail]
+$ns rtproto Static
+$ns run
+"""
+
+
+@slow
+def test_veth_link_needs_no_process_and_is_repaired(tmp_path):
+    """a-b (no delay) is a veth pair: no plug, no switch; b-c (2 ms) keeps its wirefilters. Deleting a's end
+    takes b's with it; a re-run makes the pair again and configures both ends; a third run changes nothing."""
+    source = tmp_path / "veth.tcl"
+    source.write_text(VETH_TOPOLOGY)
+    expdir = tmp_path / "exp"
+    compile_topology(source, expdir, "dpv", f"v{os.getpid()}", "--default-container=process")
+    pvars = yaml.safe_load((expdir / "inventory" / "host_vars" / "pnode-0000.yml").read_text())
+    nodes = {n["name"]: n for n in pvars["containerize_nodes"]}
+    assert nodes["a"]["interfaces"][0]["veth"] == {"namespace": nodes["b"]["namespace"], "ifname": "eth0"}
+    assert {s["substrate"] for s in pvars["containerize_switches"]} == {"bc"}
+    run_dir = Path(pvars["containerize_run_dir"])
+    before = host_state()
+    try:
+        playbook(expdir, "swapin")
+        assert not (run_dir / "a.eth0.plug.pid").exists()
+        assert (run_dir / "c.eth0.plug.pid").exists()
+        assert_delay(expdir, "a", "b", 0.0, allowance_ms=0.5)
+        assert_delay(expdir, "a", "c", 4.0)
+        subprocess.run(["ip", "-n", nodes["a"]["namespace"], "link", "del", "eth0"], check=True)
+        assert node_exec(expdir, "b", "ip", "link", "show", "eth0").returncode != 0  # gone with its peer
+        assert changed(playbook(expdir, "swapin")) > 0
+        assert_delay(expdir, "c", "a", 4.0)
+        assert changed(playbook(expdir, "swapin")) == 0
+    finally:
+        playbook(expdir, "swapout")
+    assert_nothing_left(expdir, before)
