@@ -28,6 +28,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from ..errors import ContainerizeError
@@ -59,8 +60,8 @@ def _setns_net(path: str) -> None:
         os.close(fd)
 
 
-def connect(expdir: ExperimentDir, node: str, timeout: float = 10.0) -> socket.socket:
-    """A TCP connection to NODE's sshd, made on the pnode without any pnode address."""
+def connect(expdir: ExperimentDir, node: str, timeout: float = 60.0) -> tuple[socket.socket, bytes]:
+    """A TCP connection to NODE's sshd, made on the pnode without any pnode address, and sshd's greeting."""
     kind, _plan = _node(expdir, node)
     pnode = expdir.pnode_of(node)
     if kind == "openvz":
@@ -74,10 +75,24 @@ def connect(expdir: ExperimentDir, node: str, timeout: float = 10.0) -> socket.s
             address = ("127.0.0.1", int(port_file.read_text().split()[0]))
         except (OSError, ValueError, IndexError):
             raise ContainerizeError(f"node {node!r}: no ssh port recorded ({port_file}); is it swapped in?") from None
-    try:
-        return socket.create_connection(address, timeout=timeout)
-    except OSError as exc:
-        raise ContainerizeError(f"node {node!r}: cannot reach its sshd: {exc.strerror or exc}") from None
+    # a node that just booted may not run sshd yet (it makes its host keys first): qemu's forward then
+    # accepts and closes at once. Wait for sshd's greeting, trying again until TIMEOUT.
+    deadline = time.monotonic() + timeout
+    why = "no answer"
+    while True:
+        try:
+            sock = socket.create_connection(address, timeout=5)
+            greeting = sock.recv(4096)
+            if greeting:
+                sock.settimeout(None)
+                return sock, greeting
+            sock.close()
+            why = "closed before sshd's greeting"
+        except OSError as exc:
+            why = exc.strerror or str(exc)
+        if time.monotonic() >= deadline:
+            raise ContainerizeError(f"node {node!r}: cannot reach its sshd: {why}")
+        time.sleep(0.5)
 
 
 def relay(sock: socket.socket, stdin: int = 0, stdout: int = 1) -> None:
@@ -119,8 +134,9 @@ def run_proxy(argv: list[str]) -> int:
     parser.add_expdir()
     parser.add_argument("node", metavar="NODE")
     args = parser.parse_args(argv)
-    sock = connect(ExperimentDir(Path(args.expdir)), args.node)
+    sock, greeting = connect(ExperimentDir(Path(args.expdir)), args.node)
     try:
+        os.write(1, greeting)
         relay(sock)
     except (BrokenPipeError, ConnectionResetError):
         pass
