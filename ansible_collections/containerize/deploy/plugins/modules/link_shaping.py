@@ -183,7 +183,7 @@ class Plan:
                 if not reply.lstrip().startswith("1000"):
                     raise RuntimeError(f"{command!r} answered {reply.strip()!r}")
 
-    def node_plan(self, node):
+    def plan_node(self, node):
         """Plan the tbf of each end-node shaped interface of a process node, and its NODE.tc.json record."""
         name, ns = str(node["name"]), str(node.get("namespace") or "")
         if not ns or not os.path.exists(os.path.join("/run/netns", ns)):
@@ -246,7 +246,7 @@ class Plan:
                 continue
             planned = any((i.get("tc") or {}).get("bandwidth") for i in node.get("interfaces") or [])
             if planned or os.path.exists(self.rpath(f"{node.get('name')}.tc.json")):
-                self.attempt("", self.node, node)
+                self.attempt("", self.plan_node, node)
         return self
 
     def apply(self):
