@@ -49,7 +49,7 @@ def _ctx(tmp_path: Path, **overrides) -> SimpleNamespace:
         default_url="/images/root.tar.gz", memory=256, cpus=1, images={}, hosts="127.0.0.1 localhost\n",
         qemu_dir=str(tmp_path / "qemu"), nodes_dir=str(tmp_path / "nodes"), shares=[],
         accounts={"passwd": "", "group": "", "shadow": ""}, rpath=lambda name: str(tmp_path / "run" / name),
-        scripts=load_scripts(_scripts_dir(tmp_path)),
+        scripts=load_scripts(_scripts_dir(tmp_path)), authorized_keys=[],
     )  # fmt: skip
     for key, value in overrides.items():
         setattr(ctx, key, value)
@@ -435,3 +435,17 @@ def test_rerun_changes_nothing_and_a_dead_node_is_started_again(qemu_lan):
     assert new_pid != pid and proc_alive(new_pid)
     assert (qemu_lan.node / "log" / "booted").exists()
     assert _in_node(qemu_lan.node, "ping", "-c", "1", "-W", "5", "pn").returncode == 0
+
+
+def test_ssh_key_and_control_nic_go_into_the_node(tmp_path):
+    ctx = _ctx(tmp_path, authorized_keys=["ssh-ed25519 AAAAC3 containerize-test"])
+    files = QemuNode(ctx, NODE).config_files()
+    assert files["authorized_keys"] == ("ssh-ed25519 AAAAC3 containerize-test\n", 0o600)
+    assert files["etc-containerize/net"][0].splitlines()[-1].split()[1:] == ["cz-ssh", "169.254.22.15/24"]
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    cfg = _write_config(tmp_path, ctx)
+    assert "authorized_keys" in _apply(root, cfg)
+    assert (root / "root" / ".ssh" / "authorized_keys").read_text().startswith("ssh-ed25519 ")
+    assert (root / "root" / ".ssh" / "authorized_keys").stat().st_mode & 0o777 == 0o600
+    assert "authorized_keys" not in _apply(root, cfg)
