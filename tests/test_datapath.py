@@ -152,3 +152,34 @@ def test_veth_link_needs_no_process_and_is_repaired(tmp_path):
     finally:
         playbook(expdir, "swapout")
     assert_nothing_left(expdir, before)
+
+
+def test_veth_only_for_links_between_process_nodes_of_one_pnode_without_delay_or_loss(tmp_path):
+    source = tmp_path / "mixed.tcl"
+    source.write_text("""\
+set ns [new Simulator]
+source tb_compat.tcl
+foreach n {a b c d e f g h} { set $n [$ns node] }
+tb-add-node-attribute $h containers:node_type qemu
+foreach n {a b c d e f g} { tb-add-node-attribute [set $n] containers:partition 0 }
+tb-add-node-attribute $h containers:partition 0
+tb-add-node-attribute $g containers:partition 1
+set plain [$ns duplex-link $a $b 1Gb 0ms DropTail]
+set delayed [$ns duplex-link $b $c 1Gb 1ms DropTail]
+set lossy [$ns duplex-link $c $d 1Gb 0ms DropTail]
+tb-set-link-loss $lossy 0.01
+set lan [$ns make-lan "$d $e $f" 100Mb 0ms]
+set crossing [$ns duplex-link $f $g 100Mb 0ms DropTail]
+set toqemu [$ns duplex-link $a $h 100Mb 0ms DropTail]
+$ns rtproto Static
+$ns run
+""")
+    expdir = tmp_path / "exp"
+    compile_topology(source, expdir, "dpm", "m", "--default-container=process")
+    veth = {}
+    for path in sorted((expdir / "inventory" / "host_vars").glob("pnode-*.yml")):
+        for node in yaml.safe_load(path.read_text())["containerize_nodes"]:
+            for iface in node["interfaces"]:
+                veth[iface["substrate"]] = veth.get(iface["substrate"], True) and "veth" in iface
+    assert veth == {"plain": True, "delayed": False, "lossy": False, "lan": False, "crossing": False,
+                    "toqemu": False}
