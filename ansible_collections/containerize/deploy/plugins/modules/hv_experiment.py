@@ -61,7 +61,11 @@ options:
     type: bool
     default: true
   etc_hosts:
-    description: The pnode's hosts file.
+    description:
+      - The pnode's hosts file.
+      - A pnode without one (a minimal Debian) gets one, marked as made by containerize, because
+        C(ip netns exec) binds each node's hosts file over it; it is removed again when the last
+        experiment's block leaves it and nobody else wrote into it.
     type: path
     default: /etc/hosts
   ip_forward:
@@ -198,11 +202,18 @@ def apply(steps):
             write_new_or_replace(arg[0], arg[1], 0o644)
 
 
-LOCALHOST = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+# the hosts file made on a pnode that had none: this first line records that containerize made it
+MADE_MARK = "# made by containerize (the pnode had no hosts file): removed when no experiment is left in it\n"
+LOCALHOST = MADE_MARK + "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
 
 
 def sync_hosts_block(params, check):
-    """Set the experiment's block in the pnode's hosts file; (changed, before, after)."""
+    """Set the experiment's block in the pnode's hosts file; (changed, before, after).
+
+    A pnode without a hosts file gets one (LOCALHOST, whose first line records that it was made
+    here); it is removed when the last experiment's block is taken out and what is left is exactly
+    what was made, so a swap-out leaves the pnode as it was.
+    """
     keep = params["state"] == "present" and params["hosts_block"]
     if keep and not os.path.lexists(params["etc_hosts"]):
         # a host without a hosts file (a minbase Debian): `ip netns exec` binds each node's hosts
@@ -221,6 +232,11 @@ def sync_hosts_block(params, check):
         fcntl.flock(handle, fcntl.LOCK_SH if check else fcntl.LOCK_EX)
         current = handle.read()
         wanted = with_block(current, params["exp_name"], host_lines(params["hosts"]) if keep else "")
+        if wanted == LOCALHOST and params["state"] == "absent":
+            # made by us, and no experiment is left in it: the pnode had no hosts file
+            if not check:
+                os.unlink(params["etc_hosts"])
+            return True, current, ""
         if wanted == current:
             return False, None, None
         if not check:
