@@ -160,9 +160,16 @@ def openvz_status(ctx, node):
     if down:
         return {**result, "state": "dead", "detail": f"{', '.join(down)} unplugged"}
     record = read_json(ctx.rpath(f"{name}.openvz.json")) or {}
-    boots = len((read_text(os.path.join(nodedir, "log", "boot.log")) or "").splitlines())
+    boot_log = os.path.join(nodedir, "log", "boot.log")
+    boots = len((read_text(boot_log) or "").splitlines())
     if boots <= int(record.get("boots") or 0):
         return {**result, "state": "running", "detail": "booting"}
+    try:  # (rc.local writes log/failed, or removes it, just before it counts the boot)
+        failed = boot_failure(os.path.join(nodedir, "log"), {"started": os.stat(boot_log).st_mtime - 5})
+    except OSError:
+        failed = ""
+    if failed:
+        return {**result, "state": "failed", "detail": failed}
     return after_boot(result, wants_start(node), started)
 
 

@@ -179,6 +179,11 @@ class Container:
             "etc/rc.local": (scripts.get(RC_LOCAL), 0o755),
             "etc/containerize/start-command.sh": (scripts.get(SUPERVISOR), 0o755),
             "etc/containerize/startcmd": (self.startcmd + "\n" if self.wants_start() else None, 0o644),
+            # what rc.local checks at boot: each interface with its address, each route (else log/failed)
+            "etc/containerize/net": ("".join(f"{i['ifname']} {i['address']}/{int(i['prefix'])}\n"
+                                             for i in self.spec.get("interfaces") or [] if i.get("address")), 0o644),
+            "etc/containerize/routes": ("".join(f"{r['dest']} {r['gateway']}\n"
+                                                for r in self.spec.get("routes") or []), 0o644),
             "etc/containerize/network.sh": (vzctl.network_script(self.spec) if self.ctx.runtime == "vzctl" else None,
                                             0o755),
         }
