@@ -333,8 +333,9 @@ def run_compile(argv: list[str]) -> int:
         exp = plan(topo, options, checked=True)
         if options.pnode_hosts and len(exp.partitioning.assignment) > len(options.pnode_hosts):
             raise ContainerizeError(f"the experiment needs {len(exp.partitioning.assignment)} pnodes (qemu and openvz "
-                                    f"nodes never share one) but {len(options.pnode_hosts)} hosts are given; give "
-                                    "more hosts or a larger --packing")
+                                    f"nodes never share one, an embedded_pnode node takes one of its own) but "
+                                    f"{len(options.pnode_hosts)} hosts are given; give more hosts or a larger "
+                                    "--packing")
         created = [p for p in [out.absolute(), *out.absolute().parents] if not p.exists()]  # deepest first
         try:
             write_atomically(out, args.force, args.keep_tmp,

@@ -155,6 +155,9 @@ def _pack_pass(topo: Topology, options: Options, pass_no: int, names: list[str])
     for name in names:
         classes.setdefault(_class_of(topo.nodes[name].kind or ""), []).append(name)
     size = options.pass_size.get(pass_no, options.size)
+    if options.pnode_hosts and size is not None:
+        yield from _pack_onto_hosts(topo, options, pass_no, names, classes, size)
+        return
     for cls in classes:  # dicts keep first-seen order
         members = classes[cls]
         if cls == "embedded_pnode":
@@ -167,6 +170,35 @@ def _pack_pass(topo: Topology, options: Options, pass_no: int, names: list[str])
         nodes_only = options.nodes_only or pass_no in options.pass_nodes_only
         order = members if nodes_only else _dfs_order(topo, members)
         position = {name: i for i, name in enumerate(members)}
+        for start in range(0, len(order), packing):
+            yield pass_no, sorted(order[start:start + packing], key=position.__getitem__)
+
+
+def _pack_onto_hosts(topo: Topology, options: Options, pass_no: int, names: list[str],
+                     classes: dict[str, list[str]], size: int):
+    """--pnode-hosts: SIZE pnodes in all (the hosts given), shared by the classes by their node counts.
+
+    Each embedded_pnode node takes a host; the other hosts go to the classes in proportion to their
+    sizes (at least one each). Process nodes share a pnode with qemu or openvz nodes alike, so a pass
+    with no qemu or no openvz nodes is packed as one class.
+    """
+    for name in classes.pop("embedded_pnode", []):
+        yield pass_no, [name]
+    budget = max(1, size - len(names) + sum(len(m) for m in classes.values()))
+    kinds = {topo.nodes[n].kind for n in names}
+    if len(classes) > 1 and not {"qemu", "openvz"} <= kinds:
+        packed = {n for m in classes.values() for n in m}
+        classes = {"all": [n for n in names if n in packed]}
+    counts = [len(m) for m in classes.values()]
+    shares = [1] * len(counts)
+    for _ in range(budget - len(counts)):  # the next host to the class with the most nodes per host
+        best = max(range(len(counts)), key=lambda i: counts[i] / shares[i])
+        shares[best] += 1
+    nodes_only = options.nodes_only or pass_no in options.pass_nodes_only
+    position = {name: i for i, name in enumerate(names)}
+    for members, share in zip(classes.values(), shares, strict=True):
+        packing = max(1, math.ceil(len(members) / share))
+        order = sorted(members, key=position.__getitem__) if nodes_only else _dfs_order(topo, members)
         for start in range(0, len(order), packing):
             yield pass_no, sorted(order[start:start + packing], key=position.__getitem__)
 

@@ -38,8 +38,9 @@ options:
       - Python format string for a pnode's address with the C(testbed) target. Fields are C(index),
         C(pnode), C(eid), C(pid).
       - A pnode that the compiler gave a host of its own (C(containerize --pnode-hosts)) is reached at that host.
+      - Defaults to the pattern recorded by the compiler (the site's C(pnode_host_pattern)), else
+        C(pnode-{index:04d}.{eid}.{pid}).
     type: str
-    default: "pnode-{index:04d}.{eid}.{pid}"
   site_defaults:
     description:
       - Files or directories of YAML variables set on group C(all) for every experiment, the site's
@@ -77,6 +78,7 @@ from ansible.plugins.inventory import BaseInventoryPlugin, Constructable
 from ansible_collections.containerize.deploy.plugins.plugin_utils.unsafe_yaml import Loader
 
 KINDS = ("embedded_pnode", "qemu", "openvz", "process")
+DEFAULT_PATTERN = "pnode-{index:04d}.{eid}.{pid}"
 
 
 class InventoryModule(BaseInventoryPlugin, Constructable):
@@ -94,7 +96,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
         expdir = os.path.normpath(os.path.join(os.path.dirname(path), self.get_option("experiment_dir")))
         embedding = self._load_embedding(expdir)
         target = self.get_option("target") or embedding.get("target") or "local"
-        pattern = self.get_option("pnode_host_pattern")
+        pattern = self.get_option("pnode_host_pattern") or embedding.get("pnode_host_pattern") or DEFAULT_PATTERN
         pid, eid = embedding.get("project"), embedding.get("experiment")
         pnodes = embedding.get("pnodes")
         nodes = embedding.get("nodes")
@@ -113,14 +115,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
             if target == "local":
                 # the controller's own interpreter: it has what the modules need
                 host_vars.update(ansible_connection="local", ansible_python_interpreter=sys.executable)
-            elif isinstance(pnodes[pnode], dict) and pnodes[pnode].get("host"):
-                host_vars.update(ansible_host=pnodes[pnode]["host"])  # containerize --pnode-hosts
             else:
-                try:
-                    address = pattern.format(index=index, pnode=pnode, eid=eid, pid=pid)
-                except (KeyError, IndexError, ValueError) as exc:
-                    raise AnsibleParserError(f"pnode_host_pattern {pattern!r} is not valid: {exc}") from exc
-                host_vars.update(ansible_host=address)
+                host_vars.update(ansible_host=self._address(pnodes, index, pnode, pattern, eid, pid))
             for key, value in host_vars.items():
                 self.inventory.set_variable(pnode, key, value)
             group = pnode.replace("-", "_")
@@ -138,14 +134,24 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
                      # a virtual node is managed through its pnode; running tasks on it runs them there
                      "ansible_connection": "local" if target == "local" else "ssh"}
             if target != "local":
-                facts["ansible_host"] = (pnodes[node["pnode"]] or {}).get("host") or pattern.format(
-                    index=list(pnodes).index(node["pnode"]), pnode=node["pnode"], eid=eid, pid=pid)
+                facts["ansible_host"] = self._address(pnodes, list(pnodes).index(node["pnode"]), node["pnode"],
+                                                      pattern, eid, pid)
             for key, value in facts.items():
                 self.inventory.set_variable(name, key, value)
             strict = self.get_option("strict")
             self._set_composite_vars(self.get_option("compose"), facts, name, strict=strict)
             self._add_host_to_composed_groups(self.get_option("groups"), facts, name, strict=strict)
             self._add_host_to_keyed_groups(self.get_option("keyed_groups"), facts, name, strict=strict)
+
+    @staticmethod
+    def _address(pnodes, index, pnode, pattern, eid, pid):
+        """Where a testbed pnode is reached: its own host (containerize --pnode-hosts), else PATTERN."""
+        if isinstance(pnodes[pnode], dict) and pnodes[pnode].get("host"):
+            return pnodes[pnode]["host"]
+        try:
+            return pattern.format(index=index, pnode=pnode, eid=eid, pid=pid)
+        except (KeyError, IndexError, ValueError, AttributeError) as exc:
+            raise AnsibleParserError(f"pnode_host_pattern {pattern!r} is not valid: {exc}") from exc
 
     def _site_defaults(self):
         """The variables of the site_defaults files, later files winning."""
