@@ -162,3 +162,22 @@ def test_qemu_server_with_twenty_links(tmp_path):
         assert far.returncode == 0, far.stdout + far.stderr
     finally:
         playbook(expdir, "swapout")
+
+
+def test_templates_are_decompressed_once(tmp_path):
+    from ansible_collections.containerize.deploy.plugins.module_utils.image_cache import plain_tarball
+
+    (tmp_path / "root" / "bin").mkdir(parents=True)
+    (tmp_path / "root" / "bin" / "sh").write_text("")
+    packed = tmp_path / "t.tar.gz"
+    with tarfile.open(packed, "w:gz") as tar:
+        tar.add(tmp_path / "root", arcname=".")
+    plain = plain_tarball(str(packed), str(tmp_path / "cache"))
+    assert plain.endswith(".tar") and tarfile.open(plain).getnames()
+    assert plain_tarball(str(packed), str(tmp_path / "cache")) == plain
+    assert plain_tarball(plain, str(tmp_path / "cache")) == plain  # already plain
+    broken = tmp_path / "broken.tar.gz"
+    broken.write_bytes(b"not gzip")
+    with pytest.raises(RuntimeError, match="cannot decompress"):
+        plain_tarball(str(broken), str(tmp_path / "cache"))
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == [Path(plain).name]

@@ -22,7 +22,11 @@ from ansible_collections.containerize.deploy.plugins.module_utils.daemons import
     write_json,
     write_new_or_replace,
 )
-from ansible_collections.containerize.deploy.plugins.module_utils.image_cache import ROOT_NEEDS, root_lacks
+from ansible_collections.containerize.deploy.plugins.module_utils.image_cache import (
+    ROOT_NEEDS,
+    plain_tarball,
+    root_lacks,
+)
 from ansible_collections.containerize.deploy.plugins.module_utils.loop_disk import (
     MIN_IMAGE,
     human_size,
@@ -269,7 +273,8 @@ class Container:
         os.makedirs(self.rootfs, mode=0o755, exist_ok=True)
         if disk == "image":
             make_image(self.image, self.size, self.rootfs, os.path.dirname(ctx.base))
-        must(["tar", "--numeric-owner", "-xpf", self.template_path, "-C", self.rootfs], f"unpack {self.template}")
+        tarball = plain_tarball(self.template_path, os.path.join(ctx.root, "images", "openvz"))
+        must(["tar", "--numeric-owner", "-xpf", tarball, "-C", self.rootfs], f"unpack {self.template}")
         lacks = root_lacks(self.rootfs, ROOT_NEEDS[:2])  # (its network is made from outside: no modprobe, no ip)
         if lacks:
             unmount_all(self.private)
