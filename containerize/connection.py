@@ -101,6 +101,37 @@ def ssh_argv(inventory: Path, host: str, command: list[str], tty: bool = False) 
     return json.loads(proc.stdout)
 
 
+# Runs a program made of standard-library-only module_utils on a pnode that lacks the collection:
+# argv[1] is the modules' source (JSON {name: text}, zlib, base64), argv[2] the one whose main() runs.
+BOOTSTRAP = """import base64, json, sys, types, zlib
+sources = json.loads(zlib.decompress(base64.b64decode(sys.argv[1])))
+for name, text in sources.items():
+    parts = name.split(".")
+    for depth in range(1, len(parts)):
+        sys.modules.setdefault(".".join(parts[:depth]), types.ModuleType(".".join(parts[:depth]))).__path__ = []
+    module = sys.modules[name] = types.ModuleType(name)
+    exec(compile(text, name.replace(".", "/") + ".py", "exec"), module.__dict__)
+sys.exit(sys.modules[sys.argv[2]].main(sys.argv[3:]))
+"""
+
+
+def remote_program(modules: list[str], *args: str) -> list[str]:
+    """The argv that runs the last of MODULES (dotted names, in import order; each standard library only
+    or importing only the ones before it) as a program with ARGS, on a machine that has only python3."""
+    import base64
+    import importlib.util
+    import zlib
+
+    sources = {}
+    for name in modules:
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.origin is None:
+            raise ContainerizeError(f"cannot find the module {name} to send to the pnode")
+        sources[name] = Path(spec.origin).read_text(encoding="utf-8")
+    payload = base64.b64encode(zlib.compress(json.dumps(sources).encode(), 9)).decode("ascii")
+    return ["python3", "-c", BOOTSTRAP, payload, modules[-1], *args]
+
+
 def main(argv: list[str]) -> int:
     inventory, host, tty, *command = argv
     try:

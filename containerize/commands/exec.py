@@ -20,7 +20,8 @@ How a node is entered, per kind (one function each, see ``ENTER``):
 The exit status is the command's own. On a testbed target (pnodes reached over SSH), process,
 openvz and embedded_pnode nodes are entered over the ssh connection Ansible uses for the pnode
 (containerize/connection.py: user, port, key, ssh arguments and become as the playbooks have them);
-qemu nodes need a shell on their pnode.
+for qemu nodes the exec agent's pnode side (qemu_exec.py) is sent over the same connection and run
+by the pnode's python3.
 """
 
 from __future__ import annotations
@@ -38,7 +39,6 @@ from pathlib import Path
 
 from ansible_collections.containerize.deploy.plugins.module_utils.node_status import Context as StatusContext
 from ansible_collections.containerize.deploy.plugins.module_utils.node_status import embedded_wrap, qemu_status
-from ansible_collections.containerize.deploy.plugins.module_utils.qemu_exec import PROGRAM as QEMU_EXEC
 from ansible_collections.containerize.deploy.plugins.module_utils.qemu_exec import node_exec
 from ansible_collections.containerize.deploy.plugins.plugin_utils.modules import COLLECTION
 
@@ -52,6 +52,8 @@ from .base import CommandParser, json_text, json_wanted
 BIND_AND_EXEC = 'mount --bind "$1" /var/containers 2>/dev/null; hostname "$2" 2>/dev/null; shift 2; exec "$@"'
 INTERACTIVE_SHELL = 'if command -v bash >/dev/null 2>&1; then exec bash -i; else exec sh -i; fi'
 INFO_SCRIPT = COLLECTION / "roles" / "hv" / "files" / "info.sh"
+DAEMONS_MODULE = "ansible_collections.containerize.deploy.plugins.module_utils.daemons"
+QEMU_EXEC_MODULE = "ansible_collections.containerize.deploy.plugins.module_utils.qemu_exec"
 
 
 @dataclass
@@ -88,10 +90,29 @@ def qemu_runner(node_dir: str):
     return call
 
 
+def remote_qemu_runner(expdir: ExperimentDir, node: str):
+    """qemu_runner for a node on a remote pnode: the exec agent's pnode side (qemu_exec.py and the
+    daemons.py it imports, standard library only) sent over the pnode's ssh connection and run there
+    by its python3; the command's output streams back, its exit status is ssh's."""
+    from ..connection import remote_program, ssh_argv
+
+    def call(command: list[str], stdout=None) -> int:
+        program = remote_program([DAEMONS_MODULE, QEMU_EXEC_MODULE], expdir.node_dir(node), "--", *command)
+        argv = ssh_argv(expdir.path / "inventory", expdir.pnode_of(node), program)
+        sys.stdout.flush()
+        if stdout is None:
+            return subprocess.run(argv, stdin=subprocess.DEVNULL, check=False).returncode  # noqa: S603
+        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, check=False)  # noqa: S603
+        stdout.write(proc.stdout)
+        return proc.returncode
+
+    return call
+
+
 def _qemu(expdir: ExperimentDir, node: str, plan: dict, command: list[str]) -> Entry:
     if expdir.target != "local":
-        raise ContainerizeError(f"node {node!r} is a qemu node on a remote pnode; ssh to its pnode and run "
-                                f"`{QEMU_EXEC} NODE_DIR -- CMD` there")
+        # the agent answers 255 with a reason when the node is not running: no status check first
+        return Entry(node, "qemu", call=remote_qemu_runner(expdir, node), interactive_ok=False)
     pnode = expdir.pnode_of(node)
     state = qemu_status(StatusContext(expdir.module_params(pnode)), plan)
     if state["state"] == "dead":
