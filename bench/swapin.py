@@ -22,6 +22,14 @@ pings each after a warm-up; "added" is their difference. "cable" is the same cro
 the VXLAN uplink replaced by a VDE cable between the two switches (`dpipe vde_plug = vde_plug`,
 the transport a `vde_plug = ssh vde_plug` cable would use, minus SSH): the alternative the VXLAN
 design was chosen over.
+
+With --hosts 1,2,4 [--nodes 100,400] [--repeat R]: the same LAN of process nodes over 1, 2 and 4 real hosts of
+the test bed (tests/hosts.py: Debian nspawn machines with their own sshd, booted here; compiled with
+--pnode-hosts-file, so the modules travel by AnsiballZ over SSH), each next to the same nodes on as
+many pnodes of the local target. Prints swap-in, no-op re-run and swap-out, the ratio of the hosts'
+swap-in to the local one, and the RTT between two nodes of one host (pnode) and of two hosts
+(pnodes): p50 and p99 of 200 pings each after a warm-up. The test bed is booted once and taken
+down at the end (run it under the e2e lock).
 """
 
 from __future__ import annotations
@@ -63,9 +71,9 @@ def settle(idle_share: float = 0.9, limit: float = 60.0) -> None:
         idle, total = now_idle, now_total
 
 
-def _run(cmd: list[str]) -> tuple[float, str]:
+def _run(cmd: list[str], env: dict | None = None) -> tuple[float, str]:
     start = time.monotonic()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=ENV, cwd=REPO, check=False)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env or ENV, cwd=REPO, check=False)
     wall = time.monotonic() - start
     if proc.returncode != 0:
         fatal = "\n".join(re.findall(r"^fatal: .*|^    msg: .*(?:\n        .*){0,3}", proc.stdout, re.M))
@@ -114,17 +122,22 @@ def mininet(hosts: int) -> float | None:
     return float(proc.stdout.split()[0])
 
 
-def _rtt(expdir: Path, source: str, target: str, count: int = 200) -> float:
-    """Median RTT in ms of COUNT pings from SOURCE to TARGET (after a warm-up ping)."""
+def _rtts(expdir: Path, source: str, target: str, count: int = 200, env: dict | None = None) -> list[float]:
+    """RTTs in ms of COUNT pings from SOURCE to TARGET (after a warm-up ping)."""
     exec_ = [sys.executable, "-m", "containerize.cli", "exec", str(expdir), source, "--"]
-    subprocess.run([*exec_, "ping", "-c", "2", "-W", "2", target], capture_output=True, env=ENV, cwd=REPO,
+    subprocess.run([*exec_, "ping", "-c", "2", "-W", "2", target], capture_output=True, env=env or ENV, cwd=REPO,
                    check=False)
     out = subprocess.run([*exec_, "ping", "-n", "-c", str(count), "-i", "0.01", "-W", "2", target],
-                         capture_output=True, text=True, env=ENV, cwd=REPO, check=False).stdout
+                         capture_output=True, text=True, env=env or ENV, cwd=REPO, check=False).stdout
     samples = [float(m) for m in re.findall(r"time=([\d.]+) ms", out)]
     if len(samples) < count // 2:
         raise SystemExit(f"{source} -> {target}: too few replies\n{out[-2000:]}")
-    return statistics.median(samples)
+    return samples
+
+
+def _rtt(expdir: Path, source: str, target: str, count: int = 200) -> float:
+    """Median RTT in ms of COUNT pings from SOURCE to TARGET (after a warm-up ping)."""
+    return statistics.median(_rtts(expdir, source, target, count))
 
 
 def _cable_rtt(expdir: Path, placement: dict, source: str, target: str) -> float:
@@ -206,6 +219,13 @@ def pnodes_table(counts: list[int], nodes: int) -> int:
 
 def main() -> int:
     args = sys.argv[1:]
+    if "--hosts" in args:
+        from bench.swapin_hosts import hosts_table
+
+        counts = [int(c) for c in args[args.index("--hosts") + 1].split(",")]
+        sizes = [int(n) for n in args[args.index("--nodes") + 1].split(",")] if "--nodes" in args else [100, 400]
+        repeat = int(args[args.index("--repeat") + 1]) if "--repeat" in args else 1
+        return hosts_table(counts, sizes, repeat)
     if "--pnodes" in args:
         at = args.index("--pnodes")
         counts = [int(c) for c in args[at + 1].split(",")]
