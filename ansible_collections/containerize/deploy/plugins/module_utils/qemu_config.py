@@ -222,7 +222,7 @@ def config_files(ctx, node):
         line = f"{str(iface['mac']).lower()} {iface['ifname']} {iface['address']}/{int(iface['prefix'])}"
         net.append(f"{line} {tc_args(iface.get('tc'))}".rstrip())
     if ctx.authorized_keys:
-        net.append(f"{ssh_mac(node.name)} {SSH_IFNAME} {SSH_GUEST}/{SSH_NET.split('/')[1]}")
+        net.append(f"{ssh_mac(node.name)} {SSH_IFNAME} {SSH_NODE_ADDRESS}/{SSH_NET.split('/')[1]}")
     routes = [f"{r['dest']} {r['gateway']}" for r in node.spec.get("routes") or []]
     settings = (
         f"NODE={shlex.quote(node.name)}\nHOSTNAME={shlex.quote(node.hostname)}\n"
@@ -255,7 +255,7 @@ def config_files(ctx, node):
 # ssh into a node (containerize ssh): a control NIC on qemu's user network, isolated (restrict=on),
 # whose only way in is one forward from 127.0.0.1:PORT of the pnode to the node's sshd
 SSH_NET = "169.254.22.0/24"
-SSH_GUEST = "169.254.22.15"
+SSH_NODE_ADDRESS = "169.254.22.15"
 SSH_IFNAME = "cz-ssh"
 
 
@@ -267,7 +267,7 @@ def ssh_mac(name):
 
 def ssh_netdev(port):
     """qemu's -netdev of the control NIC: no way out, one way in from the pnode's loopback."""
-    return f"user,id=czssh,restrict=on,net={SSH_NET},hostfwd=tcp:127.0.0.1:{int(port)}-{SSH_GUEST}:22"
+    return f"user,id=czssh,restrict=on,net={SSH_NET},hostfwd=tcp:127.0.0.1:{int(port)}-{SSH_NODE_ADDRESS}:22"
 
 
 def config_hash(files):
