@@ -243,7 +243,9 @@ def _network_down(host: Host) -> None:
 
 
 def _mount(host: Host, lower: Path) -> None:
-    for part in ("upper", "work", "merged"):
+    # containers: the host's /var/containers, on this machine's file system, not the overlay root (a qemu
+    # node's root is an overlay whose upper directory cannot be on an overlay, as on a real disk it is not)
+    for part in ("upper", "work", "merged", "containers"):
         (host.dir / part).mkdir(parents=True, exist_ok=True)
     if not os.path.ismount(host.merged):
         _run("mount", "-t", "overlay", "overlay", "-o",
@@ -263,7 +265,7 @@ def _boot(host: Host, binds: tuple[str, ...]) -> None:
     argv = ["nohup", "systemd-nspawn", "-D", str(host.merged), "--register=no", "--keep-unit", "--boot",
             "--capability=all", f"--network-namespace-path=/run/netns/{host.netns}", f"--machine=cztb-{host.name}",
             "--console=read-only", "--bind=/dev/net/tun", "--property=DeviceAllow=/dev/net/tun rwm",
-            *(f"--bind-ro={path}" for path in binds)]
+            f"--bind={host.dir / 'containers'}:/var/containers", *(f"--bind-ro={path}" for path in binds)]
     env = {**os.environ, "SYSTEMD_NSPAWN_API_VFS_WRITABLE": "1"}
     with open(host.dir / "console.log", "ab") as console:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT, env=env,

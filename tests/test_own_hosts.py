@@ -3,20 +3,27 @@
 The hosts are Debian 12 systemd-nspawn machines on one bridge, each with its own disk and sshd and
 no /etc/hosts; Ansible reaches them with the test bed's key (ANSIBLE_PRIVATE_KEY_FILE) and the
 modules travel by AnsiballZ over SSH (not in-process as on the local target). A small topology of
-process and openvz nodes is compiled with --pnode-hosts-file onto them; the test pings across hosts
-with the planned delay, re-runs with no change, power-cycles a host and restores it, stops a host's
-sshd (UNREACHABLE naming it, the others untouched), and swaps out with one host gone. The test bed
-is started and torn down by the test (about 2 minutes; runs under the e2e lock in CI).
+process, openvz and qemu nodes is compiled with --pnode-hosts-file onto them (packed onto the three
+hosts by default). The openvz nodes use the busybox template and the qemu node the small busybox
+test image (scripts/build-openvz-template.sh, build-test-image.sh), which the hosts see read-only at
+the same paths (seconds to boot, where Debian takes a minute under TCG). The test pings
+across hosts with the planned delay (from process, openvz and qemu nodes, through `containerize
+exec` over the pnode's connection), re-runs with no change, power-cycles a host and restores it,
+stops a host's sshd (UNREACHABLE naming it, the others untouched), and swaps out with one host gone,
+leaving nothing on the others (no /etc/hosts either: they had none). The test bed is started and
+torn down by the test (runs under the e2e lock in CI).
 """
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import subprocess
 import sys
 
 import pytest
+import yaml
 
 from tests import hosts as testbed
 from tests.e2e import ENV, REPO, delay_error
@@ -25,20 +32,26 @@ pytestmark = pytest.mark.slow
 
 TOPOLOGY = """set ns [new Simulator]
 source tb_compat.tcl
-foreach n {a b c d e f} { set $n [$ns node] }
+foreach n {a b c d e f g} { set $n [$ns node] }
 set lan0 [$ns make-lan "$a $b $c" 10Mb 0ms]
 $ns duplex-link $a $d 100Mb 10ms DropTail
 $ns duplex-link $b $e 100Mb 5ms DropTail
 $ns duplex-link $c $f 100Mb 0ms DropTail
+$ns duplex-link $f $g 100Mb 0ms DropTail
 tb-add-node-attribute $d containers:node_type openvz
 tb-add-node-attribute $e containers:node_type openvz
+tb-add-node-attribute $g containers:node_type qemu
 $ns rtproto Static
 $ns run
 """
 TEMPLATES = "/var/cache/containerize/openvz"
+IMAGE_DIR = "/var/cache/containerize/test-image"  # tests/test_qemu.py's busybox image
+# the qemu node boots the busybox image (seconds under TCG, where Debian takes a minute)
+EXTRA = {"qemu_default_url": f"{IMAGE_DIR}/rootfs.tar.gz", "qemu_memory": 160, "qemu_stop_timeout": 10,
+         "qemu_boot_timeout": 240}
 RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
-bed = testbed.fixture(3, binds=(TEMPLATES,))
+bed = testbed.fixture(3, binds=(TEMPLATES, IMAGE_DIR))
 
 
 def _env(key) -> dict[str, str]:
@@ -46,11 +59,13 @@ def _env(key) -> dict[str, str]:
 
 
 def _playbook(expdir, name, key, *extra) -> tuple[int, str, dict]:
-    cmd = ["ansible-playbook", "-i", str(expdir / "inventory"), str(REPO / "playbooks" / f"{name}.yml"), *extra]
+    cmd = ["ansible-playbook", "-i", str(expdir / "inventory"), "-e", json.dumps(EXTRA),
+           str(REPO / "playbooks" / f"{name}.yml"), *extra]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=_env(key), cwd=REPO, check=False, timeout=400)
     recap = {m[0]: {"changed": int(m[2]), "unreachable": int(m[3]), "failed": int(m[4])}
              for m in RECAP.findall(proc.stdout)}
-    return proc.returncode, proc.stdout + proc.stderr, recap
+    failures = re.findall(r"^(?:fatal|failed): .*(?:\n    .*){0,6}", proc.stdout, re.M)
+    return proc.returncode, "\n".join(failures) + "\n" + proc.stdout[-2000:] + proc.stderr[-1000:], recap
 
 
 def _exec(expdir, key, node, *command) -> subprocess.CompletedProcess:
@@ -67,14 +82,17 @@ def _rtts(expdir, key, source, target, count=10) -> list[float]:
 
 def _experiment_left(host, key, tag) -> str:
     """What of the experiment is still on HOST (empty when nothing)."""
-    script = (f"ls -d /var/containers/run/{tag} /var/containers/config/three.own 2>/dev/null; ip netns list;"
-              f" ip -o link | grep -E ' [tbx]{tag}' ; pgrep -a 'vde_switch|wirefilter|vde_plug|systemd-nspawn'; true")
+    script = (f"ls -d /var/containers/run/{tag} /var/containers/config/three.own /etc/hosts 2>/dev/null;"
+              f" ip netns list; ip -o link | grep -E ' [tbx]{tag}' ;"
+              " pgrep -a 'vde_switch|wirefilter|vde_plug|systemd-nspawn|qemu-system'; true")
     return testbed.ssh(host, key, "sh", "-c", shlex.quote(script), timeout=30).stdout.strip()
 
 
 def test_own_hosts(bed, tmp_path):
     group, key = bed
     subprocess.run(["bash", str(REPO / "scripts" / "build-openvz-template.sh"), TEMPLATES], check=True,
+                   capture_output=True)
+    subprocess.run(["bash", str(REPO / "scripts" / "build-test-image.sh"), IMAGE_DIR], check=True,
                    capture_output=True)
     source = tmp_path / "own.tcl"
     source.write_text(TOPOLOGY)
@@ -83,26 +101,37 @@ def test_own_hosts(bed, tmp_path):
                                   f"'-o UserKnownHostsFile=/dev/null'}}\n" for h in group))
     expdir = tmp_path / "exp"
     proc = subprocess.run([sys.executable, "-m", "containerize.cli", "--no-image", "--out", str(expdir),
-                           "--default-container", "process", "--packing", "2", "--pnode-hosts-file", str(hosts_file),
+                           "--default-container", "process", "--pnode-hosts-file", str(hosts_file),
                            "--openvz-template", "busybox", "--openvz-template-dir", TEMPLATES, "own", "three",
                            str(source)], capture_output=True, text=True, cwd=REPO, env=ENV, check=False)
     assert proc.returncode == 0, proc.stderr
     assert "on 3 pnodes" in proc.stdout
+    embedding = yaml.safe_load((expdir / "embedding.yaml").read_text())
+    pnode_of = {name: node["pnode"] for name, node in embedding["nodes"].items()}
     tag = next(line.split('"')[3] for line in (expdir / "inventory" / "group_vars" / "all.yml").read_text()
                .splitlines() if '"containerize_exp_tag"' in line)
     rc, out, recap = _playbook(expdir, "swapin", key)
     try:
-        assert rc == 0, out[-3000:]
+        assert rc == 0, out
         # across hosts, by name (the hosts had no /etc/hosts), with the planned 2 x 10 ms
+        assert pnode_of["a"] != pnode_of["d"], pnode_of
         assert (err := delay_error(_rtts(expdir, key, "a", "d"), 20.0)) is None, err
         assert _exec(expdir, key, "d", "ping", "-c", "1", "-W", "3", "f").returncode == 0
+        # the qemu node, entered over its pnode's ssh connection: by name to a node of another host
+        assert pnode_of["g"] != pnode_of["a"], pnode_of
+        ping = _exec(expdir, key, "g", "ping", "-c", "2", "-W", "5", "a")
+        assert ping.returncode == 0 and "2 packets received" in ping.stdout, ping.stdout + ping.stderr
+        assert _exec(expdir, key, "g", "sh", "-c", "exit 4").returncode == 4
+        info = subprocess.run([sys.executable, "-m", "containerize.cli", "info", str(expdir), "g", "--json"],
+                              capture_output=True, text=True, env=_env(key), cwd=REPO, timeout=120, check=False)
+        assert info.returncode == 0 and json.loads(info.stdout)["node"] == "g", info.stdout + info.stderr
         rc, out, recap = _playbook(expdir, "swapin", key)
-        assert rc == 0 and sum(r["changed"] for r in recap.values()) == 0, out[-3000:]
+        assert rc == 0 and sum(r["changed"] for r in recap.values()) == 0, out
 
         # a power-cycled host (its nodes gone, its disk kept) is restored; only it changes
-        testbed.power_cycle(group[2], binds=(TEMPLATES,))
+        testbed.power_cycle(group[2], binds=(TEMPLATES, IMAGE_DIR))
         rc, out, recap = _playbook(expdir, "swapin", key)
-        assert rc == 0, out[-3000:]
+        assert rc == 0, out
         assert recap["pnode-0002"]["changed"] > 0 and recap["pnode-0000"]["changed"] == 0, recap
         assert recap["pnode-0001"]["changed"] == 0, recap
         assert _exec(expdir, key, "a", "ping", "-c", "1", "-W", "3", "d").returncode == 0
@@ -110,7 +139,7 @@ def test_own_hosts(bed, tmp_path):
         # sshd down: UNREACHABLE names that host; the others' nodes keep running
         testbed.sshd_down(group[1])
         rc, out, recap = _playbook(expdir, "swapin", key)
-        assert rc != 0 and recap["pnode-0001"]["unreachable"] == 1, out[-3000:]
+        assert rc != 0 and recap["pnode-0001"]["unreachable"] == 1, out
         assert recap["pnode-0000"]["unreachable"] == 0 and recap["pnode-0000"]["failed"] == 0, recap
         assert _exec(expdir, key, "a", "ping", "-c", "1", "-W", "3", "b").returncode == 0
         testbed.sshd_up(group[1])
@@ -118,7 +147,7 @@ def test_own_hosts(bed, tmp_path):
         # swap-out with one host gone: the others are cleaned, the lost one is named
         testbed.power_off(group[1])
         rc, out, recap = _playbook(expdir, "swapout", key)
-        assert rc != 0 and recap["pnode-0001"]["unreachable"] == 1, out[-3000:]
+        assert rc != 0 and recap["pnode-0001"]["unreachable"] == 1, out
         for host in (group[0], group[2]):
             assert _experiment_left(host, key, tag) == "", f"{host.name}: {_experiment_left(host, key, tag)}"
     finally:
