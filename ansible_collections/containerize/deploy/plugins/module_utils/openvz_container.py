@@ -41,6 +41,12 @@ from ansible_collections.containerize.deploy.plugins.module_utils.loop_disk impo
     unmount_all,
 )
 from ansible_collections.containerize.deploy.plugins.module_utils.names import valid_name
+from ansible_collections.containerize.deploy.plugins.module_utils.overlay_root import (
+    mount_overlay,
+    overlay_lower,
+    overlay_usable,
+    shared_root,
+)
 from ansible_collections.containerize.deploy.plugins.module_utils.spec import NodesContext
 from ansible_collections.containerize.deploy.plugins.module_utils.start_log import SCRIPT_NAME
 
@@ -74,7 +80,17 @@ class Context(NodesContext):
     def pick_disk(wanted):
         if wanted != "auto":
             return wanted
+        if overlay_usable():
+            return "overlay"
         return "image" if images_usable() else "directory"
+
+    def disk_for(self, size):
+        """The disk mode of a new root of SIZE bytes: with `auto`, a size other than the default one
+        (the node's own openvz_diskspace) is asked for, so it gets an ext4 image that enforces it."""
+        if self.disk == "overlay" and self.module.params["disk"] == "auto" and images_usable():
+            if size != parse_size(self.module.params["diskspace"]):
+                return "image"
+        return self.disk
 
     def load_scripts(self):
         """Read rc.local and the start command supervisor from scripts_dir (the roles put them there).
@@ -208,7 +224,7 @@ class Container:
     def observe(self):
         o = {"record": read_json(self.record_path) or {}, "root_exists": os.path.isdir(self.rootfs),
              "mounted": mount_source(self.rootfs), "files": {}, "modes": {}}
-        if o["root_exists"] and (o["record"].get("disk") != "image" or o["mounted"]):
+        if o["root_exists"] and (o["record"].get("disk") not in ("image", "overlay") or o["mounted"]):
             for rel in self.files():
                 path = os.path.join(self.rootfs, rel)
                 o["files"][rel] = None if os.path.islink(path) else read_text(path)
@@ -231,10 +247,12 @@ class Container:
         self.template_path, tried = find_template(self.template, ctx.module.params["template_dirs"])
         if self.template_path is None and not (record.get("complete") and record.get("template") == self.template):
             raise RuntimeError(f"template {self.template!r} not found (tried {', '.join(tried) or 'no directory'})")
-        disk = record.get("disk") if record.get("complete") else ctx.disk
+        disk = record.get("disk") if record.get("complete") else ctx.disk_for(self.size)
         if disk == "image" and self.size < MIN_IMAGE:
             raise RuntimeError(f"disk space {self.diskspace} is too small for a disk image (at least 32M)")
-        if not (record.get("complete") and record.get("template") == self.template and o["root_exists"]):
+        lower_gone = disk == "overlay" and not os.path.isdir(record.get("lower") or "")
+        if lower_gone or not (record.get("complete") and record.get("template") == self.template
+                              and o["root_exists"]):
             self.rebuilt = True
             self.bounced = "root" if o["running"] else None
             steps = [(f"private root from {self.template}", lambda: self.make_root(o, disk))]
@@ -248,6 +266,13 @@ class Container:
                 self.rebuilt = True
                 steps.append(("mount disk image", lambda: mount_image(self.image, self.rootfs, shared_dir)))
             elif loop_backing_file(o["mounted"]) not in (None, self.image, self.image + " (deleted)"):
+                raise RuntimeError(f"{self.rootfs} has another file system mounted ({o['mounted']})")
+        if disk == "overlay":
+            if not o["mounted"]:
+                self.rebuilt = True
+                steps.append(("mount overlay root", lambda: mount_overlay(record["lower"], self.private,
+                                                                          self.rootfs, shared_dir)))
+            elif overlay_lower(self.rootfs) != record["lower"]:
                 raise RuntimeError(f"{self.rootfs} has another file system mounted ({o['mounted']})")
         if record.get("size") != self.size:
             self.rebuilt = True
@@ -271,9 +296,21 @@ class Container:
         os.makedirs(self.private, mode=0o700, exist_ok=True)
         os.makedirs(ctx.base, mode=0o755, exist_ok=True)
         os.makedirs(self.rootfs, mode=0o755, exist_ok=True)
+        cache = os.path.join(ctx.root, "images", "openvz")
+        record = {"template": self.template, "template_path": self.template_path, "disk": disk, "size": self.size}
+        if disk == "overlay":
+            try:
+                record["lower"] = shared_root(plain_tarball(self.template_path, cache), cache)
+                mount_overlay(record["lower"], self.private, self.rootfs, os.path.dirname(ctx.base))
+            except (RuntimeError, OSError):
+                unmount_all(self.private)
+                shutil.rmtree(self.private, ignore_errors=True)
+                raise
+            write_json(self.record_path, {**record, "complete": True})
+            return
         if disk == "image":
             make_image(self.image, self.size, self.rootfs, os.path.dirname(ctx.base))
-        tarball = plain_tarball(self.template_path, os.path.join(ctx.root, "images", "openvz"))
+        tarball = plain_tarball(self.template_path, cache)
         must(["tar", "--numeric-owner", "-xpf", tarball, "-C", self.rootfs], f"unpack {self.template}")
         lacks = root_lacks(self.rootfs, ROOT_NEEDS[:2])  # (its network is made from outside: no modprobe, no ip)
         if lacks:
@@ -281,8 +318,7 @@ class Container:
             shutil.rmtree(self.private, ignore_errors=True)
             raise RuntimeError(f"template {self.template_path}: {'; '.join(lacks)}")
         os.chmod(self.rootfs, 0o755)
-        write_json(self.record_path, {"template": self.template, "template_path": self.template_path,
-                                      "disk": disk, "size": self.size, "complete": True})
+        write_json(self.record_path, {**record, "complete": True})
 
     def stop(self, o):
         """Stop the container (whatever runs in its root) and forget its pid."""

@@ -14,7 +14,8 @@ description:
     C(host_vars/pnode-NNNN.yml)) exist as an OS container sharing the pnode's kernel, in one call.
   - "Private area: C(root/openvz/EXP_NAME/NODE/) holds C(root/) (the container's root file
     system), C(private.json) (what the root was made from), C(console.log) and, with O(disk=image),
-    C(disk.img). The root is unpacked from the node's template C(NAME) found as C(DIR/NAME.tar.gz)
+    C(disk.img) (with O(disk=overlay), C(upper/) and C(work/)). The root is unpacked from the
+    node's template C(NAME) found as C(DIR/NAME.tar.gz)
     (or C(.tgz), C(.tar.xz), C(.txz), C(.tar.zst), C(.tzst), C(.tar.bz2), C(.tar)) in the first
     directory of O(template_dirs) that has it; an absolute path names the file itself. It is
     unpacked once and kept while the template name stays the same, so changes made inside the
@@ -23,8 +24,12 @@ description:
     vzctl's C(--diskspace) does): with O(disk=image) the root is an ext4 file system in a sparse
     image of that size, loop-mounted on C(root/), so the limit is enforced; a changed size is
     applied offline (the container is stopped, the file system resized, the container started).
-    With O(disk=directory) the root is a plain directory and the size is only recorded. With the
-    C(vzctl) runtime the size goes to C(DISKSPACE), which OpenVZ enforces."
+    With O(disk=overlay) the root is an overlayfs: the template unpacked once per pnode in
+    C(root/images/openvz/root-KEY/) (read-only, shared by every container of it) under the
+    container's own C(upper/) and C(work/); the size is only recorded and what a container writes
+    counts against the pnode's file system. With O(disk=directory) the root is a plain directory
+    and the size is only recorded. With the C(vzctl) runtime the size goes to C(DISKSPACE), which
+    OpenVZ enforces."
   - "Configured idempotently in the root (files are rewritten only when they differ, never through
     a symbolic link that leaves the root): C(/etc/hostname), C(/etc/hosts) (the experiment's hosts),
     C(/etc/rc.local) (a copy of O(scripts_dir)C(/openvz/rc.local), the openvz role's C(files/rc.local),
@@ -97,11 +102,14 @@ options:
   disk:
     description:
       - C(image) (an ext4 image of the disk space, loop-mounted, so the limit is enforced),
-        C(directory) (the limit is recorded only), or C(auto) (C(image) when C(mkfs.ext4) and
-        C(/dev/loop-control) are there). Ignored by the C(vzctl) runtime, which enforces C(DISKSPACE).
+        C(overlay) (an overlay on the shared unpacked template, the limit is recorded only),
+        C(directory) (the limit is recorded only), or C(auto) (C(overlay) when the kernel has
+        overlayfs, except for a node whose C(openvz_diskspace) differs from O(diskspace), which is
+        asked for and gets C(image) when C(mkfs.ext4) and C(/dev/loop-control) are there).
+        Ignored by the C(vzctl) runtime, which enforces C(DISKSPACE).
       - The mode of an existing private area is kept until it is made again.
     type: str
-    choices: [auto, image, directory]
+    choices: [auto, image, overlay, directory]
     default: auto
   shares:
     description:
@@ -383,7 +391,7 @@ def main():
         "template": {"type": "str", "default": ""},
         "diskspace": {"type": "str", "default": "2G"},
         "runtime": {"type": "str", "choices": ["auto", "nspawn", "vzctl"], "default": "auto"},
-        "disk": {"type": "str", "choices": ["auto", "image", "directory"], "default": "auto"},
+        "disk": {"type": "str", "choices": ["auto", "image", "overlay", "directory"], "default": "auto"},
         "shares": {"type": "list", "elements": "dict", "default": []},
         "capabilities": {"type": "list", "elements": "str", "default": ["CAP_NET_ADMIN"]},
         "nspawn_args": {"type": "list", "elements": "str", "default": []},
