@@ -300,7 +300,7 @@ class Container:
         record = {"template": self.template, "template_path": self.template_path, "disk": disk, "size": self.size}
         if disk == "overlay":
             try:
-                record["lower"] = shared_root(plain_tarball(self.template_path, cache), cache)
+                record["lower"] = shared_root(plain_tarball(self.template_path, cache), cache, self.template_path)
                 mount_overlay(record["lower"], self.private, self.rootfs, os.path.dirname(ctx.base))
             except (RuntimeError, OSError):
                 unmount_all(self.private)

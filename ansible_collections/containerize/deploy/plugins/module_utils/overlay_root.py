@@ -1,8 +1,8 @@
 """Overlay roots of the openvz nodes: one unpacked template per pnode, shared read-only (module_utils of openvz_nodes).
 
 With the disk mode `overlay` a container's root is an overlayfs: its lower layer is the template
-unpacked once per pnode in ROOT/images/openvz/root-KEY (KEY from the uncompressed tarball's path,
-size and mtime, so a changed template gets a new one), its upper and work layers are in the container's private area.
+unpacked once per pnode in ROOT/images/openvz/root-KEY (KEY from the template file's path, size
+and mtime, so a changed template gets a new one), its upper and work layers are in the container's private area.
 Making a container is then two mkdirs and a mount instead of unpacking some 400 MB, and its pages
 of the shared files are shared too. The shared root stays as a cache of the pnode next to the
 uncompressed template (images/openvz); nothing ever writes into it.
@@ -37,15 +37,17 @@ def overlay_usable():
         return False
 
 
-def shared_root(tarball, cache_dir):
-    """The directory holding TARBALL (an uncompressed template) unpacked, made once per pnode.
+def shared_root(tarball, cache_dir, source=None):
+    """The directory holding TARBALL (an uncompressed template) unpacked, made once per pnode; its
+    key comes from SOURCE (the template file TARBALL was decompressed from; TARBALL itself when None).
 
     Threads of one module and modules of several experiments may ask at once: a lock file in
     CACHE_DIR serializes them, and the root counts only once its mark is written. RuntimeError
     when the tarball does not unpack or is not a root file system.
     """
-    st = os.stat(tarball)
-    key = hashlib.sha256(f"{os.path.abspath(tarball)}\0{st.st_size}\0{st.st_mtime_ns}".encode()).hexdigest()[:16]
+    source = source or tarball
+    st = os.stat(source)
+    key = hashlib.sha256(f"{os.path.abspath(source)}\0{st.st_size}\0{st.st_mtime_ns}".encode()).hexdigest()[:16]
     root = os.path.join(cache_dir, f"root-{key}")
     if os.path.exists(os.path.join(root, MARK)):
         return root
