@@ -23,39 +23,11 @@ from pathlib import Path
 
 import yaml
 
+from bench.one_kind import timed, write_playbooks
 from bench.topologies import one_lan
 from tests.e2e import ENV, REPO
 
 BUSYBOX_DIR = Path("/var/cache/containerize/openvz")
-PLAYBOOK = """---
-- name: Swap in (hv, vde, openvz)
-  hosts: hv
-  gather_facts: false
-  roles:
-    - role: containerize.deploy.hv
-    - role: containerize.deploy.vde
-    - role: containerize.deploy.openvz
-"""
-SWAPOUT = """---
-- name: Swap out (openvz, vde, hv)
-  hosts: hv
-  gather_facts: false
-  roles:
-    - {role: containerize.deploy.openvz, vars: {openvz_state: absent}}
-    - {role: containerize.deploy.vde, vars: {vde_state: absent}}
-    - {role: containerize.deploy.hv, vars: {hv_state: absent}}
-"""
-
-
-def _run(cmd: list[str]) -> float:
-    start = time.monotonic()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=ENV, cwd=REPO, check=False)
-    wall = time.monotonic() - start
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}")
-    return wall
-
-
 def _children() -> dict[int, list[int]]:
     tree: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -91,10 +63,9 @@ def measure(size: int, workdir: Path, extra_vars: dict, args: list[str]) -> dict
                     "--default-container=openvz", *args, "--out", str(expdir), "bench", name, str(source)],
                    check=True, capture_output=True, env=ENV, cwd=REPO)  # fmt: skip
     base = ["ansible-playbook", "-i", str(expdir / "inventory"), "-e", json.dumps(extra_vars)]
-    (workdir / "swapin.yml").write_text(PLAYBOOK)
-    (workdir / "swapout.yml").write_text(SWAPOUT)
+    swapin_yml, swapout_yml = write_playbooks(workdir, "openvz")
     try:
-        swapin = _run([*base, str(workdir / "swapin.yml")])
+        swapin = timed([*base, str(swapin_yml)])
         host_vars = yaml.safe_load((expdir / "inventory" / "host_vars" / "pnode-0000.yml").read_text())
         run_dir = Path(host_vars["containerize_run_dir"])
         time.sleep(5)  # idle: let the containers' boot jobs finish
@@ -102,7 +73,7 @@ def measure(size: int, workdir: Path, extra_vars: dict, args: list[str]) -> dict
         pss = [_pss_kib(int((run_dir / f"{n['name']}.openvz.pid").read_text().split()[0]), tree)
                for n in host_vars["containerize_nodes"]]  # fmt: skip
     finally:
-        swapout = _run([*base, str(workdir / "swapout.yml")])
+        swapout = timed([*base, str(swapout_yml)])
     return {"swapin": swapin, "pss": pss, "swapout": swapout}
 
 

@@ -20,44 +20,15 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import yaml
 
+from bench.one_kind import timed, write_playbooks
 from bench.topologies import one_lan
 from tests.e2e import ENV, REPO
 
 IMAGE_DIR = Path("/var/cache/containerize/test-image")
-PLAYBOOK = """---
-- name: Swap in (hv, vde, qemu)
-  hosts: hv
-  gather_facts: false
-  roles:
-    - role: containerize.deploy.hv
-    - role: containerize.deploy.vde
-    - role: containerize.deploy.qemu
-"""
-SWAPOUT = """---
-- name: Swap out (qemu, vde, hv)
-  hosts: hv
-  gather_facts: false
-  roles:
-    - {role: containerize.deploy.qemu, vars: {qemu_state: absent}}
-    - {role: containerize.deploy.vde, vars: {vde_state: absent}}
-    - {role: containerize.deploy.hv, vars: {hv_state: absent}}
-"""
-
-
-def _run(cmd: list[str]) -> float:
-    start = time.monotonic()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=ENV, cwd=REPO, check=False)
-    wall = time.monotonic() - start
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}")
-    return wall
-
-
 def _rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -75,10 +46,9 @@ def measure(size: int, memory: int, workdir: Path, image: dict) -> dict:
                    check=True, capture_output=True, env=ENV, cwd=REPO)  # fmt: skip
     extra = ["-e", json.dumps({**image, "qemu_memory": memory, "qemu_stop_timeout": 10})]
     base = ["ansible-playbook", "-i", str(expdir / "inventory"), *extra]
-    (workdir / "swapin.yml").write_text(PLAYBOOK)
-    (workdir / "swapout.yml").write_text(SWAPOUT)
+    swapin_yml, swapout_yml = write_playbooks(workdir, "qemu")
     try:
-        swapin = _run([*base, str(workdir / "swapin.yml")])
+        swapin = timed([*base, str(swapin_yml)])
         host_vars = yaml.safe_load((expdir / "inventory" / "host_vars" / "pnode-0000.yml").read_text())
         run_dir = Path(host_vars["containerize_run_dir"])
         rss, boots = [], []
@@ -88,7 +58,7 @@ def measure(size: int, memory: int, workdir: Path, image: dict) -> dict:
             booted = Path(host_vars["containerize_nodes_dir"]) / node["name"] / "log" / "booted"
             boots.append(booted.stat().st_mtime - record["started"])
     finally:
-        swapout = _run([*base, str(workdir / "swapout.yml")])
+        swapout = timed([*base, str(swapout_yml)])
     return {"swapin": swapin, "boot": max(boots), "rss": rss, "swapout": swapout}
 
 
