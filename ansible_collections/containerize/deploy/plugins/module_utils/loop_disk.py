@@ -12,12 +12,14 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import threading
 
 from ansible_collections.containerize.deploy.plugins.module_utils.daemons import read_text, wait_for
 from ansible_collections.containerize.deploy.plugins.module_utils.daemons import run as run_argv
 
 SIZE_RE = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*([KMGT]?)i?B?$", re.I)
 MIN_IMAGE = 32 << 20
+_SHARED_LOCK = threading.Lock()
 
 
 def run(argv, stdin=None, timeout=600):
@@ -111,14 +113,15 @@ def ensure_shared(path):
     makes one per command); where / is private those copies never see the unmount and keep the
     loop device busy. Below a shared mount, the copies are peers or slaves and follow the unmount.
     """
-    fields = mount_propagation(path)
-    if fields is not None and any(f.startswith("shared:") for f in fields):
-        return False
-    os.makedirs(path, mode=0o755, exist_ok=True)
-    if fields is None:
-        must(["mount", "--bind", path, path], f"make {path} a mount point")
-    must(["mount", "--make-shared", path], f"make {path} shared")
-    return True
+    with _SHARED_LOCK:  # (containers are made in threads: one bind mount)
+        fields = mount_propagation(path)
+        if fields is not None and any(f.startswith("shared:") for f in fields):
+            return False
+        os.makedirs(path, mode=0o755, exist_ok=True)
+        if fields is None:
+            must(["mount", "--bind", path, path], f"make {path} a mount point")
+        must(["mount", "--make-shared", path], f"make {path} shared")
+        return True
 
 
 def unmount_all(path):

@@ -252,6 +252,7 @@ from ansible_collections.containerize.deploy.plugins.module_utils.daemons import
 )
 from ansible_collections.containerize.deploy.plugins.module_utils.loop_disk import (
     detach_loops,
+    ensure_shared,
     mount_propagation,
     parse_size,
     run,
@@ -350,6 +351,10 @@ def run_present(ctx, nodes, result):
         result["changed"] = True
     if nodes and not ctx.check:
         os.makedirs(ctx.base, mode=0o755, exist_ok=True)
+        if ctx.disk in ("image", "overlay"):
+            # before the threads: a bind mount of root/openvz made while a container's root is already
+            # mounted below it would hide that root from the module and from systemd-nspawn
+            ensure_shared(os.path.dirname(ctx.base))
     done, errors = ctx.run_each([(g["name"], Container(ctx, g).ensure) for g in nodes])
     if module.params["wait_booted"] and not ctx.check:
         errors += wait_booted(done, module.params["boot_timeout"])
