@@ -57,6 +57,7 @@ from ansible_collections.containerize.deploy.plugins.module_utils.plugs import (
 from ansible_collections.containerize.deploy.plugins.module_utils.start_log import LOG_NAME, read_start_log
 from ansible_collections.containerize.deploy.plugins.module_utils.wirefilter import TBF_LATENCY_MS, tbf_burst
 
+FORWARDING = "/proc/sys/net/ipv4/ip_forward"
 BLANK_LINK = {"mac": None, "up": False, "addresses": [], "qdisc": None}
 
 
@@ -155,6 +156,7 @@ class ProcessNode:
         self.before = {}
         self.after = {}
         self._nl = None
+        self._forwarding = None
         self.unplugged = set()
 
     # -- netlink, inside the namespace
@@ -164,6 +166,8 @@ class ProcessNode:
             try:
                 with in_netns(netns_path(self.ns)):
                     self._nl = Rtnl()
+                    # read while inside: /proc/sys/net is the reading thread's namespace (one setns less per node)
+                    self._forwarding = read_text(FORWARDING)
             except OSError as exc:
                 raise RuntimeError(f"cannot enter namespace {self.ns}: {exc}") from None
         return self._nl
@@ -223,7 +227,9 @@ class ProcessNode:
         else:
             o["ip"] = observe_ip(self.rtnl()) if o["ns_inode"] else None
         if o["ns_inode"] and not self.created:  # a new one inherits it: set (and compared) once, in ensure
-            value = sysctl_in_netns(self.ns, "net.ipv4.ip_forward")
+            value = (self._forwarding or "").strip() or None  # read when its socket was made
+            if value is None:
+                value = sysctl_in_netns(self.ns, "net.ipv4.ip_forward")
             o["forwarding"] = value == "1" if value is not None else None
         o["plugs"] = {
             iface["ifname"]: observe_plug(plug_pidfile(ctx.run_dir, self.name, iface["ifname"]), o["ns_inode"])
@@ -354,7 +360,7 @@ class ProcessNode:
         """Stop the plugs of interfaces no longer planned; their names."""
         ctx = self.ctx
         plugged = [iface["ifname"] for iface in self.interfaces if not iface.get("veth")]
-        gone = unplugged(ctx.run_entries, self.name, plugged)
+        gone = unplugged(ctx.plugged, self.name, plugged)
         for ifname in gone:
             pidfile = plug_pidfile(ctx.run_dir, self.name, ifname)
             if proc_alive(read_pid(pidfile), pidfile):

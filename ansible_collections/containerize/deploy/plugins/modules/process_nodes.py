@@ -213,7 +213,12 @@ from ansible_collections.containerize.deploy.plugins.module_utils.netns import (
     scan_namespaces,
     write_in_place,
 )
-from ansible_collections.containerize.deploy.plugins.module_utils.plugs import OLD_RECORD_SUFFIX, Switches, is_plug
+from ansible_collections.containerize.deploy.plugins.module_utils.plugs import (
+    OLD_RECORD_SUFFIX,
+    Switches,
+    is_plug,
+    plugged_interfaces,
+)
 from ansible_collections.containerize.deploy.plugins.module_utils.process_node import (
     ProcessNode,
     supervisor_alive,
@@ -249,6 +254,7 @@ class Context(NodesContext):
             self.run_entries = sorted(os.listdir(self.run_dir))
         except OSError:
             self.run_entries = []
+        self.plugged = plugged_interfaces(self.run_entries)
 
 
 # ----------------------------------------------------------------------------------------------
