@@ -57,6 +57,7 @@ else
 fi
 echo "$links" | while read -r name mac; do
     [ -n "$name" ] || continue
+    [ "$name" = cz-ssh ] && continue  # the qemu node's control NIC for ssh, not an experiment interface
     cidr=$(ip -o -4 addr show dev "$name" 2>/dev/null | sed -n 's/.* inet \([0-9.]*\/[0-9]*\).*/\1/p' | head -n 1)
     [ -n "$cidr" ] || continue  # not an experiment interface (ifb, tunnels, ...)
     addr=${cidr%/*}
