@@ -37,6 +37,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ansible_collections.containerize.deploy.plugins.module_utils import ssh_relay
 from ansible_collections.containerize.deploy.plugins.module_utils.node_status import Context as StatusContext
 from ansible_collections.containerize.deploy.plugins.module_utils.node_status import embedded_wrap, qemu_status
 from ansible_collections.containerize.deploy.plugins.module_utils.qemu_exec import node_exec
@@ -122,16 +123,10 @@ def _qemu(expdir: ExperimentDir, node: str, plan: dict, command: list[str]) -> E
 
 def openvz_leader(expdir: ExperimentDir, node: str) -> int:
     """Pid of the init of NODE's container: the child of systemd-nspawn (the openvz role's NODE.openvz.pid)."""
-    pidfile = Path(expdir.run_dir(expdir.pnode_of(node))) / f"{node}.openvz.pid"
     try:
-        nspawn = int(pidfile.read_text().split()[0])
-        children = Path(f"/proc/{nspawn}/task/{nspawn}/children").read_text().split()
-    except (OSError, ValueError, IndexError):
-        raise ContainerizeError(f"node {node!r} is an openvz container that is not running here "
-                                f"(no live systemd-nspawn in {pidfile}); swap in first") from None
-    if not children:
-        raise ContainerizeError(f"node {node!r}: its container has no init yet (systemd-nspawn {nspawn} is starting)")
-    return int(children[0])
+        return ssh_relay.openvz_leader(expdir.run_dir(expdir.pnode_of(node)), node)
+    except ssh_relay.Unreachable as exc:
+        raise ContainerizeError(str(exc)) from None
 
 
 def _openvz(expdir: ExperimentDir, node: str, plan: dict, command: list[str]) -> Entry:

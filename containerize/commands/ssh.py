@@ -14,29 +14,32 @@ never leaves the experiment directory; the public key goes into each qemu and op
   22; the qemu module keeps PORT in the pnode's run directory (NODE.ssh-port). Only the pnode's
   loopback reaches it.
 
-Both paths are local to the pnode; nodes on a remote pnode are reached with ssh's ProxyJump through
-the pnode (not done here). Swap-out removes EXPDIR/ssh/ and ssh_config with the nodes.
+Both paths are made on the node's pnode by module_utils/ssh_relay.py (nothing listens: the relay only
+connects). On the local target ssh-proxy runs it in its own process; on a remote pnode
+(``--pnode-hosts``, the DETER target) it sends ssh_relay.py over the connection Ansible uses for the
+pnode (containerize/connection.py, as ``containerize exec`` does for qemu nodes) and the pnode's
+python3 runs it there, relaying the bytes of that ssh session. The ssh client and the experiment's
+key stay where the playbook ran. Swap-out removes EXPDIR/ssh/ and ssh_config with the nodes.
 """
 
 from __future__ import annotations
 
-import ctypes
 import os
-import selectors
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from ansible_collections.containerize.deploy.plugins.module_utils import ssh_relay
 
 from ..errors import ContainerizeError
 from ..expdir import ExperimentDir
 from .base import CommandParser
 
-CLONE_NEWNET = 0x40000000
-SSH_KINDS = ("qemu", "openvz")
+SSH_KINDS = ssh_relay.KINDS
+# what is sent to a remote pnode for the relay, in import order (standard library only)
+RELAY_MODULES = ["ansible_collections.containerize.deploy.plugins.module_utils.names", ssh_relay.__name__]
 
 
 def _node(expdir: ExperimentDir, node: str) -> tuple[str, dict]:
@@ -45,87 +48,18 @@ def _node(expdir: ExperimentDir, node: str) -> tuple[str, dict]:
     if kind not in SSH_KINDS:
         raise ContainerizeError(f"node {node!r} is a {kind} node; ssh reaches qemu and openvz nodes "
                                 f"(use containerize exec {expdir.path} {node} -- CMD)")
-    if expdir.target != "local":
-        raise ContainerizeError(f"node {node!r} is on a remote pnode; ssh to the pnode, then to the node from there")
     return kind, plan
 
 
-def _setns_net(path: str) -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        if libc.setns(fd, CLONE_NEWNET) != 0:
-            raise ContainerizeError(f"cannot enter {path}: {os.strerror(ctypes.get_errno())}")
-    finally:
-        os.close(fd)
+def remote_proxy_argv(expdir: ExperimentDir, node: str) -> list[str]:
+    """The ssh command that runs the relay (module_utils/ssh_relay.py) for NODE on its remote pnode, over
+    the connection Ansible uses for that pnode: its standard input and output are the node's sshd."""
+    from ..connection import remote_program, ssh_argv
 
-
-def connect(expdir: ExperimentDir, node: str, timeout: float = 60.0) -> tuple[socket.socket, bytes]:
-    """A TCP connection to NODE's sshd, made on the pnode without any pnode address, and sshd's greeting."""
     kind, _plan = _node(expdir, node)
     pnode = expdir.pnode_of(node)
-    if kind == "openvz":
-        from .exec import openvz_leader
-
-        _setns_net(f"/proc/{openvz_leader(expdir, node)}/ns/net")
-        address = ("127.0.0.1", 22)
-    else:
-        port_file = Path(expdir.run_dir(pnode)) / f"{node}.ssh-port"
-        try:
-            address = ("127.0.0.1", int(port_file.read_text().split()[0]))
-        except (OSError, ValueError, IndexError):
-            raise ContainerizeError(f"node {node!r}: no ssh port recorded ({port_file}); is it swapped in?") from None
-    # a node that just booted may not run sshd yet (it makes its host keys first): qemu's forward then
-    # accepts and closes at once. Wait for sshd's greeting, trying again until TIMEOUT.
-    deadline = time.monotonic() + timeout
-    why = "no answer"
-    while True:
-        try:
-            sock = socket.create_connection(address, timeout=5)
-            greeting = sock.recv(4096)
-            if greeting:
-                sock.settimeout(None)
-                return sock, greeting
-            sock.close()
-            why = "closed before sshd's greeting"
-        except OSError as exc:
-            why = exc.strerror or str(exc)
-        if time.monotonic() >= deadline:
-            raise ContainerizeError(f"node {node!r}: cannot reach its sshd: {why}")
-        time.sleep(0.5)
-
-
-def relay(sock: socket.socket, stdin: int = 0, stdout: int = 1) -> None:
-    """Copy STDIN to SOCK and SOCK to STDOUT until the node closes the connection."""
-    sock.setblocking(False)
-    selector = selectors.DefaultSelector()
-    selector.register(stdin, selectors.EVENT_READ, "in")
-    selector.register(sock, selectors.EVENT_READ, "sock")
-    open_in = True
-    while True:
-        for key, _events in selector.select():
-            if key.data == "in":
-                data = os.read(stdin, 65536)
-                if not data:
-                    selector.unregister(stdin)
-                    open_in = False
-                    sock.shutdown(socket.SHUT_WR)
-                    continue
-                sock.setblocking(True)
-                sock.sendall(data)
-                sock.setblocking(False)
-            else:
-                try:
-                    data = sock.recv(65536)
-                except BlockingIOError:
-                    continue
-                if not data:
-                    return
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(stdout, view):]
-        if not open_in and not selector.get_map():
-            return
+    program = remote_program(RELAY_MODULES, expdir.run_dir(pnode), kind, node)
+    return ssh_argv(expdir.path / "inventory", pnode, program)
 
 
 def run_proxy(argv: list[str]) -> int:
@@ -134,14 +68,18 @@ def run_proxy(argv: list[str]) -> int:
     parser.add_expdir()
     parser.add_argument("node", metavar="NODE")
     args = parser.parse_args(argv)
-    sock, greeting = connect(ExperimentDir(Path(args.expdir)), args.node)
+    expdir = ExperimentDir(Path(args.expdir))
+    kind, _plan = _node(expdir, args.node)
+    if expdir.target != "local":
+        argv = remote_proxy_argv(expdir, args.node)
+        program = shutil.which(argv[0])
+        if program is None:
+            raise ContainerizeError(f"{argv[0]}: command not found (apt-get install openssh-client)")
+        os.execv(program, argv)
     try:
-        os.write(1, greeting)
-        relay(sock)
-    except (BrokenPipeError, ConnectionResetError):
-        pass
-    finally:
-        sock.close()
+        ssh_relay.proxy(expdir.run_dir(expdir.pnode_of(args.node)), kind, args.node)
+    except ssh_relay.Unreachable as exc:
+        raise ContainerizeError(str(exc)) from None
     return 0
 
 
