@@ -15,6 +15,7 @@ import lzma
 import os
 import re
 import shutil
+import tarfile
 import threading
 import urllib.parse
 import urllib.request
@@ -41,6 +42,16 @@ def sha256_file(path):
     return digest.hexdigest()
 
 
+def one_line(what):
+    """WHAT (an error or its text) on one line: its lines joined by "; ", without tar's closing chatter."""
+    if isinstance(what, str) or hasattr(what, "code"):  # (an HTTPError says its status itself)
+        text = str(what)
+    else:
+        text = str(getattr(what, "reason", None) or what)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    lines = [line for line in lines if not line.startswith(("tar: Error is not recoverable",
+                                                            "tar: Child returned status"))] or lines
+    return "; ".join(lines) or "unknown error"
 
 
 def split_url(url):
@@ -145,7 +156,22 @@ class Image:
 
         Each version lands in its own directory or file (named by its checksum), so nodes still
         running on an older version keep their base; swap-out with purge_cache removes them all.
+        A failure raises RuntimeError with one line and leaves nothing of this fetch in the cache.
         """
+        try:
+            return self._fetch()
+        except (OSError, ValueError, EOFError, zlib.error, lzma.LZMAError) as exc:
+            raise RuntimeError(f"image {self.base_url}: cannot fetch: {one_line(exc)}") from None
+        except RuntimeError as exc:
+            raise RuntimeError(one_line(exc)) from None
+        finally:
+            if not os.path.exists(self.meta_path):
+                try:
+                    os.rmdir(self.dir)  # (made for this fetch, and empty after its failure)
+                except OSError:
+                    pass
+
+    def _fetch(self):
         warnings = []
         want = self.want or self._sidecar_checksum()
         if not want:
@@ -174,7 +200,7 @@ class Image:
                 rc, _out, err = run(["tar", "--numeric-owner", "-xpf", download, "-C", tmp], timeout=3600)
                 if rc != 0:
                     remove_path(tmp)
-                    raise RuntimeError(f"image {self.base_url}: cannot unpack: {err.strip()}")
+                    raise RuntimeError(f"image {self.base_url}: cannot unpack: {err}")
                 os.rename(tmp, base)
             else:
                 suffix = next((s for s in COMPRESSED if path.endswith(s)), None)
@@ -201,11 +227,16 @@ class Image:
         if method == "zstd":
             rc, _out, err = run(["zstd", "-q", "-d", "-f", "-o", dst, src], timeout=3600)
             if rc != 0:
-                raise RuntimeError(f"image {self.base_url}: zstd failed: {err.strip()}")
+                remove_path(dst)
+                raise RuntimeError(f"image {self.base_url}: zstd failed: {err}")
             return
         opener = {"gzip": gzip.open, "xz": lzma.open, "bzip2": bz2.open}[method]
-        with opener(src, "rb") as fin, open(dst + ".new", "wb") as fout:
-            shutil.copyfileobj(fin, fout, 1 << 20)
+        try:
+            with opener(src, "rb") as fin, open(dst + ".new", "wb") as fout:
+                shutil.copyfileobj(fin, fout, 1 << 20)
+        except (OSError, EOFError, zlib.error, lzma.LZMAError) as exc:
+            remove_path(dst + ".new")
+            raise RuntimeError(f"image {self.base_url}: cannot decompress: {one_line(exc)}") from None
         os.rename(dst + ".new", dst)
 
 
@@ -228,6 +259,49 @@ def root_lacks(root, needs=ROOT_NEEDS):
     if len(missing) == len(needs):
         return ["not a root file system (no /bin/sh, /sbin/init, modprobe or ip)"]
     return missing
+
+
+MIN_DISK = 1 << 20
+
+
+def unpacked_size(tarball):
+    """Bytes the files of the (uncompressed) TARBALL take, counted in 4 KiB blocks as a file system would."""
+    total = 0
+    with tarfile.open(tarball, "r:") as tar:
+        for member in tar:
+            total += (member.size + 4095) // 4096 * 4096 if member.isfile() else 4096
+    return total
+
+
+def check_fits(tarball, size, what, shown):
+    """RuntimeError naming WHAT when the template SHOWN (uncompressed: TARBALL) does not fit in SIZE bytes."""
+    try:
+        need = unpacked_size(tarball)
+    except (OSError, EOFError, tarfile.TarError) as exc:
+        raise RuntimeError(f"template {shown}: not a readable tar archive ({one_line(exc)})") from None
+    if need > size:
+        raise RuntimeError(f"{what} is too small for template {shown}: its files take {need / (1 << 20):.1f} MiB")
+
+
+def unpack(tarball, root, shown, what):
+    """Unpack TARBALL (the template SHOWN) into ROOT; one line when it fails (WHAT ran out of space...)."""
+    rc, out, err = run(["tar", "--numeric-owner", "-xpf", tarball, "-C", root], timeout=3600)
+    if rc == 0:
+        return
+    if "No space left on device" in err:
+        raise RuntimeError(f"{what} is too small for template {shown}: unpacking it ran out of space")
+    raise RuntimeError(f"template {shown}: cannot unpack: {one_line(err or out)}")
+
+
+def disk_lacks(path, fmt):
+    """What the disk image PATH (format FMT) lacks to hold a node's root ([] when nothing we can tell)."""
+    rc, out, err = run(["qemu-img", "info", "-U", "--output=json", "-f", fmt, path], timeout=60)
+    if rc != 0:
+        return [f"qemu-img info failed: {one_line(err)}"]
+    size = int(json.loads(out).get("virtual-size") or 0)
+    if size < MIN_DISK:
+        return [f"a disk of {size} bytes is too small to hold a root file system (at least 1 MiB)"]
+    return []
 
 
 _PLAIN_LOCK = threading.Lock()

@@ -24,18 +24,20 @@ from ansible_collections.containerize.deploy.plugins.module_utils.daemons import
 )
 from ansible_collections.containerize.deploy.plugins.module_utils.image_cache import (
     ROOT_NEEDS,
+    check_fits,
     plain_tarball,
     root_lacks,
+    unpack,
 )
 from ansible_collections.containerize.deploy.plugins.module_utils.loop_disk import (
     MIN_IMAGE,
+    detach_loops,
     human_size,
     images_usable,
     loop_backing_file,
     make_image,
     mount_image,
     mount_source,
-    must,
     parse_size,
     resize_image,
     unmount_all,
@@ -308,15 +310,21 @@ class Container:
                 raise
             write_json(self.record_path, {**record, "complete": True})
             return
-        if disk == "image":
-            make_image(self.image, self.size, self.rootfs, os.path.dirname(ctx.base))
-        tarball = plain_tarball(self.template_path, cache)
-        must(["tar", "--numeric-owner", "-xpf", tarball, "-C", self.rootfs], f"unpack {self.template}")
-        lacks = root_lacks(self.rootfs, ROOT_NEEDS[:2])  # (its network is made from outside: no modprobe, no ip)
-        if lacks:
+        try:  # (a failure leaves no private area: no mount, no loop device, no half-unpacked root)
+            tarball = plain_tarball(self.template_path, cache)
+            if disk == "image":
+                check_fits(tarball, self.size, f"disk space {self.diskspace}", self.template_path)
+                make_image(self.image, self.size, self.rootfs, os.path.dirname(ctx.base))
+            unpack(tarball, self.rootfs, self.template_path, f"disk space {self.diskspace}")
+            lacks = root_lacks(self.rootfs, ROOT_NEEDS[:2])  # (its network is made from outside: no modprobe, no ip)
+            if lacks:
+                raise RuntimeError(f"template {self.template_path}: {'; '.join(lacks)}")
+        except (RuntimeError, OSError):
             unmount_all(self.private)
+            if os.path.exists(self.image):
+                detach_loops(self.image)
             shutil.rmtree(self.private, ignore_errors=True)
-            raise RuntimeError(f"template {self.template_path}: {'; '.join(lacks)}")
+            raise
         os.chmod(self.rootfs, 0o755)
         write_json(self.record_path, {**record, "complete": True})
 

@@ -17,7 +17,7 @@ import os
 import shutil
 import threading
 
-from ansible_collections.containerize.deploy.plugins.module_utils.image_cache import ROOT_NEEDS, root_lacks
+from ansible_collections.containerize.deploy.plugins.module_utils.image_cache import ROOT_NEEDS, root_lacks, unpack
 from ansible_collections.containerize.deploy.plugins.module_utils.loop_disk import (
     ensure_shared,
     mount_fields,
@@ -61,10 +61,10 @@ def shared_root(tarball, cache_dir, source=None):
         shutil.rmtree(root, ignore_errors=True)
         os.makedirs(tmp, mode=0o755)
         try:
-            must(["tar", "--numeric-owner", "-xpf", tarball, "-C", tmp], f"unpack {tarball}")
+            unpack(tarball, tmp, source, f"the file system of {cache_dir}")
             lacks = root_lacks(tmp, ROOT_NEEDS[:2])  # (its network is made from outside: no modprobe, no ip)
             if lacks:
-                raise RuntimeError(f"template {tarball}: {'; '.join(lacks)}")
+                raise RuntimeError(f"template {source}: {'; '.join(lacks)}")
             os.chmod(tmp, 0o755)
             os.replace(tmp, root)
             with open(os.path.join(root, MARK), "w", encoding="ascii") as mark:

@@ -303,7 +303,7 @@ from ansible_collections.containerize.deploy.plugins.module_utils.daemons import
     read_text,
     wait_for,
 )
-from ansible_collections.containerize.deploy.plugins.module_utils.image_cache import Image, root_lacks
+from ansible_collections.containerize.deploy.plugins.module_utils.image_cache import Image, disk_lacks, root_lacks
 from ansible_collections.containerize.deploy.plugins.module_utils.initramfs import (
     default_kernel,
     initramfs_plan,
@@ -362,26 +362,42 @@ def pnode_plan(ctx, nodes):
     return steps
 
 
-def pnode_apply(ctx, steps, result):
+def pnode_apply(ctx, steps):
+    """Do the pnode's STEPS; {url: why} of the images that could not be fetched (their nodes fail, not the rest)."""
+    bad = {}
     for what, action in steps:
         try:
             ctx.warnings.extend(action() or [])
         except (OSError, RuntimeError, ValueError) as exc:
             if not what.startswith("fetch "):
                 raise
-            ctx.module.fail_json(msg=f"cannot fetch image {what[len('fetch '):]}: {exc}", **result)
+            url = what[len("fetch "):]
+            bad[url] = str(exc) if str(exc).startswith(f"image {ctx.images[url].base_url}") else f"image {url}: {exc}"
+    return bad
 
 
-def check_roots(ctx, nodes, result):
-    """Fail, naming the nodes, when a rootfs image lacks what a node needs (before any node is touched)."""
-    bad = []
+def check_images(ctx, bad):
+    """Add to BAD ({url: why}) the fetched images that cannot be a node's root: a rootfs that lacks what a
+    node needs (a shell, an init, modprobe, ip), a disk too small to hold a file system."""
     for url, image in sorted(ctx.images.items()):
-        lacks = root_lacks(image.base) if image.kind == "rootfs" and image.base else []
+        if url in bad or not image.base:
+            continue
+        lacks = root_lacks(image.base) if image.kind == "rootfs" else disk_lacks(image.base, image.disk_format())
         if lacks:
-            users = sorted(g["name"] for g in nodes if (g.get("qemu_url") or ctx.default_url) == url)
-            bad.append(f"{', '.join(users)}: image {url}: {'; '.join(lacks)}")
-    if bad:
-        ctx.module.fail_json(msg="; ".join(bad), **result)
+            bad[url] = f"image {url}: {'; '.join(lacks)}"
+    return bad
+
+
+def image_errors(ctx, nodes, bad):
+    """(the nodes whose image is fine, "NODE: why" for each of the others)."""
+    good, errors = [], []
+    for g in nodes:
+        url = g.get("qemu_url") or ctx.default_url
+        if url in bad:
+            errors.append(f"{g['name']}: {bad[url]}")
+        else:
+            good.append(g)
+    return good, errors
 
 
 def wait_booted(nodes, timeout):
@@ -455,9 +471,9 @@ def run_present(ctx, nodes, result):
     if steps:
         result["changed"] = True
         result["pnode"].extend(what for what, _action in steps)
+    bad_images = []
     if not ctx.check:
-        pnode_apply(ctx, steps, result)
-        check_roots(ctx, nodes, result)
+        nodes, bad_images = image_errors(ctx, nodes, check_images(ctx, pnode_apply(ctx, steps)))
     if module.params["accel"] == "auto":
         ctx.accel, result["accel_reason"] = probe_accel(ctx.cache, ctx.kernel, module.params["accel_probe_timeout"],
                                                         ctx.check)  # fmt: skip
@@ -476,7 +492,7 @@ def run_present(ctx, nodes, result):
         elif node.started:
             result["started"].append(node.name)
     if errors:
-        module.fail_json(msg="some qemu nodes failed: " + "; ".join(sorted(errors)), **result,
+        module.fail_json(msg="some qemu nodes failed: " + "; ".join(sorted(errors + bad_images)), **result,
                          invocation=compact_invocation(module))
     if module.params["wait_booted"] and not ctx.check:
         result["status"] = wait_booted(done, module.params["boot_timeout"])
@@ -487,7 +503,10 @@ def run_present(ctx, nodes, result):
         report = "; ".join(f"{g.name} is {result['status'][g.name]['state']} ("
                            + (result["status"][g.name].get("detail") or f"serial: {serial_tail(g)}") + ")" for g in bad)
         module.fail_json(msg=f"{len(bad)} of {len(done)} qemu nodes did not boot within "
-                             f"{module.params['boot_timeout']:g} s: {report}", **result)  # fmt: skip
+                             f"{module.params['boot_timeout']:g} s: {report}"
+                             + "".join(f"; {line}" for line in sorted(bad_images)), **result)  # fmt: skip
+    if bad_images:  # (after the other nodes booted: a bad image fails its nodes only)
+        module.fail_json(msg="some qemu nodes failed: " + "; ".join(sorted(bad_images)), **result)
 
 
 def main():
