@@ -35,12 +35,21 @@ BUILDER_VERSION = 2
 # What a node needs in its root: an init (systemd), udev and kmod (the NIC driver of a qemu node is
 # loaded by udev; without them the node has no network), a shell and awk (the node's boot script),
 # iproute2 (addresses, routes, tc), mount (the 9p shares), and what users log in and measure with.
+# A profile's "init" picks the builder's hooks (systemd by default). debian-12-sysvinit is the second,
+# different image the tests boot: sysvinit as PID 1 (its rc.local from initscripts' /etc/init.d/rc.local),
+# ifupdown instead of systemd-networkd, no systemd at all.
 PROFILES = {
     "debian-12": {
         "suite": "bookworm",
         "variant": "minbase",
         "packages": ["systemd-sysv", "udev", "kmod", "openssh-server", "iproute2", "iputils-ping", "python3",
                      "iperf3", "tcpdump", "procps", "netbase", "less"],
+    },
+    "debian-12-sysvinit": {
+        "suite": "bookworm",
+        "variant": "minbase",
+        "init": "sysvinit",
+        "packages": ["sysvinit-core", "ifupdown", "udev", "kmod", "iproute2", "iputils-ping", "procps", "netbase"],
     },
 }
 
@@ -113,16 +122,14 @@ class OsImage:
     def argv(self, out, unit_file):
         """The mmdebstrap command that writes the root to OUT (a .tar.gz)."""
         r = self.recipe
-        wants = "/etc/systemd/system/multi-user.target.wants"
-        hooks = [
-            'rm -f "$1"/etc/ssh/ssh_host_*',
-            f'cp {shlex.quote(unit_file)} "$1/etc/systemd/system/containerize-ssh-keys.service"',
-            f'mkdir -p "$1{wants}" && ln -sf /etc/systemd/system/containerize-ssh-keys.service '
-            f'"$1{wants}/containerize-ssh-keys.service"',
-            'printf "HostKey /etc/ssh/ssh_host_ed25519_key\\n" > "$1/etc/ssh/sshd_config.d/containerize.conf"',
-            # timers that would only compete with the experiment for CPU
-            'for unit in apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer e2scrub_reap.service '
-            'fstrim.timer; do ln -sf /dev/null "$1/etc/systemd/system/$unit"; done',
+        hooks = ['rm -f "$1"/etc/ssh/ssh_host_*']
+        if PROFILES[self.name].get("init", "systemd") == "systemd":
+            hooks += self.systemd_hooks(unit_file)
+        else:
+            # no getty on the virtual consoles (a container and a qemu node with a serial console have none:
+            # init would respawn them in vain)
+            hooks.append(r'sed -i "s/^\([1-6]:[0-9]*:respawn:.*getty\)/#\1/" "$1/etc/inittab"')
+        hooks += [
             'mkdir -p "$1/var/containers/log" "$1/users" "$1/proj" "$1/groups" "$1/share"',
             'printf "127.0.0.1 localhost\\n" > "$1/etc/hosts"',
             'echo localhost > "$1/etc/hostname"',
@@ -134,6 +141,20 @@ class OsImage:
         if r["mirror"]:
             argv.append(r["mirror"])
         return argv
+
+    @staticmethod
+    def systemd_hooks(unit_file):
+        """The hooks of a systemd image: the node's own ssh host key at first boot, no timers."""
+        wants = "/etc/systemd/system/multi-user.target.wants"
+        return [
+            f'cp {shlex.quote(unit_file)} "$1/etc/systemd/system/containerize-ssh-keys.service"',
+            f'mkdir -p "$1{wants}" && ln -sf /etc/systemd/system/containerize-ssh-keys.service '
+            f'"$1{wants}/containerize-ssh-keys.service"',
+            'printf "HostKey /etc/ssh/ssh_host_ed25519_key\\n" > "$1/etc/ssh/sshd_config.d/containerize.conf"',
+            # timers that would only compete with the experiment for CPU
+            'for unit in apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer e2scrub_reap.service '
+            'fstrim.timer; do ln -sf /dev/null "$1/etc/systemd/system/$unit"; done',
+        ]
 
     def build(self, progress=None, timeout=3600):
         """Build the image (replacing the one there); PROGRESS(line) gets each line of the builder's output.
