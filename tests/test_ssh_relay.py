@@ -8,15 +8,20 @@ forward of a node's sshd: a TCP server on 127.0.0.1 that greets like sshd and ec
 
 from __future__ import annotations
 
+import os
+import shlex
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
 from ansible_collections.containerize.deploy.plugins.module_utils import ssh_relay
-from containerize.commands.ssh import RELAY_MODULES
+from containerize.commands.ssh import RELAY_MODULES, remote_proxy_argv
 from containerize.connection import remote_program
+from containerize.expdir import ExperimentDir
+from tests.e2e import ENV, REPO
 
 GREETING = b"SSH-2.0-OpenSSH_9.2p1 stand-in\r\n"
 
@@ -51,7 +56,7 @@ class FakeSshd:
         self.server.close()
 
 
-def relay_on_pnode(run_dir: Path, kind: str, node: str, data: bytes, timeout: float = 30) -> subprocess.CompletedProcess:
+def relay_on_pnode(run_dir: Path, kind: str, node: str, data: bytes, timeout=30) -> subprocess.CompletedProcess:
     return subprocess.run(remote_program(RELAY_MODULES, str(run_dir), kind, node), input=data, capture_output=True,
                           timeout=timeout, check=False)  # fmt: skip
 
@@ -96,3 +101,25 @@ def test_connect_gives_up_after_its_timeout(tmp_path):
         assert time.monotonic() - started < 5
     finally:
         sshd.close()
+
+
+def test_ssh_proxy_of_a_remote_node_is_the_relay_over_the_pnodes_ansible_connection(tmp_path, monkeypatch):
+    """What ssh-proxy runs for a node on a remote pnode: Ansible's ssh command line for that pnode, whose one
+    remote command runs the relay with python3; names travel as quoted arguments, never as shell text."""
+    source = tmp_path / "t.tcl"
+    source.write_text("set ns [new Simulator]\nsource tb_compat.tcl\nset ct [$ns node]\nset vm [$ns node]\n"
+                      "tb-add-node-attribute $ct containers:node_type openvz\n"
+                      "tb-add-node-attribute $vm containers:node_type qemu\n$ns run\n")
+    proc = subprocess.run([sys.executable, "-m", "containerize.cli", "--no-image", "--out", str(tmp_path / "exp"),
+                           "--pnode-hosts", "192.0.2.7,192.0.2.8", "proj", "exp", str(source)],
+                          capture_output=True, text=True, env=ENV, cwd=REPO, check=False)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    monkeypatch.setitem(os.environ, "ANSIBLE_PRIVATE_KEY_FILE", "/keys/bed")
+    expdir = ExperimentDir(tmp_path / "exp")
+    for node, kind in (("ct", "openvz"), ("vm", "qemu")):
+        argv = remote_proxy_argv(expdir, node)
+        pnode = expdir.pnode_of(node)
+        assert argv[0] == "ssh" and argv[-2] == expdir.pnode_vars(pnode)["ansible_host"], argv
+        assert 'IdentityFile="/keys/bed"' in argv and "-tt" not in argv
+        remote = shlex.split(argv[-1])
+        assert remote[:2] == ["python3", "-c"] and remote[-4:] == [RELAY_MODULES[-1], expdir.run_dir(pnode), kind, node]
