@@ -15,6 +15,7 @@ import shutil
 
 from ansible_collections.containerize.deploy.plugins.module_utils import nspawn, vzctl
 from ansible_collections.containerize.deploy.plugins.module_utils.daemons import (
+    netns_path,
     read_json,
     read_text,
     remove_path,
@@ -43,6 +44,7 @@ from ansible_collections.containerize.deploy.plugins.module_utils.loop_disk impo
     unmount_all,
 )
 from ansible_collections.containerize.deploy.plugins.module_utils.names import valid_name
+from ansible_collections.containerize.deploy.plugins.module_utils.net_check import failed_update, problems_in
 from ansible_collections.containerize.deploy.plugins.module_utils.overlay_root import (
     mount_overlay,
     overlay_lower,
@@ -416,7 +418,20 @@ class Container:
         self.after = {"template": self.template, "disk": (o["record"].get("disk") or ctx.disk),
                       "size": self.size, "state": "running",
                       "files": {rel: short_hash(content) for rel, (content, _m) in sorted(self.files().items())}}
+        if ctx.runtime == "nspawn" and o["running"] and not (self.started or self.restarted):
+            self.recheck_network()
         return self
+
+    def recheck_network(self):
+        """A running container that is not booted now: its network is checked from the pnode (rc.local checks
+        it at boot), after process_nodes repaired what it could; log/failed says what is still missing."""
+        log_dir = os.path.join(self.nodedir, "log")
+        problems = problems_in(netns_path(self.ns), self.spec)
+        update = failed_update(log_dir, problems)
+        if update:
+            self.before["network"] = " ".join((read_text(os.path.join(log_dir, "failed")) or "as planned").split())
+            self.after["network"] = "; ".join(problems) or "as planned"
+            self.apply([update])
 
     # -- booting
     def boot_count(self):

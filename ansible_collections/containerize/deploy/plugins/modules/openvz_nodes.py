@@ -59,7 +59,10 @@ description:
     is written to the vzctl documentation but has not been run on an OpenVZ kernel."
   - "Supervision: a re-run starts a container that is not running, and restarts one whose argv, start
     command, root or disk changed, or whose init is no longer in the node's network namespace (the
-    namespace was made again). Processes left in a root by a killed runtime are killed first. A
+    namespace was made again). A running container that is left alone gets its network checked from
+    the pnode (each interface with an address and each route, as rc.local checks at boot); its
+    C(log/failed) is made to name what is missing, or removed when all is in place. Processes left
+    in a root by a killed runtime are killed first. A
     container is stopped by C(SIGTERM) to nspawn, which sends O(kill_signal) to the container's init,
     then after O(stop_timeout) by C(SIGKILL) to its init. Containers of this experiment that are no
     longer planned as C(openvz) are removed."
