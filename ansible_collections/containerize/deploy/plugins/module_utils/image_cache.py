@@ -51,7 +51,7 @@ def one_line(what):
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     lines = [line for line in lines if not line.startswith(("tar: Error is not recoverable",
                                                             "tar: Child returned status"))] or lines
-    return "; ".join(lines) or "unknown error"
+    return "; ".join(dict.fromkeys(lines)) or "unknown error"
 
 
 def split_url(url):
@@ -200,7 +200,7 @@ class Image:
                 rc, _out, err = run(["tar", "--numeric-owner", "-xpf", download, "-C", tmp], timeout=3600)
                 if rc != 0:
                     remove_path(tmp)
-                    raise RuntimeError(f"image {self.base_url}: cannot unpack: {err}")
+                    raise RuntimeError(f"image {self.base_url}: cannot unpack: {one_line(err)}")
                 os.rename(tmp, base)
             else:
                 suffix = next((s for s in COMPRESSED if path.endswith(s)), None)
@@ -228,7 +228,7 @@ class Image:
             rc, _out, err = run(["zstd", "-q", "-d", "-f", "-o", dst, src], timeout=3600)
             if rc != 0:
                 remove_path(dst)
-                raise RuntimeError(f"image {self.base_url}: zstd failed: {err}")
+                raise RuntimeError(f"image {self.base_url}: zstd failed: {one_line(err)}")
             return
         opener = {"gzip": gzip.open, "xz": lzma.open, "bzip2": bz2.open}[method]
         try:
@@ -257,7 +257,7 @@ def root_lacks(root, needs=ROOT_NEEDS):
         return ["not a root file system (no directory)"]
     missing = [what for what, paths in needs if not any(os.path.lexists(os.path.join(root, p)) for p in paths)]
     if len(missing) == len(needs):
-        return ["not a root file system (no /bin/sh, /sbin/init, modprobe or ip)"]
+        return [f"not a root file system ({'; '.join(missing)})"]
     return missing
 
 
