@@ -4,23 +4,28 @@ The hosts are Debian 12 systemd-nspawn machines on one bridge, each with its own
 no /etc/hosts; Ansible reaches them with the test bed's key (ANSIBLE_PRIVATE_KEY_FILE) and the
 modules travel by AnsiballZ over SSH (not in-process as on the local target). A small topology of
 process, openvz and qemu nodes is compiled with --pnode-hosts-file onto them (packed onto the three
-hosts by default). The openvz nodes use the busybox template and the qemu node the small busybox
-test image (scripts/build-openvz-template.sh, build-test-image.sh), which the hosts see read-only at
-the same paths (seconds to boot, where Debian takes a minute under TCG). The test pings
+hosts by default). The openvz nodes use the busybox template (given as the user's own template
+directory, --openvz-template-dir) and the qemu node the small busybox test image (given as the user's
+own containers:qemu_url), both files on this machine only (scripts/build-openvz-template.sh,
+build-test-image.sh; seconds to boot, where Debian takes a minute under TCG): the roles copy them to
+the hosts whose nodes use them, and the test checks they arrived there, and only there (one more
+openvz node boots the default Debian image, which the os_image role copies). The test pings
 across hosts with the planned delay (from process, openvz and qemu nodes, through `containerize
-exec` over the pnode's connection), re-runs with no change, power-cycles a host and restores it,
-stops a host's sshd (UNREACHABLE naming it, the others untouched), and swaps out with one host gone,
-leaving nothing on the others (no /etc/hosts either: they had none). The test bed is started and
-torn down by the test (runs under the e2e lock in CI).
+exec` over the pnode's connection), re-runs with no change (nothing copied again), power-cycles a
+host and restores it, stops a host's sshd (UNREACHABLE naming it, the others untouched), and swaps
+out with one host gone, leaving nothing on the others (no /etc/hosts either: they had none). The
+test bed is started and torn down by the test (runs under the e2e lock in CI).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -32,26 +37,32 @@ pytestmark = pytest.mark.slow
 
 TOPOLOGY = """set ns [new Simulator]
 source tb_compat.tcl
-foreach n {a b c d e f g} { set $n [$ns node] }
+foreach n {a b c d e f g h} { set $n [$ns node] }
 set lan0 [$ns make-lan "$a $b $c" 10Mb 0ms]
 $ns duplex-link $a $d 100Mb 10ms DropTail
 $ns duplex-link $b $e 100Mb 5ms DropTail
 $ns duplex-link $c $f 100Mb 0ms DropTail
 $ns duplex-link $f $g 100Mb 0ms DropTail
+$ns duplex-link $a $h 100Mb 0ms DropTail
 tb-add-node-attribute $d containers:node_type openvz
 tb-add-node-attribute $e containers:node_type openvz
+tb-add-node-attribute $h containers:node_type openvz
+tb-add-node-attribute $h containers:openvz_template debian-12
 tb-add-node-attribute $g containers:node_type qemu
+tb-add-node-attribute $g containers:qemu_url /var/cache/containerize/test-image/rootfs.tar.gz
 $ns rtproto Static
 $ns run
 """
-TEMPLATES = "/var/cache/containerize/openvz"
-IMAGE_DIR = "/var/cache/containerize/test-image"  # tests/test_qemu.py's busybox image
-# the qemu node boots the busybox image (seconds under TCG, where Debian takes a minute)
-EXTRA = {"qemu_default_url": f"{IMAGE_DIR}/rootfs.tar.gz", "qemu_memory": 160, "qemu_stop_timeout": 10,
-         "qemu_boot_timeout": 240}
+TEMPLATES = "/var/cache/containerize/openvz"  # the busybox template, the user's own template directory
+IMAGE_DIR = "/var/cache/containerize/test-image"  # tests/test_qemu.py's busybox image, the user's own qemu_url
+EXTRA = {"qemu_memory": 160, "qemu_stop_timeout": 10, "qemu_boot_timeout": 240}
+# where the roles put the copies on a host (roles/qemu, roles/openvz defaults)
+QEMU_COPIES = "/var/cache/containerize/qemu-images"
+OS_IMAGE = "/var/cache/containerize/images/debian-12.tar.gz"  # the os_image role's, copied to the same path
+OPENVZ_COPIES = "/var/cache/containerize/openvz-templates"
 RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
-bed = testbed.fixture(3, binds=(TEMPLATES, IMAGE_DIR))
+bed = testbed.fixture(3)
 
 
 def _env(key) -> dict[str, str]:
@@ -59,10 +70,21 @@ def _env(key) -> dict[str, str]:
 
 
 def _playbook(expdir, name, key, *extra) -> tuple[int, str, dict]:
+    """Run playbooks/NAME.yml; (exit status, failures and the output's end, recap per host).
+
+    Each host's recap also lists what changed there ("changes": [(task, host), ...], from the
+    test callback record_changes), so that a failed "nothing changed" names the task.
+    """
+    record = expdir.parent / f".changes-{name}.jsonl"
+    record.unlink(missing_ok=True)
+    env = {**_env(key), "RECORD_CHANGES_FILE": str(record), "ANSIBLE_CALLBACKS_ENABLED": "record_changes",
+           "ANSIBLE_CALLBACK_PLUGINS": str(REPO / "tests" / "callback_plugins")}
     cmd = ["ansible-playbook", "-i", str(expdir / "inventory"), "-e", json.dumps(EXTRA),
            str(REPO / "playbooks" / f"{name}.yml"), *extra]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=_env(key), cwd=REPO, check=False, timeout=400)
-    recap = {m[0]: {"changed": int(m[2]), "unreachable": int(m[3]), "failed": int(m[4])}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, check=False, timeout=400)
+    changes = [json.loads(line) for line in record.read_text().splitlines()] if record.exists() else []
+    recap = {m[0]: {"changed": int(m[2]), "unreachable": int(m[3]), "failed": int(m[4]),
+                    "changes": [(c["task"], json.dumps(c["result"])[:600]) for c in changes if c["host"] == m[0]]}
              for m in RECAP.findall(proc.stdout)}
     failures = re.findall(r"^(?:fatal|failed): .*(?:\n    .*){0,6}", proc.stdout, re.M)
     return proc.returncode, "\n".join(failures) + "\n" + proc.stdout[-2000:] + proc.stderr[-1000:], recap
@@ -86,6 +108,37 @@ def _experiment_left(host, key, tag) -> str:
               f" ip netns list; ip -o link | grep -E ' [tbx]{tag}' ;"
               " pgrep -a 'vde_switch|wirefilter|vde_plug|systemd-nspawn|qemu-system'; true")
     return testbed.ssh(host, key, "sh", "-c", shlex.quote(script), timeout=30).stdout.strip()
+
+
+def _cached(host, key) -> dict[str, str]:
+    """The files under the host's /var/cache/containerize (its own disk; nothing is bound from here): {path: sha256}."""
+    proc = testbed.ssh(host, key, "sh", "-c", shlex.quote(
+        "find /var/cache/containerize -type f -exec sha256sum {} + 2>/dev/null; true"), timeout=60)
+    return {path: digest for digest, path in (line.split(None, 1) for line in proc.stdout.splitlines())}
+
+
+def _sha256(path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _assert_copied(group, key, pnode_of) -> None:
+    """Each host has the copies of the image and template its nodes use (and only those), none of the rest."""
+    image, template = f"{IMAGE_DIR}/rootfs.tar.gz", f"{TEMPLATES}/busybox.tar.gz"
+    for index, host in enumerate(group):
+        pnode = f"pnode-{index:04d}"
+        cached = _cached(host, key)
+        want = set()
+        if pnode == pnode_of["g"]:
+            want |= {(QEMU_COPIES, "rootfs.tar.gz", _sha256(image)), (QEMU_COPIES, "rootfs.tar.gz.sha256",
+                                                                      _sha256(image + ".sha256"))}
+        if pnode in (pnode_of["d"], pnode_of["e"]):
+            want.add((OPENVZ_COPIES, "busybox.tar.gz", _sha256(template)))
+        if pnode == pnode_of["h"]:
+            want |= {(str(Path(OS_IMAGE).parent), name, _sha256(Path(OS_IMAGE).parent / name))
+                     for name in (Path(OS_IMAGE).name, Path(OS_IMAGE).name + ".sha256")}
+        got = {(QEMU_COPIES if path.startswith(QEMU_COPIES + "/") else str(Path(path).parent), Path(path).name,
+                digest) for path, digest in cached.items()}
+        assert got == want, f"{host.name} ({pnode}): {cached}"
 
 
 def test_own_hosts(bed, tmp_path):
@@ -122,6 +175,9 @@ def test_own_hosts(bed, tmp_path):
         ping = _exec(expdir, key, "g", "ping", "-c", "2", "-W", "5", "a")
         assert ping.returncode == 0 and "2 packets received" in ping.stdout, ping.stdout + ping.stderr
         assert _exec(expdir, key, "g", "sh", "-c", "exit 4").returncode == 4
+        # the user's own image and template, and the Debian image, reached the hosts that run their nodes
+        _assert_copied(group, key, pnode_of)
+        assert _exec(expdir, key, "h", "ping", "-c", "1", "-W", "3", "a").returncode == 0  # Debian, across hosts
         info = subprocess.run([sys.executable, "-m", "containerize.cli", "info", str(expdir), "g", "--json"],
                               capture_output=True, text=True, env=_env(key), cwd=REPO, timeout=120, check=False)
         assert info.returncode == 0 and json.loads(info.stdout)["node"] == "g", info.stdout + info.stderr
@@ -129,7 +185,7 @@ def test_own_hosts(bed, tmp_path):
         assert rc == 0 and sum(r["changed"] for r in recap.values()) == 0, out
 
         # a power-cycled host (its nodes gone, its disk kept) is restored; only it changes
-        testbed.power_cycle(group[2], binds=(TEMPLATES, IMAGE_DIR))
+        testbed.power_cycle(group[2])
         rc, out, recap = _playbook(expdir, "swapin", key)
         assert rc == 0, out
         assert recap["pnode-0002"]["changed"] > 0 and recap["pnode-0000"]["changed"] == 0, recap
