@@ -35,8 +35,9 @@ done
 [[ $name =~ ^[A-Za-z0-9][A-Za-z0-9._-]*$ ]] || { echo "build-openvz-template: bad name $name" >&2; exit 2; }
 busybox_bin=$(command -v busybox)
 
+# (the digests only: the same script run from another checkout must not rebuild the template)
 stamp_sum=$(sha256sum "$here/build-openvz-template.sh" "$here/lib/busybox-root.sh" "$busybox_bin" "$(command -v ip)" "$(command -v tc)" \
-    | sha256sum | cut -d' ' -f1)
+    | cut -d' ' -f1 | sha256sum | cut -d' ' -f1)
 stamp=$out/.$name.stamp
 all_there=true
 for format in "${formats[@]}"; do

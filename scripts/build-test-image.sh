@@ -30,7 +30,9 @@ file_out=${busybox_help%%$'\n'*}
 
 # what the image is made of; the image is rebuilt only when this changes
 stamp_text=$(
-    sha256sum "$here/build-test-image.sh" "$here/lib/busybox-root.sh" "$busybox_bin" "$(command -v ip)" "$(command -v tc)"
+    # (the digests only: the same script run from another checkout must not rebuild the image)
+    sha256sum "$here/build-test-image.sh" "$here/lib/busybox-root.sh" "$busybox_bin" "$(command -v ip)" "$(command -v tc)" \
+        | cut -d' ' -f1
     echo "$file_out"
 )
 stamp_sum=$(printf '%s\n' "$stamp_text" | sha256sum | cut -d' ' -f1)
