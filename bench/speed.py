@@ -1,0 +1,117 @@
+#!/usr/bin/env python3
+"""Swap-in, no-op re-run and swap-out of one big experiment of process nodes, with the time of each task.
+
+The experiment is issue 15's: a routed tree of N process nodes in LANs of 50 (bench/topologies.py
+lan_tree: N hosts plus one router per LAN, 1 ms LANs and router links, so every node has its
+wirefilter), compiled onto one pnode of this machine. Each phase's wall time is ansible-playbook's,
+from its interpreter's start; the task table (bench/callback_plugins/task_times.py) shows where it
+goes, "start-up" being everything before the first task (interpreter, inventory, plays) and after
+the last one.
+Usage (from the checkout, under the e2e lock): python3 -m bench.speed [--repeat R] [--tasks] [N ...]
+(default N 1000, R 1). With R > 1 the phases' medians are printed, and each run's times.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.swapin import ANSIBLE_PLAYBOOK, _changed, settle
+from bench.topologies import lan_tree
+from tests.e2e import ENV, REPO
+
+HERE = Path(__file__).resolve().parent
+PHASES = (("swap-in", "swapin"), ("re-run", "swapin"), ("swap-out", "swapout"))
+
+
+def _phase(expdir: Path, playbook: str, times_file: Path) -> tuple[float, int, list[dict]]:
+    """Run PLAYBOOK on EXPDIR: (wall seconds, changed, [{task, seconds}])."""
+    times_file.unlink(missing_ok=True)
+    env = {**ENV, "TASK_TIMES_FILE": str(times_file), "ANSIBLE_CALLBACKS_ENABLED": "task_times",
+           "ANSIBLE_CALLBACK_PLUGINS": str(HERE / "callback_plugins")}
+    cmd = [*ANSIBLE_PLAYBOOK, "-i", str(expdir / "inventory"), f"playbooks/{playbook}.yml"]
+    start = time.monotonic()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, check=False)
+    wall = time.monotonic() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"{playbook} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}")
+    tasks = [json.loads(line) for line in times_file.read_text().splitlines()] if times_file.exists() else []
+    return wall, _changed(proc.stdout), tasks
+
+
+def run_size(nodes: int, repeat: int, workdir: Path) -> list[dict]:
+    """REPEAT swap-in, re-run and swap-out cycles of the tree of NODES hosts: one dict per cycle."""
+    source = workdir / f"tree{nodes}.tcl"
+    source.write_text(lan_tree(nodes, lan_size=50))
+    expdir = workdir / f"tree{nodes}"
+    subprocess.run([sys.executable, "-m", "containerize.cli", "--no-image", "--force", "--size=1",
+                    "--default-container=process", "--out", str(expdir), "bench", f"sp{nodes}x{os.getpid()}",
+                    str(source)], check=True, capture_output=True, env=ENV, cwd=REPO)
+    cycles = []
+    for _ in range(repeat):
+        settle()
+        cycle = {}
+        try:
+            for label, playbook in PHASES:
+                if label == "swap-out":
+                    settle()  # the re-run leaves no work behind; the swap-out starts on a quiet machine too
+                cycle[label] = _phase(expdir, playbook, workdir / "times.jsonl")
+        except SystemExit:
+            subprocess.run([*ANSIBLE_PLAYBOOK, "-i", str(expdir / "inventory"), "playbooks/swapout.yml"],
+                           capture_output=True, env=ENV, cwd=REPO, check=False)
+            raise
+        cycles.append(cycle)
+    return cycles
+
+
+def task_table(cycle: dict) -> None:
+    """Per-task seconds of one cycle, the slowest first, with each phase's start-up."""
+    for label, _playbook in PHASES:
+        wall, changed, tasks = cycle[label]
+        print(f"  {label}: {wall:.2f} s, changed={changed}")
+        rows = {}
+        for task in tasks:
+            rows[task["task"]] = rows.get(task["task"], 0.0) + task["seconds"]
+        rows["(start-up and end)"] = wall - sum(t["seconds"] for t in tasks)
+        for name, seconds in sorted(rows.items(), key=lambda kv: -kv[1]):
+            if seconds >= 0.05:
+                print(f"    {seconds:7.2f}  {name}")
+
+
+def main() -> int:
+    args = sys.argv[1:]
+    repeat = 1
+    if "--repeat" in args:
+        at = args.index("--repeat")
+        repeat = int(args[at + 1])
+        del args[at:at + 2]
+    show_tasks = "--tasks" in args
+    sizes = [int(a) for a in args if a != "--tasks"] or [1000]
+    header = f"{'hosts':>5} {'swap-in s':>9} {'re-run s':>8} {'changed':>7} {'swap-out s':>10}   runs"
+    print(header)
+    print("-" * len(header))
+    workdir = Path(tempfile.mkdtemp(prefix="bench-speed-"))
+    try:
+        for size in sizes:
+            cycles = run_size(size, repeat, workdir)
+            med = {label: statistics.median(c[label][0] for c in cycles) for label, _ in PHASES}
+            changed = max(c["re-run"][1] for c in cycles)
+            runs = "; ".join(" / ".join(f"{c[label][0]:.1f}" for label, _ in PHASES) for c in cycles)
+            print(f"{size:>5} {med['swap-in']:>9.2f} {med['re-run']:>8.2f} {changed:>7} {med['swap-out']:>10.2f}"
+                  f"   {runs}", flush=True)
+            if show_tasks:
+                task_table(cycles[len(cycles) // 2])
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
