@@ -80,6 +80,30 @@ def leftovers(directory: Path) -> list[str]:
     return sorted(str(p) for p in directory.rglob("*") if any(m in p.name for m in marks))
 
 
+def lan_topology(kind: str, attributes: dict[str, dict[str, str]]) -> str:
+    """ns2 source: a process node pn and the nodes of ATTRIBUTES ({node: {attribute: value}}) of KIND, all
+    on pnode 0 and on one LAN."""
+    lines = ["set ns [new Simulator]", "source tb_compat.tcl", "set pn [$ns node]",
+             "tb-add-node-attribute $pn containers:node_type process",
+             "tb-add-node-attribute $pn containers:partition 0"]  # fmt: skip
+    for name, attrs in attributes.items():
+        lines += [f"set {name} [$ns node]", f"tb-add-node-attribute ${name} containers:node_type {kind}",
+                  f"tb-add-node-attribute ${name} containers:partition 0"]  # fmt: skip
+        lines += [f"tb-add-node-attribute ${name} containers:{key} {{{value}}}" for key, value in attrs.items()]
+    lines += ['set lan0 [$ns make-lan "$pn ' + " ".join(f"${n}" for n in attributes) + '" 100Mb 2ms]',
+              "$ns rtproto Static", "$ns run"]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def assert_each_named(msg: str, kind: str, expected: dict[str, str]) -> None:
+    """MSG is the one line of a failed KIND module naming each node of EXPECTED with its text, and no other."""
+    assert msg.startswith(f"some {kind} nodes failed: "), msg
+    for node, text in expected.items():
+        assert f"{node}: {text}" in msg, f"{node}: {msg}"
+    named = {part.split(":", 1)[0] for part in msg[len(f"some {kind} nodes failed: "):].split("; ")}
+    assert set(expected) <= named and "good" not in named, named
+
+
 def mounts_below(path: Path) -> list[str]:
     with open("/proc/self/mountinfo", encoding="utf-8") as handle:
         return [line.split()[4] for line in handle if line.split()[4].startswith(str(path))]
@@ -110,16 +134,7 @@ def qemu_bad(tmp_path_factory):
             "corrupt": str(work / "corrupt.tar.gz"), "badsum": f"{work / 'copy.tar.gz'}#sha256={wrong}",
             "tiny": str(work / "tiny.raw"), "nokmod": str(work / "nokmod.tar.gz"),
             "noshell": str(work / "noshell.tar.gz")}  # fmt: skip
-    lines = ["set ns [new Simulator]", "source tb_compat.tcl", "set pn [$ns node]",
-             "tb-add-node-attribute $pn containers:node_type process",
-             "tb-add-node-attribute $pn containers:partition 0"]  # fmt: skip
-    for name, url in urls.items():
-        lines += [f"set {name} [$ns node]", f"tb-add-node-attribute ${name} containers:node_type qemu",
-                  f"tb-add-node-attribute ${name} containers:partition 0",
-                  f"tb-add-node-attribute ${name} containers:qemu_url {{{url}}}"]  # fmt: skip
-    lines += ['set lan0 [$ns make-lan "$pn ' + " ".join(f"${n}" for n in urls) + '" 100Mb 2ms]',
-              "$ns rtproto Static", "$ns run"]  # fmt: skip
-    (work / "bad.tcl").write_text("\n".join(lines) + "\n")
+    (work / "bad.tcl").write_text(lan_topology("qemu", {name: {"qemu_url": url} for name, url in urls.items()}))
     expdir = work / "exp"
     compile_topology(work / "bad.tcl", expdir, "e2ebad", "qemu")
     root, group = node_paths(expdir)
@@ -136,19 +151,15 @@ def qemu_bad(tmp_path_factory):
 
 def test_qemu_bad_images_fail_in_one_line_naming_each_node(qemu_bad):
     msg, urls = qemu_bad["msg"], qemu_bad["urls"]
-    assert msg.startswith("some qemu nodes failed: "), msg
-    expected = {
+    assert_each_named(msg, "qemu", {
         "unreach": f"image {urls['unreach']}: cannot fetch: [Errno 111] Connection refused",
         "corrupt": f"image {urls['corrupt']}: cannot unpack: gzip: stdin: unexpected end of file",
         "badsum": f"image {urls['badsum'].split('#')[0]}: sha256 ",
         "tiny": f"image {urls['tiny']}: a disk of 65536 bytes is too small to hold a root file system",
         "nokmod": f"image {urls['nokmod']}: no modprobe (kmod or busybox) to load the NIC driver",
         "noshell": f"image {urls['noshell']}: no shell (/bin/sh)",
-    }
-    for node, text in expected.items():
-        assert f"{node}: {text}" in msg, f"{node}: {msg}"
+    })
     assert f"does not match the expected {qemu_bad['wrong']}" in msg
-    assert "good" not in msg.replace(urls["good"], "")  # (the good node is not named)
 
 
 def test_qemu_bad_images_leave_nothing_half_made(qemu_bad):
@@ -193,18 +204,9 @@ def openvz_bad(tmp_path_factory):
     (templates / "garbage.tar.gz").write_bytes(gzip.compress(b"this is no tar archive\n" * 100))
     nodes = {"good": ("busybox", None), "notroot": ("junk", None), "noshell": ("noshell", None),
              "notar": ("garbage", None), "small": ("large", "33M")}
-    lines = ["set ns [new Simulator]", "source tb_compat.tcl", "set pn [$ns node]",
-             "tb-add-node-attribute $pn containers:node_type process",
-             "tb-add-node-attribute $pn containers:partition 0"]  # fmt: skip
-    for name, (template, disk) in nodes.items():
-        lines += [f"set {name} [$ns node]", f"tb-add-node-attribute ${name} containers:node_type openvz",
-                  f"tb-add-node-attribute ${name} containers:partition 0",
-                  f"tb-add-node-attribute ${name} containers:openvz_template {{{template}}}"]  # fmt: skip
-        if disk:
-            lines.append(f"tb-add-node-attribute ${name} containers:openvz_diskspace {disk}")
-    lines += ['set lan0 [$ns make-lan "$pn ' + " ".join(f"${n}" for n in nodes) + '" 100Mb 2ms]',
-              "$ns rtproto Static", "$ns run"]  # fmt: skip
-    (work / "bad.tcl").write_text("\n".join(lines) + "\n")
+    attributes = {name: {"openvz_template": template, **({"openvz_diskspace": disk} if disk else {})}
+                  for name, (template, disk) in nodes.items()}  # fmt: skip
+    (work / "bad.tcl").write_text(lan_topology("openvz", attributes))
     expdir = work / "exp"
     compile_topology(work / "bad.tcl", expdir, "e2ebad", "ovz", f"--openvz-template-dir={templates}")
     root, group = node_paths(expdir)
@@ -219,17 +221,13 @@ def openvz_bad(tmp_path_factory):
 
 
 def test_openvz_bad_templates_fail_in_one_line_naming_each_node(openvz_bad):
-    msg, files = openvz_bad["msg"], openvz_bad["files"]
-    assert msg.startswith("some openvz nodes failed: "), msg
-    expected = {
+    files = openvz_bad["files"]
+    assert_each_named(openvz_bad["msg"], "openvz", {
         "notroot": f"template {files['notroot']}: not a root file system (no shell (/bin/sh); no init",
         "noshell": f"template {files['noshell']}: no shell (/bin/sh)",
         "notar": f"template {files['notar']}: cannot unpack: tar: This does not look like a tar archive",
         "small": f"disk space 33M is too small for template {files['small']}: its files take 5",
-    }
-    for node, text in expected.items():
-        assert f"{node}: {text}" in msg, f"{node}: {msg}"
-    assert "good:" not in msg
+    })
 
 
 def test_openvz_bad_templates_leave_nothing_half_made(openvz_bad):

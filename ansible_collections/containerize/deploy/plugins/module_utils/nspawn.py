@@ -124,13 +124,16 @@ def observe(c):
 
 
 def kill_signal(rootfs, wanted):
-    """WANTED, or SIGUSR2 (poweroff) when ROOTFS's /sbin/init is busybox; "" leaves nspawn's default."""
+    """WANTED, or SIGUSR2 (poweroff) when ROOTFS's /sbin/init is busybox, SIGINT (its ctrlaltdel entry: a
+    shutdown) when it is sysvinit (a file, with /etc/inittab: before 3.10 it ignores nspawn's SIGRTMIN+3,
+    and the container would be killed only after the stop timeout); "" leaves nspawn's default."""
     if wanted:
         return wanted
     try:
         target = os.readlink(os.path.join(rootfs, "sbin/init"))
     except OSError:
-        return ""
+        init = os.path.join(rootfs, "sbin/init")
+        return "SIGINT" if os.path.isfile(init) and os.path.isfile(os.path.join(rootfs, "etc/inittab")) else ""
     return "SIGUSR2" if os.path.basename(target) == "busybox" else ""
 
 

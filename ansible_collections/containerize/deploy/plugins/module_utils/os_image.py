@@ -49,7 +49,8 @@ PROFILES = {
         "suite": "bookworm",
         "variant": "minbase",
         "init": "sysvinit",
-        "packages": ["sysvinit-core", "ifupdown", "udev", "kmod", "iproute2", "iputils-ping", "procps", "netbase"],
+        "packages": ["sysvinit-core", "ifupdown", "udev", "kmod", "iproute2", "iputils-ping", "procps", "netbase",
+                     "acpid"],
     },
 }
 
@@ -129,6 +130,9 @@ class OsImage:
             # no getty on the virtual consoles (a container and a qemu node with a serial console have none:
             # init would respawn them in vain)
             hooks.append(r'sed -i "s/^\([1-6]:[0-9]*:respawn:.*getty\)/#\1/" "$1/etc/inittab"')
+            # a qemu node powers off when its power button is pressed (qemu's system_powerdown at swap-out)
+            hooks.append('if [ -d "$1/etc/acpi/events" ]; then printf "event=button/power.*\\naction=/sbin/poweroff\\n"'
+                         ' > "$1/etc/acpi/events/powerbtn"; fi')
         hooks += [
             'mkdir -p "$1/var/containers/log" "$1/users" "$1/proj" "$1/groups" "$1/share"',
             'printf "127.0.0.1 localhost\\n" > "$1/etc/hosts"',
