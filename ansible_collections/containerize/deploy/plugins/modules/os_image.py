@@ -24,9 +24,12 @@ author:
   - containerize authors
 options:
   name:
-    description: The image (a profile of this module); C(debian-12) is Debian 12 (bookworm).
+    description:
+      - The image (a profile of this module); C(debian-12) is Debian 12 (bookworm) with systemd.
+      - C(debian-12-sysvinit) is Debian 12 with sysvinit and ifupdown instead of systemd (udev, kmod, iproute2,
+        iputils-ping, procps, netbase, acpid; no openssh-server).
     type: str
-    choices: [debian-12]
+    choices: [debian-12, debian-12-sysvinit]
     default: debian-12
   dir:
     description: Directory of the image's files (created when missing).
