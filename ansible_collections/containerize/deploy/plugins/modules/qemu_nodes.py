@@ -23,6 +23,10 @@ description:
     C(http(s)) URLs are fetched once per pnode into O(image_cache) and verified by SHA-256 (from
     O(checksums), a C(#sha256=HEX) URL fragment, or a C(URL.sha256) file beside the image; an image without
     any is used with a warning). A directory is used in place.
+  - A bad image fails its own nodes only, each named with the image and the cause on the task's one failure
+    line (it cannot be fetched or unpacked, its sha256 does not match, a rootfs lacks a shell, an init,
+    modprobe or ip, a disk is under 1 MiB); the other nodes are made and booted first, and a failed fetch
+    leaves nothing in O(image_cache).
   - Per node, a rootfs image gets a copy-on-write root directory (an overlayfs of the image,
     C(root/qemu/EXP/NODE/root)) that qemu serves as the node's root file system over 9p; a disk image gets
     a qcow2 overlay C(root/qemu/EXP/NODE/disk.qcow2) backed by the cached image.
