@@ -73,7 +73,7 @@ def _env(key) -> dict[str, str]:
 def _playbook(expdir, name, key, *extra) -> tuple[int, str, dict]:
     """Run playbooks/NAME.yml; (exit status, failures and the output's end, recap per host).
 
-    Each host's recap also lists what changed there ("changes": [(task, host), ...], from the
+    Each host's recap also lists what changed there ("changes": [(task, result), ...], from the
     test callback record_changes), so that a failed "nothing changed" names the task.
     """
     record = expdir.parent / f".changes-{name}.jsonl"
