@@ -7,14 +7,19 @@ wirefilter), compiled onto one pnode of this machine. Each phase's wall time is 
 from its interpreter's start; the task table (bench/callback_plugins/task_times.py) shows where it
 goes, "start-up" being everything before the first task (interpreter, inventory, plays) and after
 the last one.
-Usage (from the checkout, under the e2e lock): python3 -m bench.speed [--repeat R] [--tasks] [N ...]
-(default N 1000, R 1). With R > 1 the phases' medians are printed, and each run's times.
+Usage (from the checkout, under the e2e lock):
+    python3 -m bench.speed [--repeat R] [--tasks] [--vs "-e VAR=VALUE ..."] [-e VAR=VALUE ...] [N ...]
+(default N 1000, R 1). With R > 1 the phases' medians are printed, and each run's times. -e is handed to
+every ansible-playbook run of the first variant; --vs adds a second variant (its own playbook arguments),
+run in turn with the first cycle by cycle (A B A B ...), so that both see the same neighbours on this
+noisy machine.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -31,12 +36,12 @@ HERE = Path(__file__).resolve().parent
 PHASES = (("swap-in", "swapin"), ("re-run", "swapin"), ("swap-out", "swapout"))
 
 
-def _phase(expdir: Path, playbook: str, times_file: Path) -> tuple[float, int, list[dict]]:
-    """Run PLAYBOOK on EXPDIR: (wall seconds, changed, [{task, seconds}])."""
+def _phase(expdir: Path, playbook: str, times_file: Path, extra: list[str]) -> tuple[float, int, list[dict]]:
+    """Run PLAYBOOK (with the playbook arguments EXTRA) on EXPDIR: (wall seconds, changed, [{task, seconds}])."""
     times_file.unlink(missing_ok=True)
     env = {**ENV, "TASK_TIMES_FILE": str(times_file), "ANSIBLE_CALLBACKS_ENABLED": "task_times",
            "ANSIBLE_CALLBACK_PLUGINS": str(HERE / "callback_plugins")}
-    cmd = [*ANSIBLE_PLAYBOOK, "-i", str(expdir / "inventory"), f"playbooks/{playbook}.yml"]
+    cmd = [*ANSIBLE_PLAYBOOK, "-i", str(expdir / "inventory"), f"playbooks/{playbook}.yml", *extra]
     start = time.monotonic()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, check=False)
     wall = time.monotonic() - start
@@ -46,28 +51,32 @@ def _phase(expdir: Path, playbook: str, times_file: Path) -> tuple[float, int, l
     return wall, _changed(proc.stdout), tasks
 
 
-def run_size(nodes: int, repeat: int, workdir: Path) -> list[dict]:
-    """REPEAT swap-in, re-run and swap-out cycles of the tree of NODES hosts: one dict per cycle."""
+def _cycle(expdir: Path, workdir: Path, extra: list[str]) -> dict:
+    """One swap-in, re-run and swap-out: {phase: (wall, changed, tasks)}. A failure swaps out and exits."""
+    cycle = {}
+    try:
+        for label, playbook in PHASES:
+            settle()  # every phase starts on a quiet machine (the kernel frees namespaces in the background)
+            cycle[label] = _phase(expdir, playbook, workdir / "times.jsonl", extra)
+    except SystemExit:
+        subprocess.run([*ANSIBLE_PLAYBOOK, "-i", str(expdir / "inventory"), "playbooks/swapout.yml", *extra],
+                       capture_output=True, env=ENV, cwd=REPO, check=False)
+        raise
+    return cycle
+
+
+def run_size(nodes: int, repeat: int, workdir: Path, variants: list[list[str]]) -> list[list[dict]]:
+    """REPEAT cycles of the tree of NODES hosts for each of VARIANTS (playbook arguments), in turn."""
     source = workdir / f"tree{nodes}.tcl"
     source.write_text(lan_tree(nodes, lan_size=50))
     expdir = workdir / f"tree{nodes}"
     subprocess.run([sys.executable, "-m", "containerize.cli", "--no-image", "--force", "--size=1",
                     "--default-container=process", "--out", str(expdir), "bench", f"sp{nodes}x{os.getpid()}",
                     str(source)], check=True, capture_output=True, env=ENV, cwd=REPO)
-    cycles = []
+    cycles = [[] for _ in variants]
     for _ in range(repeat):
-        settle()
-        cycle = {}
-        try:
-            for label, playbook in PHASES:
-                if label == "swap-out":
-                    settle()  # the re-run leaves no work behind; the swap-out starts on a quiet machine too
-                cycle[label] = _phase(expdir, playbook, workdir / "times.jsonl")
-        except SystemExit:
-            subprocess.run([*ANSIBLE_PLAYBOOK, "-i", str(expdir / "inventory"), "playbooks/swapout.yml"],
-                           capture_output=True, env=ENV, cwd=REPO, check=False)
-            raise
-        cycles.append(cycle)
+        for at, extra in enumerate(variants):
+            cycles[at].append(_cycle(expdir, workdir, extra))
     return cycles
 
 
@@ -85,29 +94,41 @@ def task_table(cycle: dict) -> None:
                 print(f"    {seconds:7.2f}  {name}")
 
 
+def _option(args: list[str], name: str) -> str | None:
+    """The value of option NAME in ARGS, both taken out of ARGS (None when absent)."""
+    if name not in args:
+        return None
+    at = args.index(name)
+    value = args[at + 1]
+    del args[at:at + 2]
+    return value
+
+
 def main() -> int:
     args = sys.argv[1:]
-    repeat = 1
-    if "--repeat" in args:
-        at = args.index("--repeat")
-        repeat = int(args[at + 1])
-        del args[at:at + 2]
+    repeat = int(_option(args, "--repeat") or 1)
+    other = _option(args, "--vs")
+    first = []
+    while "-e" in args:
+        first += ["-e", _option(args, "-e")]
+    variants = [first] + ([shlex.split(other)] if other is not None else [])
     show_tasks = "--tasks" in args
     sizes = [int(a) for a in args if a != "--tasks"] or [1000]
-    header = f"{'hosts':>5} {'swap-in s':>9} {'re-run s':>8} {'changed':>7} {'swap-out s':>10}   runs"
+    header = f"{'hosts':>5} {'variant':<24} {'swap-in s':>9} {'re-run s':>8} {'changed':>7} {'swap-out s':>10}   runs"
     print(header)
     print("-" * len(header))
     workdir = Path(tempfile.mkdtemp(prefix="bench-speed-"))
     try:
         for size in sizes:
-            cycles = run_size(size, repeat, workdir)
-            med = {label: statistics.median(c[label][0] for c in cycles) for label, _ in PHASES}
-            changed = max(c["re-run"][1] for c in cycles)
-            runs = "; ".join(" / ".join(f"{c[label][0]:.1f}" for label, _ in PHASES) for c in cycles)
-            print(f"{size:>5} {med['swap-in']:>9.2f} {med['re-run']:>8.2f} {changed:>7} {med['swap-out']:>10.2f}"
-                  f"   {runs}", flush=True)
-            if show_tasks:
-                task_table(cycles[len(cycles) // 2])
+            for extra, cycles in zip(variants, run_size(size, repeat, workdir, variants), strict=True):
+                med = {label: statistics.median(c[label][0] for c in cycles) for label, _ in PHASES}
+                changed = max(c["re-run"][1] for c in cycles)
+                runs = "; ".join(" / ".join(f"{c[label][0]:.1f}" for label, _ in PHASES) for c in cycles)
+                name = " ".join(extra) or "(as configured)"
+                print(f"{size:>5} {name:<24} {med['swap-in']:>9.2f} {med['re-run']:>8.2f} {changed:>7} "
+                      f"{med['swap-out']:>10.2f}   {runs}", flush=True)
+                if show_tasks:
+                    task_table(cycles[len(cycles) // 2])
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return 0

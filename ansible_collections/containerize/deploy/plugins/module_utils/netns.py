@@ -63,6 +63,29 @@ def sysctl_in_netns(ns, key, value=None):
         raise RuntimeError(f"sysctl {key}={value} in {ns}: {exc}") from None
 
 
+def sysctls_in_netns(ns, values):
+    """Set VALUES ({/proc/sys path: text}) inside namespace NS in one visit; the paths that held another value.
+
+    A path that does not exist there (a kernel without IPv6) is left out; a failed write raises RuntimeError.
+    """
+    changed = []
+    try:
+        with in_netns(netns_path(ns)):
+            for path, value in values.items():
+                try:
+                    handle = open(path, "r+", encoding="ascii")  # noqa: SIM115 - closed below
+                except FileNotFoundError:
+                    continue
+                with handle:
+                    if handle.read().strip() != str(value):
+                        handle.seek(0)
+                        handle.write(str(value))
+                        changed.append(path)
+    except OSError as exc:
+        raise RuntimeError(f"sysctl in {ns}: {exc}") from None
+    return changed
+
+
 def processes_by_netns():
     """{netns inode: [pid, ...]} for every process but this one."""
     found = {}

@@ -41,6 +41,7 @@ from ansible_collections.containerize.deploy.plugins.module_utils.netns import (
     add_namespace,
     etc_dir,
     sysctl_in_netns,
+    sysctls_in_netns,
     write_etc_file,
     write_in_place,
 )
@@ -58,6 +59,7 @@ from ansible_collections.containerize.deploy.plugins.module_utils.start_log impo
 from ansible_collections.containerize.deploy.plugins.module_utils.wirefilter import TBF_LATENCY_MS, tbf_burst
 
 FORWARDING = "/proc/sys/net/ipv4/ip_forward"
+IPV6_CONF = "/proc/sys/net/ipv6/conf"  # NAME/disable_ipv6 for "default" and each interface
 BLANK_LINK = {"mac": None, "up": False, "addresses": [], "qdisc": None}
 
 
@@ -157,6 +159,7 @@ class ProcessNode:
         self.after = {}
         self._nl = None
         self._forwarding = None
+        self._ipv6 = {}
         self.unplugged = set()
 
     # -- netlink, inside the namespace
@@ -168,6 +171,7 @@ class ProcessNode:
                     self._nl = Rtnl()
                     # read while inside: /proc/sys/net is the reading thread's namespace (one setns less per node)
                     self._forwarding = read_text(FORWARDING)
+                    self._ipv6 = {name: read_text(path) for name, path in self.ipv6_paths().items()}
             except OSError as exc:
                 raise RuntimeError(f"cannot enter namespace {self.ns}: {exc}") from None
         return self._nl
@@ -176,6 +180,21 @@ class ProcessNode:
         if self._nl is not None:
             self._nl.close()
             self._nl = None
+
+    def ipv6_paths(self):
+        """{name: its disable_ipv6 sysctl} to keep as planned (ctx.ipv6): the namespace's default and each
+        interface; none when IPv6 is left as the kernel makes it (ctx.ipv6 None)."""
+        if self.ctx.ipv6 is None:
+            return {}
+        names = ["default", *(iface["ifname"] for iface in self.interfaces)]
+        return {name: f"{IPV6_CONF}/{name}/disable_ipv6" for name in names}
+
+    def ipv6_summary(self, values):
+        """"on", "off" or "mixed" for VALUES ({name: disable_ipv6 text or None}); None when not managed."""
+        seen = {(text or "").strip() for text in values.values()} - {""}
+        if self.ctx.ipv6 is None or not seen:
+            return None
+        return "mixed" if len(seen) > 1 else ("off" if seen == {"1"} else "on")
 
     def has_link(self, ifname):
         try:
@@ -220,6 +239,7 @@ class ProcessNode:
             "eid": read_text(os.path.join(self.nodedir, "eid")),
             "logdir": os.path.isdir(self.log_dir),
             "forwarding": None,
+            "ipv6": {},
             "tc": read_json(ctx.rpath(f"{self.name}.tc.json")) or {},
         }
         if self.created:  # just made: nothing but a down lo, no need to ask (one request less per node)
@@ -231,6 +251,7 @@ class ProcessNode:
             if value is None:
                 value = sysctl_in_netns(self.ns, "net.ipv4.ip_forward")
             o["forwarding"] = value == "1" if value is not None else None
+            o["ipv6"] = dict(self._ipv6)
         o["plugs"] = {
             iface["ifname"]: observe_plug(plug_pidfile(ctx.run_dir, self.name, iface["ifname"]), o["ns_inode"])
             for iface in self.interfaces
@@ -261,6 +282,8 @@ class ProcessNode:
             "routes": sorted(f"{r['dest']} via {r['gateway']}" for r in ip["routes"]),
             "start": start_summary(o["start"]),
         }
+        if self.ctx.ipv6 is not None:
+            s["ipv6"] = self.ipv6_summary(o["ipv6"])
         for iface in self.interfaces:
             link = ip["links"].get(iface["ifname"])
             plug = o["plugs"].get(iface["ifname"])
@@ -278,7 +301,7 @@ class ProcessNode:
             start = "none"
         else:
             start = f"exit {st['exit']}" if (st["exit"] is not None and not self._start_needed(o)) else "running"
-        return {
+        planned = {
             "namespace": self.ns,
             "hosts": short_hash(self.ctx.hosts),
             "forwarding": self.forwarding,
@@ -294,6 +317,9 @@ class ProcessNode:
             "routes": sorted(f"{r['dest']} via {r['gateway']}" for r in self.routes),
             "start": start,
         }
+        if self.ctx.ipv6 is not None:
+            planned["ipv6"] = "on" if self.ctx.ipv6 else "off"
+        return planned
 
     # -- decisions and actions
     def note(self, what):
@@ -340,8 +366,8 @@ class ProcessNode:
         replugged = self.plug(o, {} if fresh_ns else (o["ip"] or {}).get("links", {}))
         ip = self.ip_after_plugs(o, fresh_ns, set(replugged) | set(unplugged_ifs), replugged)
         tc_ops, tc_record = self.plan_tc(ip, o["tc"])
+        self.ensure_sysctls(o, fresh_ns, replugged)  # before the links go up
         self.apply_ip(ip, tc_ops)
-        self.ensure_forwarding(o, fresh_ns)
         self.record_tc(tc_record, o["tc"])
         self.apply_start(o)
         return self
@@ -442,20 +468,39 @@ class ProcessNode:
             return observe_ip(self.rtnl())
         return o["ip"] or {"links": {}, "routes": []}
 
-    def ensure_forwarding(self, o, fresh_ns):
+    def ensure_sysctls(self, o, fresh_ns, replugged):
+        """net.ipv4.ip_forward as planned and, where managed (ctx.ipv6), IPv6 on or off for the namespace's
+        new interfaces (its default) and each planned one. Called before the links go up: a node with IPv6
+        off never sends the link-local chatter (router solicitations, MLD reports, duplicate address
+        detection) that every node of its LANs would receive (400 frames per node, each through its
+        plugs, switches and wirefilters, during a 1,000-node tree's swap-in)."""
         ctx = self.ctx
-        want = "1" if self.forwarding else "0"
+        labels = {FORWARDING: f"forwarding {'1' if self.forwarding else '0'}"}
+        want = {FORWARDING: "1" if self.forwarding else "0"}
+        for name, path in self.ipv6_paths().items():
+            labels[path] = f"ipv6 {'on' if ctx.ipv6 else 'off'} {name}"
+            want[path] = "0" if ctx.ipv6 else "1"
         if fresh_ns and not ctx.check:
-            # a new namespace inherits the pnode's forwarding (net.core.devconf_inherit_init_net=0)
-            if sysctl_in_netns(self.ns, "net.ipv4.ip_forward", want) != want:
-                self.note(f"forwarding {want}")
+            # a new namespace inherits the pnode's forwarding (net.core.devconf_inherit_init_net=0) and
+            # the kernel's IPv6 defaults: read and set in one visit
+            for path in sysctls_in_netns(self.ns, want):
+                self.note(labels[path])
             return
         if fresh_ns:
-            have = (read_text("/proc/sys/net/ipv4/ip_forward") or "").strip()
+            have = {path: "0" for path in want}  # the kernel's IPv6 defaults
+            have[FORWARDING] = (read_text(FORWARDING) or "").strip()
         else:
-            have = None if o["forwarding"] is None else ("1" if o["forwarding"] else "0")
-        if have != want:
-            self.act(f"forwarding {want}", sysctl_in_netns, self.ns, "net.ipv4.ip_forward", want)
+            have = {path: (o["ipv6"].get(name) or "").strip() for name, path in self.ipv6_paths().items()}
+            have[FORWARDING] = None if o["forwarding"] is None else ("1" if o["forwarding"] else "0")
+        if replugged and not ctx.check:
+            # new taps or veth ends since the observation: their values are read where they are set
+            differ = sysctls_in_netns(self.ns, want)
+        else:
+            differ = [path for path, value in want.items() if have.get(path) not in (value, "")]
+            if differ and not ctx.check:
+                sysctls_in_netns(self.ns, {path: want[path] for path in differ})
+        for path in differ:
+            self.note(labels[path])
 
     def apply_ip(self, ip, tc_ops):
         """Links up with their MACs, qdiscs (TC_OPS: {ifname: ops}), addresses and routes as planned.

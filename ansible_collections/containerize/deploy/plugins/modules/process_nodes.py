@@ -130,6 +130,15 @@ options:
     description: Seconds to wait for a plug or process to come up or go away.
     type: float
     default: 5.0
+  ipv6:
+    description:
+      - IPv6 on the nodes' interfaces (C(net.ipv6.conf.IF.disable_ipv6), and C(default) for the ones made
+        later), set before an interface goes up and kept so. The plan gives nodes IPv4 only; with IPv6 on,
+        every interface sends its link-local chatter (router solicitations, MLD reports, duplicate address
+        detection) to every node of its LANs through their plugs, switches and wirefilters.
+      - C(false) turns it off, C(true) on; unset (the default) leaves it as the kernel makes it (an C(openvz)
+        container's own system decides). The C(process) role passes C(process_ipv6), false by default.
+    type: bool
 notes:
   - Run the C(vde_network) module first, the plugs need their switches, and the C(hv) role, which puts
     the start command supervisor in place.
@@ -245,6 +254,7 @@ class Context(NodesContext):
         self.prefix = p["prefix"] or ""
         self.timeout = p["timeout"]
         self.start_commands = p["start_commands"]
+        self.ipv6 = p["ipv6"]
         scripts_dir = p["scripts_dir"]
         self.start_script = os.path.join(os.path.abspath(scripts_dir), "hv", SCRIPT_NAME) if scripts_dir else None
         self.old_supervisor = os.path.join(self.run_dir, OLD_SUPERVISOR)
@@ -442,6 +452,7 @@ def main():
         "kinds": {"type": "list", "elements": "str", "default": ["process"]},
         "start_commands": {"type": "bool", "default": True},
         "timeout": {"type": "float", "default": 5.0},
+        "ipv6": {"type": "bool"},
     })
     ctx = Context(module)
     kinds = module.params["kinds"]
