@@ -1,13 +1,16 @@
 """The arguments of a planned shaping, shared by every module that sets or changes one.
 
-wirefilter's command line: vde_network starts wirefilters, link_shaping changes running ones and must
-record the same arguments. The end-node tbf: process_nodes (over netlink), link_shaping and
-embedded_nodes (tc), openvz and qemu (tc inside the node) must all make and record the same qdisc.
+wirefilter's command line (and cz-wire's, the same subset with exact delays): vde_network starts
+wirefilters, link_shaping changes running ones and must record the same arguments. The end-node tbf:
+process_nodes (over netlink), link_shaping and embedded_nodes (tc), openvz and qemu (tc inside the
+node) must all make and record the same qdisc.
 
 Standard library only (see daemons.py).
 """
 
 from __future__ import annotations
+
+import os
 
 TBF_LATENCY_MS = 50
 
@@ -40,13 +43,26 @@ def wirefilter_delay(direction, delay_ms):
     return (total + 1) // 2 if direction == "LR" else total // 2
 
 
-def shaping_args(direction, spec):
-    """wirefilter arguments for one direction (LR or RL) of a {bandwidth, delay_ms, loss} dict."""
+def exact_element(program):
+    """True when PROGRAM (a wirefilter's argv[0]) is cz-wire, which delays by the microsecond: it takes
+    the planned delay as it is, wirefilter its whole-millisecond split (wirefilter_delay)."""
+    return os.path.basename(str(program or "")) == "cz-wire"
+
+
+def element_delay(direction, delay_ms, exact):
+    """The delay of one direction in the element's units (ms): exact for cz-wire, else whole ms."""
+    if exact:
+        return round(max(0.0, float(delay_ms or 0)), 6)
+    return wirefilter_delay(direction, delay_ms)
+
+
+def shaping_args(direction, spec, exact=False):
+    """wirefilter (or cz-wire, EXACT) arguments for one direction (LR or RL) of a {bandwidth, delay_ms, loss} dict."""
     spec = spec or {}
     args = []
-    delay = wirefilter_delay(direction, spec.get("delay_ms"))
+    delay = element_delay(direction, spec.get("delay_ms"), exact)
     if delay > 0:
-        args += ["-d", f"{direction}{delay}"]
+        args += ["-d", f"{direction}{fmt_num(delay)}"]
     bandwidth = spec.get("bandwidth")
     if bandwidth:
         args += ["-b", f"{direction}{max(1, int(bandwidth) // 8)}"]

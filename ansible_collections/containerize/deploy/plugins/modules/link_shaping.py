@@ -102,23 +102,25 @@ from ansible_collections.containerize.deploy.plugins.module_utils.daemons import
 from ansible_collections.containerize.deploy.plugins.module_utils.names import valid_name, valid_netns
 from ansible_collections.containerize.deploy.plugins.module_utils.spec import plan_module, run_dir_spec
 from ansible_collections.containerize.deploy.plugins.module_utils.wirefilter import (
+    element_delay,
+    exact_element,
     fmt_num,
     shaping_args,
     tbf_burst,
     tbf_tc_args,
-    wirefilter_delay,
 )
 from ansible_collections.containerize.deploy.plugins.module_utils.wirefilter_mgmt import WirefilterSession
 
 DIRECTIONS = (("LR", "left_to_right"), ("RL", "right_to_left"))
 
 
-def wanted(direction, spec):
-    """The wirefilter's own units: delay whole ms, bandwidth bytes/s (0 unlimited), loss percent."""
+def wanted(direction, spec, exact=False):
+    """The wirefilter's own units: delay ms (whole for wirefilter, EXACT for cz-wire), bandwidth bytes/s
+    (0 unlimited), loss percent."""
     spec = spec or {}
     bandwidth = spec.get("bandwidth")
     return {
-        "delay": float(wirefilter_delay(direction, spec.get("delay_ms"))),
+        "delay": float(element_delay(direction, spec.get("delay_ms"), exact)),
         "bandwidth": max(1, int(bandwidth) // 8) if bandwidth else 0,
         "loss": float(spec.get("loss") or 0) * 100.0,
     }
@@ -151,11 +153,15 @@ class Plan:
         if not proc_alive(read_pid(pidfile), pidfile):
             self.result["not_running"].append(wid)
             return
+        record_path = self.rpath(f"{wid}.wf.json")
+        record = read_json(record_path)
+        argv = (record or {}).get("argv")
+        exact = isinstance(argv, list) and bool(argv) and exact_element(argv[0])  # cz-wire runs in its place
         with WirefilterSession(self.rpath(f"{wid}.wf.mgmt"), self.timeout) as session:
             live = session.values()
         actions, commands = [], []
         for short, key in DIRECTIONS:
-            want = wanted(short, wf.get(key))
+            want = wanted(short, wf.get(key), exact)
             for name in ("delay", "bandwidth", "loss"):
                 have = live[short].get(name)
                 if have is None or not close(have, want[name]):
@@ -163,14 +169,12 @@ class Plan:
         if commands:
             self.result["shaped"].append(wid)
             self.before[wid] = live
-            self.after[wid] = {short: wanted(short, wf.get(key)) for short, key in DIRECTIONS}
+            self.after[wid] = {short: wanted(short, wf.get(key), exact) for short, key in DIRECTIONS}
             actions.append((self.send, (wid, commands)))
-        record_path = self.rpath(f"{wid}.wf.json")
-        record = read_json(record_path)
-        argv = (record or {}).get("argv")
         if isinstance(argv, list) and "-v" in argv:
             head = argv[: argv.index("-v") + 2]
-            new = head + shaping_args("LR", wf.get("left_to_right")) + shaping_args("RL", wf.get("right_to_left"))
+            new = (head + shaping_args("LR", wf.get("left_to_right"), exact)
+                   + shaping_args("RL", wf.get("right_to_left"), exact))
             if new != argv:
                 self.result["records"].append(f"{wid}.wf.json")
                 actions.append((write_json, (record_path, {**record, "argv": new})))

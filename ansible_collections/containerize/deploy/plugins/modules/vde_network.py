@@ -108,6 +108,13 @@ options:
     type: str
     choices: [present, absent]
     default: present
+  wire_program:
+    description:
+      - The program run for each wirefilter - C(wirefilter) (vde2) or the path of C(cz-wire) as the
+        M(containerize.deploy.wire_element) module built it (same arguments and management socket;
+        it takes I(delay_ms) exactly, where wirefilter takes the whole-millisecond split below).
+    type: str
+    default: wirefilter
   timeout:
     description: Seconds to wait for a daemon to come up or go away.
     type: float
@@ -204,7 +211,7 @@ from ansible_collections.containerize.deploy.plugins.module_utils.daemons import
 )
 from ansible_collections.containerize.deploy.plugins.module_utils.names import NAME_RE, SUN_PATH_MAX
 from ansible_collections.containerize.deploy.plugins.module_utils.spec import plan_module, run_dir_spec
-from ansible_collections.containerize.deploy.plugins.module_utils.wirefilter import shaping_args
+from ansible_collections.containerize.deploy.plugins.module_utils.wirefilter import exact_element, shaping_args
 
 SPAWN_WORKERS = 4  # daemons started at once
 
@@ -214,7 +221,7 @@ SPAWN_WORKERS = 4  # daemons started at once
 
 def vde_daemon(argv):
     """True for the processes this module runs: switches and wirefilters."""
-    return os.path.basename(argv[0]) in ("vde_switch", "wirefilter")
+    return os.path.basename(argv[0]) in ("vde_switch", "wirefilter", "cz-wire")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -222,7 +229,7 @@ def vde_daemon(argv):
 
 
 class Plan:
-    def __init__(self, module, run_dir, switches, wirefilters):
+    def __init__(self, module, run_dir, switches, wirefilters, program="wirefilter"):
         self.module = module
         self.run_dir = run_dir
         self.switches = {}
@@ -275,7 +282,7 @@ class Plan:
             left_sock = f"{self.ctl(left)}[{int(left_port)}]" if left_port else self.ctl(left)
             right_sock = f"{self.ctl(right)}[{int(right_port)}]" if right_port else self.ctl(right)
             argv = [
-                "wirefilter",
+                program,
                 "--daemon",
                 "--pidfile",
                 self.path(f"{wid}.wf.pid"),
@@ -284,8 +291,8 @@ class Plan:
                 "-v",
                 f"{left_sock}:{right_sock}",
             ]
-            argv += shaping_args("LR", wf.get("left_to_right"))
-            argv += shaping_args("RL", wf.get("right_to_left"))
+            argv += shaping_args("LR", wf.get("left_to_right"), exact_element(program))
+            argv += shaping_args("RL", wf.get("right_to_left"), exact_element(program))
             self.wirefilters[wid] = {"argv": argv, "left": left, "right": right}
         if errors:
             module.fail_json(msg="invalid VDE plan: " + "; ".join(errors), errors=errors)
@@ -549,6 +556,7 @@ def main():
         "wirefilters": {"type": "list", "elements": "dict", "default": []},
         "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
         "timeout": {"type": "float", "default": 5.0},
+        "wire_program": {"type": "str", "default": "wirefilter"},
     })
     run_dir = os.path.abspath(module.params["run_dir"])
     result = {"changed": False, "started": [], "restarted": [], "stopped": [], "prioritized": []}
@@ -556,10 +564,11 @@ def main():
     if module.params["state"] == "absent":
         run_absent(module, runner, result)
     else:
-        for prog, needed in (("vde_switch", "switches"), ("wirefilter", "wirefilters")):
+        program = module.params["wire_program"]
+        for prog, needed in (("vde_switch", "switches"), (program, "wirefilters")):
             if module.params[needed] and not module.get_bin_path(prog):
                 module.fail_json(msg=f"{prog} not found: install vde2")
-        plan = Plan(module, run_dir, module.params["switches"], module.params["wirefilters"])
+        plan = Plan(module, run_dir, module.params["switches"], module.params["wirefilters"], program)
         run_present(module, plan, runner, result)
     if result["stopped"] and module.params["state"] == "present":
         result["changed"] = True

@@ -1,0 +1,174 @@
+#!/usr/bin/python
+# Copyright: the containerize authors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Ansible module: build the shaping element cz-wire on a pnode, or say that wirefilter stands in."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: wire_element
+short_description: Build cz-wire, the microsecond shaping element, on a pnode (or fall back to wirefilter)
+description:
+  - Compiles the vde role's C(cz-wire.c) on the pnode (C(gcc -O2 ... -l:libvdeplug.so.2)) into
+    C(DEST/CHECKSUM/cz-wire), where C(CHECKSUM) is that of the source. A re-run with the same source does
+    not compile again and reports no change. Builds of other sources are removed.
+  - Where it cannot be built (no compiler, no C(libvdeplug.so.2), a compile error) the element is
+    vde2's C(wirefilter), the outcome is recorded in C(DEST/element.json) with the reason, and a
+    warning says so; the module does not fail. The same fallback is not retried on a re-run unless
+    the compiler that was missing is now there.
+  - The result's RV(program) is what C(vde_network) runs for each planned wirefilter (its
+    O(ansible_collections.containerize.deploy.vde_network#module:wire_program)).
+version_added: "1.0.0"
+author:
+  - containerize authors
+options:
+  dest:
+    description: Directory on the pnode for the source, the build and the record (created when missing).
+    type: path
+    required: true
+  src:
+    description: Directory of the role's files holding C(cz-wire.c), read on the controller into O(files).
+    type: path
+  files:
+    description: The source files, C(NAME) to C({content, mode}) (as role_files takes them); C(cz-wire.c) is used.
+    type: dict
+    default: {}
+  cc:
+    description: The C compiler.
+    type: str
+    default: gcc
+  enabled:
+    description: C(false) takes wirefilter without trying to build (recorded as the reason).
+    type: bool
+    default: true
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+notes:
+  - In check mode nothing is written or compiled; RV(program) is where the build would be when a compiler is found.
+"""
+
+EXAMPLES = r"""
+- name: Build the shaping element
+  containerize.deploy.wire_element:
+    src: wire
+    dest: "{{ containerize_scripts_dir }}/wire"
+  register: vde_wire
+"""
+
+RETURN = r"""
+element:
+  description: C(cz-wire) or C(wirefilter).
+  returned: always
+  type: str
+program:
+  description: The program to run in a wirefilter's place (a path, or C(wirefilter)).
+  returned: always
+  type: str
+reason:
+  description: Why the element is wirefilter (empty for cz-wire).
+  returned: always
+  type: str
+"""
+
+import hashlib
+import os
+import shutil
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.containerize.deploy.plugins.module_utils.daemons import (
+    read_json,
+    read_text,
+    run,
+    write_json,
+    write_new_or_replace,
+)
+
+SOURCE = "cz-wire.c"
+RECORD = "element.json"
+CFLAGS = ["-O2", "-Wall"]
+LIBS = ["-l:libvdeplug.so.2"]
+
+
+def build(cc, source, binary):
+    """Compile SOURCE into BINARY (atomically); returns the reason it failed or ''."""
+    os.makedirs(os.path.dirname(binary), mode=0o755, exist_ok=True)
+    partial = binary + ".partial"
+    rc, out, err = run([cc, *CFLAGS, "-o", partial, source, *LIBS], timeout=120)
+    if rc != 0 or not os.path.isfile(partial):
+        lines = [line for line in (err or out or "").splitlines() if line.strip()]
+        return f"{cc} failed (rc={rc}): {lines[-1] if lines else 'no output'}"
+    rc, _out, err = run([partial, "--selftest"], timeout=10)
+    if rc != 0:
+        return f"the built cz-wire does not run (rc={rc}): {err.strip()[-200:]}"
+    os.replace(partial, binary)
+    return ""
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "dest": {"type": "path", "required": True},
+            "src": {"type": "path"},
+            "files": {"type": "dict", "default": {}},
+            "cc": {"type": "str", "default": "gcc"},
+            "enabled": {"type": "bool", "default": True},
+        },
+        supports_check_mode=True,
+    )
+    dest = os.path.abspath(module.params["dest"])
+    text = (module.params["files"].get(SOURCE) or {}).get("content")
+    if text is None:
+        module.fail_json(msg=f"wire_element: files must hold {SOURCE}")
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    binary = os.path.join(dest, digest, "cz-wire")
+    cc_path = module.get_bin_path(module.params["cc"]) if module.params["enabled"] else None
+    record = read_json(os.path.join(dest, RECORD)) or {}
+    have = {"element": record.get("element"), "program": record.get("program"), "checksum": record.get("checksum")}
+
+    built = os.access(binary, os.X_OK) and read_text(os.path.join(dest, SOURCE)) == text
+    if built:
+        want = {"element": "cz-wire", "program": binary, "checksum": digest, "reason": ""}
+    elif not module.params["enabled"]:
+        want = {"element": "wirefilter", "program": "wirefilter", "checksum": digest,
+                "reason": "disabled (enabled=false)"}
+    elif not cc_path:
+        want = {"element": "wirefilter", "program": "wirefilter", "checksum": digest,
+                "reason": f"no C compiler ({module.params['cc']}) on the pnode"}
+    elif record.get("checksum") == digest and record.get("element") == "wirefilter" and record.get("cc") == cc_path:
+        want = dict(record)  # this source failed with this compiler before: not retried
+    else:
+        want = None  # to build
+
+    changed = want is None or {k: want.get(k) for k in have} != have
+    if want is None:
+        if module.check_mode:
+            want = {"element": "cz-wire", "program": binary, "checksum": digest, "reason": ""}
+        else:
+            os.makedirs(dest, mode=0o755, exist_ok=True)
+            write_new_or_replace(os.path.join(dest, SOURCE), text, 0o644)
+            reason = build(cc_path, os.path.join(dest, SOURCE), binary)
+            want = ({"element": "cz-wire", "program": binary, "checksum": digest, "reason": ""} if not reason else
+                    {"element": "wirefilter", "program": "wirefilter", "checksum": digest, "reason": reason,
+                     "cc": cc_path})
+    if changed and not module.check_mode:
+        os.makedirs(dest, mode=0o755, exist_ok=True)
+        for name in os.listdir(dest):  # builds of other sources
+            path = os.path.join(dest, name)
+            if name != digest and os.path.isdir(path):
+                shutil.rmtree(path, ignore_errors=True)
+        write_json(os.path.join(dest, RECORD), want)
+    if want["element"] != "cz-wire":
+        module.warn(f"cz-wire not used, wirefilter shapes the links of this pnode: {want['reason']}")
+    result = {"changed": changed, "element": want["element"], "program": want["program"], "reason": want["reason"]}
+    if module._diff:
+        result["diff"] = {"before": have, "after": {k: want.get(k) for k in have}}
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
