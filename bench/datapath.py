@@ -23,7 +23,7 @@ larger):
 and throughput (iperf3, TCP payload received): u >= 1000 Mb/s, h 95 +- 5 Mb/s; loss of p inside the
 95 % binomial interval (bench/fidelity.py's measure_loss).
 
-Usage (from the checkout): python3 -m bench.datapath [--quick] [--big N] [--json]
+Usage (from the checkout): python3 -m bench.datapath [--quick] [--big N] [--json] [--element wirefilter]
 --quick: a 100-node big experiment, 3 s iperf3 runs (tests/test_datapath.py runs it). The exit status
 is 0 when bounds are missed (this is a measurement); the table says which.
 """
@@ -48,6 +48,7 @@ from bench.topologies import lan_tree
 from tests.e2e import ENV, REPO, compile_topology, ping_rtts, playbook
 
 COUNT = 200  # round trips per row
+SWAPIN_EXTRA: list[str] = []  # --element wirefilter: ["-e", "vde_wire_element=false"]
 BIG = 1000
 # (share of the plan, milliseconds): a percentile is within the larger of the two
 QUIET = ((0.03, 0.3), (0.10, 1.0))
@@ -90,7 +91,7 @@ class Swapped(fidelity.Experiment):
             compile_topology(source, self.expdir, "bench", self.name, "--default-container=process", *self.args)
             self.swapped_in = True
             started = time.monotonic()
-            playbook(self.expdir, "swapin")
+            playbook(self.expdir, "swapin", *SWAPIN_EXTRA)
             self.swapin_s = time.monotonic() - started
         except BaseException:
             self.__exit__(None, None, None)
@@ -239,7 +240,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a 100-node big experiment, 3 s iperf3 runs")
     parser.add_argument("--big", type=int, help=f"process nodes of the big experiment (default {BIG}, quick 100)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--element", choices=["cz-wire", "wirefilter"], default="cz-wire",
+                        help="the shaping element of the wirefilter paths (vde role's vde_wire_element)")
     args = parser.parse_args(argv)
+    SWAPIN_EXTRA[:] = ["-e", "vde_wire_element=false"] if args.element == "wirefilter" else []
     big = args.big or (100 if args.quick else BIG)
     before = os.getloadavg()
     rows, times = run(big, 3 if args.quick else 5,

@@ -166,7 +166,8 @@ def render_table(expdir: ExperimentDir, status: dict, links: bool) -> str:
                     note = "differs from plan"
                 shown_out = link.get("left_to_right") if link.get("running") else planned.get("left_to_right")
                 shown_in = link.get("right_to_left") if link.get("running") else planned.get("right_to_left")
-                rows.append([sub, str(link.get("node")), str(link.get("interface")), pnode, "wirefilter", state,
+                rows.append([sub, str(link.get("node")), str(link.get("interface")), pnode,
+                             str(link.get("element") or "wirefilter"), state,
                              _shaping(shown_out), _shaping(shown_in), note or link.get("error", "")])
         lines.append("")
         lines.append(_table(rows) if len(rows) > 1 else "no shaped links")

@@ -249,6 +249,9 @@ def wirefilter_info(ctx, wf):
     wid = str(wf.get("id"))
     entry = {"node": wf.get("node"), "interface": wf.get("interface"), "method": "wirefilter", "running": False,
              "planned": {"left_to_right": wf.get("left_to_right"), "right_to_left": wf.get("right_to_left")}}
+    # the element vde_network runs in the wirefilter's place: cz-wire, or wirefilter where it could not be built
+    argv = (read_json(ctx.rpath(f"{wid}.wf.json")) or {}).get("argv") or ["wirefilter"]
+    entry["element"] = "cz-wire" if os.path.basename(str(argv[0])) == "cz-wire" else "wirefilter"
     pidfile = ctx.rpath(f"{wid}.wf.pid")
     if not proc_alive(read_pid(pidfile), pidfile):
         return entry

@@ -1,0 +1,188 @@
+"""cz-wire, the shaping element in each wirefilter's place (issue 15), and wire_element, which builds it.
+
+Real parts: gcc builds the vde role's files/wire/cz-wire.c, two real vde_switch daemons and two
+network namespaces with vde_plug2tap taps carry real pings through it. The element's management
+socket is read with the same code (wirefilter_mgmt) that link_shaping, status and `containerize shape` use.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ansible_collections.containerize.deploy.plugins.module_utils.wirefilter import shaping_args
+from ansible_collections.containerize.deploy.plugins.module_utils.wirefilter_mgmt import (
+    WirefilterSession,
+    parse_showinfo,
+)
+from tests.e2e import REPO
+
+DEPLOY = REPO / "ansible_collections" / "containerize" / "deploy"
+SOURCE = DEPLOY / "roles" / "vde" / "files" / "wire" / "cz-wire.c"
+MODULE = DEPLOY / "plugins" / "modules" / "wire_element.py"
+
+needs_gcc = pytest.mark.skipif(not shutil.which("gcc"), reason="no gcc (scripts/install.sh installs it)")
+
+
+def wire_element(tmp_path: Path, **params) -> dict:
+    """Run the wire_element module (its own main, as Ansible runs it) with PARAMS; its JSON result."""
+    args = tmp_path / f"args{time.monotonic_ns()}.json"
+    files = {"cz-wire.c": {"content": SOURCE.read_text(), "mode": "0644"}}
+    args.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {"files": files, **params}}))
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([sys.executable, str(MODULE), str(args)], capture_output=True, text=True, env=env,
+                          check=False, timeout=180)
+    return json.loads(proc.stdout)
+
+
+def test_shaping_args_exact_for_cz_wire_and_whole_ms_for_wirefilter():
+    spec = {"delay_ms": 2.5, "bandwidth": 100_000_000, "loss": 0.1}
+    assert shaping_args("LR", spec) == ["-d", "LR3", "-b", "LR12500000", "-l", "LR10"]
+    assert shaping_args("RL", spec) == ["-d", "RL2", "-b", "RL12500000", "-l", "RL10"]
+    assert shaping_args("LR", spec, exact=True) == ["-d", "LR2.5", "-b", "LR12500000", "-l", "LR10"]
+    assert shaping_args("RL", {"delay_ms": 0.0125}, exact=True) == ["-d", "RL0.0125"]
+
+
+@needs_gcc
+def test_wire_element_builds_once_per_source_and_falls_back(tmp_path):
+    dest = tmp_path / "wire"
+    first = wire_element(tmp_path, dest=str(dest))
+    assert first["changed"] and first["element"] == "cz-wire", first
+    assert Path(first["program"]).name == "cz-wire" and os.access(first["program"], os.X_OK)
+    assert subprocess.run([first["program"], "--selftest"], check=False).returncode == 0
+    again = wire_element(tmp_path, dest=str(dest))
+    assert not again["changed"] and again["program"] == first["program"], again
+    # no compiler: wirefilter, recorded and warned, not a failure; the same fallback again is no change
+    other = tmp_path / "other"
+    fallback = wire_element(tmp_path, dest=str(other), cc="no-such-cc")
+    assert fallback["element"] == "wirefilter" and fallback["program"] == "wirefilter", fallback
+    assert "no C compiler" in fallback["reason"] and fallback.get("failed") is not True
+    assert "wirefilter shapes the links" in json.dumps(fallback)  # the warning
+    assert json.loads((other / "element.json").read_text())["element"] == "wirefilter"
+    assert not wire_element(tmp_path, dest=str(other), cc="no-such-cc")["changed"]
+    # check mode writes nothing
+    dry = tmp_path / "dry"
+    assert wire_element(tmp_path, dest=str(dry), _ansible_check_mode=True)["changed"]
+    assert not dry.exists()
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> str:
+    if not shutil.which("gcc"):
+        pytest.skip("no gcc")
+    out = tmp_path_factory.mktemp("czw") / "cz-wire"
+    subprocess.run(["gcc", "-O2", "-Wall", "-Werror", "-o", str(out), str(SOURCE), "-l:libvdeplug.so.2"], check=True)
+    return str(out)
+
+
+def test_bad_arguments_are_one_line_and_exit_2(built):
+    proc = subprocess.run([built, "-v", "a:b", "-d", "LRfast"], capture_output=True, text=True, check=False)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "allowed" in proc.stderr
+    assert subprocess.run([built], capture_output=True, check=False).returncode == 2
+
+
+class Wire:
+    """Two switches, a cz-wire between them, and a namespace with a tap on each (10.77.0.1, .2)."""
+
+    def __init__(self, program: str, base: Path, *shaping: str):
+        self.base, self.tag = base, f"czw{os.getpid()}"
+        self.procs: list[subprocess.Popen] = []
+        self.pids: list[int] = []
+        for side in "lr":
+            subprocess.run(["vde_switch", "-d", "-s", str(base / f"{side}.ctl"), "-p", str(base / f"{side}.pid")],
+                           check=True)
+            self.pids.append(int((base / f"{side}.pid").read_text()))
+        subprocess.run([program, "--daemon", "--pidfile", str(base / "w.pid"), "-M", str(base / "w.mgmt"),
+                        "-v", f"{base / 'l.ctl'}:{base / 'r.ctl'}", *shaping], check=True)
+        self.pids.append(int((base / "w.pid").read_text()))
+        for number, side in enumerate("lr", 1):
+            ns = f"{self.tag}{side}"
+            subprocess.run(["ip", "netns", "add", ns], check=True)
+            self.procs.append(subprocess.Popen(["ip", "netns", "exec", ns, "vde_plug2tap", "-s",
+                                                str(base / f"{side}.ctl"), "eth0"]))
+            for _ in range(100):
+                if subprocess.run(["ip", "-n", ns, "link", "show", "eth0"], capture_output=True,
+                                  check=False).returncode == 0:
+                    break
+                time.sleep(0.05)
+            subprocess.run(["ip", "-n", ns, "addr", "add", f"10.77.0.{number}/24", "dev", "eth0"], check=True)
+            subprocess.run(["ip", "-n", ns, "link", "set", "eth0", "up"], check=True)
+
+    def rtts(self, count: int, interval: float = 0.02) -> list[float]:
+        subprocess.run(["ip", "netns", "exec", f"{self.tag}l", "ping", "-c", "2", "-W", "2", "10.77.0.2"],
+                       capture_output=True, check=False)
+        proc = subprocess.run(["ip", "netns", "exec", f"{self.tag}l", "ping", "-n", "-c", str(count), "-i",
+                               str(interval), "-W", "2", "10.77.0.2"], capture_output=True, text=True, check=False)
+        return [float(part.split("=")[1]) for part in proc.stdout.split() if part.startswith("time=")]
+
+    def close(self):
+        for proc in self.procs:
+            proc.terminate()
+            proc.wait(timeout=10)
+        for pid in self.pids:
+            try:
+                os.kill(pid, 15)
+            except ProcessLookupError:
+                pass
+        for side in "lr":
+            subprocess.run(["ip", "netns", "del", f"{self.tag}{side}"], check=False)
+        time.sleep(0.2)
+
+
+@pytest.mark.slow
+def test_delay_by_the_microsecond_and_the_management_socket(built, tmp_path):
+    """A 2.25 ms delay each way (4.5 ms round trip, wirefilter would give 4) through real switches and taps;
+    the management socket speaks wirefilter's protocol and changes the delay live."""
+    wire = Wire(built, tmp_path, "-d", "2.25")
+    try:
+        rtts = wire.rtts(100)
+        assert len(rtts) >= 95
+        p50 = statistics.median(rtts)
+        print(f"cz-wire 4.5 ms planned: p50 {p50:.3f} ms, min {min(rtts):.3f}")
+        assert 4.5 <= min(rtts) and p50 <= 4.5 + 0.5, rtts
+        with WirefilterSession(str(tmp_path / "w.mgmt"), 2.0) as session:
+            assert session.values()["LR"]["delay"] == 2.25
+            assert session.command("delay LR 0.5").startswith("1000")
+            assert session.command("delay RL 0.5").startswith("1000")
+            assert session.command("loss LR 101").startswith("1022")
+            assert session.command("nonsense").startswith("1038")
+            shown = parse_showinfo(session.command("showinfo"))
+        assert shown["left_to_right"]["delay_ms"] == 0.5 and shown["right_to_left"]["loss"] == 0.0
+        rtts = wire.rtts(50)
+        assert 1.0 <= min(rtts) and statistics.median(rtts) <= 1.5, rtts
+    finally:
+        wire.close()
+
+
+@pytest.mark.slow
+def test_bandwidth_paces_and_loss_drops(built, tmp_path):
+    """1,000-byte pings at 100 KB/s both ways are paced (10 ms a frame when sent faster), 50 % loss each way
+    loses about 75 % of the round trips."""
+    wire = Wire(built, tmp_path, "-b", "100000")
+    try:
+        subprocess.run(["ip", "netns", "exec", f"{wire.tag}l", "ping", "-c", "2", "-W", "2", "10.77.0.2"],
+                       capture_output=True, check=False)
+        started = time.monotonic()
+        proc = subprocess.run(["ip", "netns", "exec", f"{wire.tag}l", "ping", "-n", "-c", "20", "-s", "1000", "-f",
+                               "-W", "2", "10.77.0.2"], capture_output=True, text=True, check=False)
+        elapsed = time.monotonic() - started
+        assert " 0% packet loss" in proc.stdout, proc.stdout
+        assert elapsed >= 19 * 0.010, elapsed  # flood pings one at a time: each pays the pacing of its frame
+        with WirefilterSession(str(tmp_path / "w.mgmt"), 2.0) as session:
+            session.command("bandwidth 0")
+            session.command("loss 50")
+        proc = subprocess.run(["ip", "netns", "exec", f"{wire.tag}l", "ping", "-n", "-c", "400", "-i", "0.005",
+                               "-W", "1", "10.77.0.2"], capture_output=True, text=True, check=False)
+        received = int(proc.stdout.split(" received")[0].rsplit(" ", 1)[1])
+        assert 60 <= received <= 140, proc.stdout  # 100 expected; 99.99 % binomial interval ~ 100 +- 34
+    finally:
+        wire.close()
