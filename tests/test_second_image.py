@@ -20,7 +20,7 @@ import time
 import pytest
 
 from ansible_collections.containerize.deploy.plugins.module_utils.os_image import DEFAULT_DIR, OsImage
-from tests.e2e import ENV, REPO, assert_delay, compile_topology, node_exec, playbook
+from tests.e2e import ENV, REPO, assert_delay, changed, compile_topology, node_exec, playbook
 
 pytestmark = pytest.mark.slow
 NAME = "debian-12-sysvinit"
@@ -118,3 +118,7 @@ def test_start_command_ran_after_the_network(sysvinit, node):
 @pytest.mark.parametrize("node", ["ct", "vm"])
 def test_neighbour_by_name_with_the_planned_delay(sysvinit, node):
     assert_delay(sysvinit, node, NEIGHBOUR[node], 20.0)
+
+
+def test_rerun_changes_nothing(sysvinit):
+    assert changed(playbook(sysvinit, "swapin", "-e", '{"qemu_memory": 256}')) == 0
