@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
+import shutil
 import subprocess
+import sys
 import tarfile
 import urllib.error
 from pathlib import Path
@@ -22,6 +25,9 @@ from ansible_collections.containerize.deploy.plugins.module_utils.image_cache im
 )
 from ansible_collections.containerize.deploy.plugins.module_utils.nspawn import kill_signal
 from ansible_collections.containerize.deploy.plugins.module_utils.os_image import OsImage, recipe
+from tests.e2e import ENV, MODULES, REPO
+
+ROLES = MODULES.parent.parent / "roles"
 
 
 def packed(path: Path, files: dict[str, bytes]) -> Path:
@@ -109,3 +115,26 @@ def test_the_sysvinit_recipe_has_no_systemd_hooks():
     assert any("inittab" in h for h in hooks) and any("acpi/events/powerbtn" in h for h in hooks)
     systemd = OsImage("/nonexistent", "debian-12").argv("/o.tar.gz", "/unit")
     assert any("containerize-ssh-keys.service" in a for a in systemd) and not any("inittab" in a for a in systemd)
+
+
+def test_a_refused_checksum_fails_its_node_only_and_check_mode_writes_nothing(tmp_path):
+    """A checksum of another algorithm than sha256 is refused before any fetch: that node fails, named."""
+    scripts = tmp_path / "scripts"
+    shutil.copytree(ROLES / "qemu" / "files", scripts / "qemu")
+    (scripts / "hv").mkdir()
+    shutil.copy(ROLES / "hv" / "files" / "start-command.sh", scripts / "hv")
+    root = tmp_path / "root"
+    args = {"root": str(root), "run_dir": str(root / "run" / "t"), "exp_name": "bad.test", "project": "test",
+            "experiment": "bad", "scripts_dir": str(scripts), "image_cache": str(tmp_path / "cache"), "accel": "tcg",
+            "checksums": {"/images/md.tar.gz": "md5:0123"},
+            "nodes": [{"name": "md", "kind": "qemu", "interfaces": [], "qemu_url": "/images/md.tar.gz"},
+                      {"name": "ok", "kind": "qemu", "interfaces": [], "qemu_url": "/images/ok.tar.gz"}]}  # fmt: skip
+    cmd = ["ansible", "localhost", "--check", "-m", "containerize.deploy.qemu_nodes", "-a", json.dumps(args), "-e",
+           json.dumps({"ansible_python_interpreter": sys.executable})]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**ENV, "ANSIBLE_CALLBACK_RESULT_FORMAT": "json"},
+                          cwd=REPO, timeout=120, check=False)  # fmt: skip
+    result = json.loads(proc.stdout.split("=>", 1)[1])
+    want = "some qemu nodes failed: md: image /images/md.tar.gz: only sha256 checksums are supported, not md5"
+    assert result["msg"] == want, result["msg"]
+    assert result["started"] == ["ok"] and "fetch /images/ok.tar.gz" in result["pnode"]
+    assert not root.exists() and not (tmp_path / "cache").exists()

@@ -355,11 +355,13 @@ def pnode_plan(ctx, nodes):
                                        module.params["initramfs_modules"], module.params["initramfs_filesystems"])
     if not os.path.exists(ctx.initrd):
         steps.append(("initramfs", build))
+    ctx.bad_urls = {}  # {url: why} of images refused before any fetch (their nodes fail, not the others)
     for url in sorted({g.get("qemu_url") or ctx.default_url for g in nodes}):
         try:
             image = Image(ctx, url)
         except RuntimeError as exc:
-            module.fail_json(msg=str(exc))
+            ctx.bad_urls[url] = str(exc)
+            continue
         ctx.images[url] = image
         if not image.ready():
             steps.append((f"fetch {url}", image.fetch))
@@ -475,9 +477,11 @@ def run_present(ctx, nodes, result):
     if steps:
         result["changed"] = True
         result["pnode"].extend(what for what, _action in steps)
-    bad_images = []
+    bad = dict(ctx.bad_urls)
     if not ctx.check:
-        nodes, bad_images = image_errors(ctx, nodes, check_images(ctx, pnode_apply(ctx, steps)))
+        bad.update(pnode_apply(ctx, steps))
+        check_images(ctx, bad)
+    nodes, bad_images = image_errors(ctx, nodes, bad)
     if module.params["accel"] == "auto":
         ctx.accel, result["accel_reason"] = probe_accel(ctx.cache, ctx.kernel, module.params["accel_probe_timeout"],
                                                         ctx.check)  # fmt: skip
