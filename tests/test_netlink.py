@@ -110,8 +110,12 @@ def test_link_set_up_and_mac_and_links_agree_with_ip(netns, rtnl):
             "up": "UP" in link["flags"],
             "qdisc": link.get("qdisc"),
             "mtu": link["mtu"],
+            "ipv6_disabled": run("ip", "netns", "exec", netns, "cat",
+                                 f"/proc/sys/net/ipv6/conf/{link['ifname']}/disable_ipv6").strip() == "1",
         }
     assert rtnl.index("d0") == links["d0"]["index"]
+    run("ip", "netns", "exec", netns, "sysctl", "-qw", "net.ipv6.conf.d1.disable_ipv6=1")
+    assert rtnl.links()["d1"]["ipv6_disabled"] is True and rtnl.links()["d0"]["ipv6_disabled"] is False
 
     rtnl.link_set("d0", up=False)
     (d0,) = ip_json(netns, "link", "show", "dev", "d0")

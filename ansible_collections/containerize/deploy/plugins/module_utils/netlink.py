@@ -58,7 +58,9 @@ TCA_KIND, TCA_OPTIONS = 1, 2
 # linux/if_link.h, linux/if.h
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_QDISC, IFLA_EXT_MASK = 1, 3, 4, 6, 29
 RTEXT_FILTER_SKIP_STATS = 1 << 3  # leave the (large) counters out of link replies
-IFLA_LINKINFO, IFLA_NET_NS_FD = 18, 28
+IFLA_LINKINFO, IFLA_NET_NS_FD, IFLA_AF_SPEC = 18, 28, 26
+IFLA_INET6_CONF = 2  # in IFLA_AF_SPEC's AF_INET6: the interface's ipv6 sysctls, an array of s32 (linux/ipv6.h)
+DEVCONF_DISABLE_IPV6 = 26  # net.ipv6.conf.IF.disable_ipv6 in that array
 IFLA_INFO_KIND, IFLA_INFO_DATA = 1, 2
 VETH_INFO_PEER = 1  # linux/veth.h
 IFF_UP = 0x1
@@ -362,7 +364,10 @@ class Rtnl(Closing):
     # --- links ---------------------------------------------------------------------------------------------
 
     def links(self):
-        """{ifname: {"index", "mac" (lowercase, None without one), "up" (IFF_UP), "qdisc", "mtu"}}."""
+        """{ifname: {"index", "mac" (lowercase, None without one), "up" (IFF_UP), "qdisc", "mtu", "ipv6_disabled"}}.
+
+        ipv6_disabled is the interface's net.ipv6.conf.IF.disable_ipv6 (None in a kernel without IPv6): read
+        here, it costs no visit to the namespace's /proc/sys."""
         body = IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0) + _attr(IFLA_EXT_MASK, _u32(RTEXT_FILTER_SKIP_STATS))
         found = {}
         for kind, payload in self._dump("link dump", RTM_GETLINK, body):
@@ -379,6 +384,7 @@ class Rtnl(Closing):
                 "up": bool(flags & IFF_UP),
                 "qdisc": _get_str(attrs, IFLA_QDISC),
                 "mtu": _get_u32(attrs, IFLA_MTU),
+                "ipv6_disabled": _ipv6_disabled(attrs),
             }
         return found
 
@@ -427,12 +433,15 @@ class Rtnl(Closing):
 
     # --- addresses -----------------------------------------------------------------------------------------
 
-    def addresses(self):
-        """{ifname: ["10.0.0.1/24", ...] sorted} of the IPv4 addresses (interfaces without one left out)."""
+    def addresses(self, names=None):
+        """{ifname: ["10.0.0.1/24", ...] sorted} of the IPv4 addresses (interfaces without one left out).
+
+        NAMES ({ifindex: ifname}) saves a link dump when the caller has one (links())."""
         body = IFADDRMSG.pack(socket.AF_INET, 0, 0, 0, 0)
         found = {}
         replies = self._dump("addr dump", RTM_GETADDR, body)
-        names = self._names() if replies else {}
+        if names is None:
+            names = self._names() if replies else {}
         for kind, payload in replies:
             if kind != RTM_NEWADDR or len(payload) < IFADDRMSG.size:
                 continue
@@ -470,11 +479,12 @@ class Rtnl(Closing):
 
     # --- routes --------------------------------------------------------------------------------------------
 
-    def routes(self):
-        """[{"dest", "gateway", "dev"}] of the IPv4 unicast routes of table main not made by the kernel."""
+    def routes(self, names=None):
+        """[{"dest", "gateway", "dev"}] of the IPv4 unicast routes of table main not made by the kernel.
+
+        NAMES ({ifindex: ifname}) saves a link dump when the caller has one (links())."""
         body = RTMSG.pack(socket.AF_INET, 0, 0, 0, 0, 0, 0, 0, 0)
         found = []
-        names = None
         for kind, payload in self._dump("route dump", RTM_GETROUTE, body):
             if kind != RTM_NEWROUTE or len(payload) < RTMSG.size:
                 continue
@@ -551,6 +561,17 @@ class Rtnl(Closing):
         what = f"qdisc del dev {ifname} root"
         body = TCMSG.pack(socket.AF_UNSPEC, self.index(ifname), 0, TC_H_ROOT, 0)
         self._do(what, RTM_DELQDISC, 0, body)
+
+
+def _ipv6_disabled(attrs):
+    """disable_ipv6 of a link's attributes ATTRS (IFLA_AF_SPEC, AF_INET6, IFLA_INET6_CONF); None without it."""
+    spec = attrs.get(IFLA_AF_SPEC)
+    inet6 = _attrs(spec).get(socket.AF_INET6) if spec else None
+    conf = _attrs(inet6).get(IFLA_INET6_CONF) if inet6 else None
+    offset = DEVCONF_DISABLE_IPV6 * 4
+    if not conf or len(conf) < offset + 4:
+        return None
+    return struct.unpack_from("=i", conf, offset)[0] != 0
 
 
 def _kernel_error(what, code, flags, payload):

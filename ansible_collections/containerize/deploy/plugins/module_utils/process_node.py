@@ -60,7 +60,7 @@ from ansible_collections.containerize.deploy.plugins.module_utils.wirefilter imp
 
 FORWARDING = "/proc/sys/net/ipv4/ip_forward"
 IPV6_CONF = "/proc/sys/net/ipv6/conf"  # NAME/disable_ipv6 for "default" and each interface
-BLANK_LINK = {"mac": None, "up": False, "addresses": [], "qdisc": None}
+BLANK_LINK = {"mac": None, "up": False, "addresses": [], "qdisc": None, "ipv6_disabled": None}
 
 
 def validate(run_dir, nodes):
@@ -100,18 +100,23 @@ def validate(run_dir, nodes):
 
 
 def observe_ip(nl):
-    """Links (by name) and non-kernel main-table IPv4 routes of the namespace of netlink socket NL."""
-    addresses = nl.addresses()
+    """Links (by name) and non-kernel main-table IPv4 routes of the namespace of netlink socket NL.
+
+    One link dump, whose names the address and route dumps use."""
+    found = nl.links()
+    names = {link["index"]: name for name, link in found.items()}
+    addresses = nl.addresses(names)
     links = {
         name: {
             "mac": (link["mac"] or "").lower(),
             "up": link["up"],
             "qdisc": link["qdisc"],
             "addresses": addresses.get(name, []),
+            "ipv6_disabled": link["ipv6_disabled"],
         }
-        for name, link in nl.links().items()
+        for name, link in found.items()
     }
-    return {"links": links, "routes": nl.routes()}
+    return {"links": links, "routes": nl.routes(names)}
 
 
 def supervisor_alive(run_dir, exp_dir, node, pid):
@@ -159,7 +164,6 @@ class ProcessNode:
         self.after = {}
         self._nl = None
         self._forwarding = None
-        self._ipv6 = {}
         self.unplugged = set()
 
     # -- netlink, inside the namespace
@@ -171,7 +175,6 @@ class ProcessNode:
                     self._nl = Rtnl()
                     # read while inside: /proc/sys/net is the reading thread's namespace (one setns less per node)
                     self._forwarding = read_text(FORWARDING)
-                    self._ipv6 = {name: read_text(path) for name, path in self.ipv6_paths().items()}
             except OSError as exc:
                 raise RuntimeError(f"cannot enter namespace {self.ns}: {exc}") from None
         return self._nl
@@ -251,7 +254,12 @@ class ProcessNode:
             if value is None:
                 value = sysctl_in_netns(self.ns, "net.ipv4.ip_forward")
             o["forwarding"] = value == "1" if value is not None else None
-            o["ipv6"] = dict(self._ipv6)
+            links = (o["ip"] or {}).get("links", {})
+            o["ipv6"] = {  # of the planned interfaces (the namespace's default is set where interfaces are made)
+                iface["ifname"]: None if (links.get(iface["ifname"]) or {}).get("ipv6_disabled") is None
+                else ("1" if links[iface["ifname"]]["ipv6_disabled"] else "0")
+                for iface in self.interfaces
+            }
         o["plugs"] = {
             iface["ifname"]: observe_plug(plug_pidfile(ctx.run_dir, self.name, iface["ifname"]), o["ns_inode"])
             for iface in self.interfaces
@@ -490,6 +498,8 @@ class ProcessNode:
             have = {path: "0" for path in want}  # the kernel's IPv6 defaults
             have[FORWARDING] = (read_text(FORWARDING) or "").strip()
         else:
+            # the interfaces' values from the observation's link dump; "default" only matters where interfaces
+            # are made (a new namespace, new taps or veth ends: set below then)
             have = {path: (o["ipv6"].get(name) or "").strip() for name, path in self.ipv6_paths().items()}
             have[FORWARDING] = None if o["forwarding"] is None else ("1" if o["forwarding"] else "0")
         if replugged and not ctx.check:
