@@ -100,10 +100,10 @@ class Wire:
         for side in "lr":
             subprocess.run(["vde_switch", "-d", "-s", str(base / f"{side}.ctl"), "-p", str(base / f"{side}.pid")],
                            check=True)
-            self.pids.append(int((base / f"{side}.pid").read_text()))
+            self.pids.append(self.pid(base / f"{side}.pid"))
         subprocess.run([program, "--daemon", "--pidfile", str(base / "w.pid"), "-M", str(base / "w.mgmt"),
                         "-v", f"{base / 'l.ctl'}:{base / 'r.ctl'}", *shaping], check=True)
-        self.pids.append(int((base / "w.pid").read_text()))
+        self.pids.append(self.pid(base / "w.pid"))
         for number, side in enumerate("lr", 1):
             ns = f"{self.tag}{side}"
             subprocess.run(["ip", "netns", "add", ns], check=True)
@@ -116,6 +116,15 @@ class Wire:
                 time.sleep(0.05)
             subprocess.run(["ip", "-n", ns, "addr", "add", f"10.77.0.{number}/24", "dev", "eth0"], check=True)
             subprocess.run(["ip", "-n", ns, "link", "set", "eth0", "up"], check=True)
+
+    @staticmethod
+    def pid(path: Path) -> int:
+        """The pid a daemon writes to PATH after it forked (vde_switch -d writes it a moment later)."""
+        for _ in range(200):
+            if path.exists() and path.read_text().strip():
+                return int(path.read_text())
+            time.sleep(0.025)
+        raise AssertionError(f"{path}: no pid file")
 
     def rtts(self, count: int, interval: float = 0.02) -> list[float]:
         subprocess.run(["ip", "netns", "exec", f"{self.tag}l", "ping", "-c", "2", "-W", "2", "10.77.0.2"],
