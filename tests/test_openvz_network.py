@@ -7,6 +7,8 @@ openvz_nodes after process_nodes repaired what it could) and makes log/failed sa
 missing, or go. End to end with the busybox template: an address and a route taken away from the
 host side come back on the re-run, a failure recorded at boot is cleared, the container is not
 rebooted, and the next re-run changes nothing. The check's words are tested on a namespace made here.
+ct has a second interface, to the openvz node h: rc.local once looked for it in /sys/class/net, which
+under nspawn lists the pnode's interfaces, and ct ended `failed` with `eth1: no such interface`.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import yaml
 
 from ansible_collections.containerize.deploy.plugins.module_utils.net_check import failed_update, problems_in
 from containerize.expdir import ExperimentDir
-from tests.e2e import ENV, REPO, changed, compile_topology, playbook, playbook_changes
+from tests.e2e import ENV, REPO, changed, compile_topology, node_exec, playbook, playbook_changes
 
 pytestmark = pytest.mark.slow
 
@@ -30,10 +32,12 @@ source tb_compat.tcl
 set ct [$ns node]
 set r [$ns node]
 set p [$ns node]
-tb-add-node-attribute $ct containers:node_type openvz
-foreach n [list $ct $r $p] { tb-add-node-attribute $n containers:partition 0 }
-$ns duplex-link $ct $r 100Mb 0ms DropTail
+set h [$ns node]
+foreach n [list $ct $h] { tb-add-node-attribute $n containers:node_type openvz }
+foreach n [list $ct $r $p $h] { tb-add-node-attribute $n containers:partition 0 }
+$ns duplex-link $ct $r 100Mb 5ms DropTail
 $ns duplex-link $r $p 100Mb 0ms DropTail
+$ns duplex-link $ct $h 100Mb 0ms DropTail
 $ns rtproto Static
 $ns run
 """
@@ -65,9 +69,27 @@ def experiment(tmp_path_factory):
     expdir = work / "exp"
     compile_topology(work / "net.tcl", expdir, "e2e", "ovznet", "--default-container=process",
                      "--openvz-template=busybox", f"--openvz-template-dir={templates}")
-    playbook(expdir, "swapin")
-    yield expdir
-    playbook(expdir, "swapout")
+    try:
+        playbook(expdir, "swapin")  # (fails when a node is not booted)
+        yield expdir
+    finally:
+        playbook(expdir, "swapout")
+
+
+def test_a_container_with_two_interfaces_boots_with_both(experiment):
+    exp = ExperimentDir(experiment)
+    host_vars = yaml.safe_load(exp.host_vars_path(exp.pnode_of("ct")).read_text())
+    entry = next(n for n in host_vars["containerize_nodes"] if n["name"] == "ct")
+    assert [i["ifname"] for i in entry["interfaces"]] == ["eth0", "eth1"], entry
+    for node in ("ct", "h"):
+        state = status_of(experiment, node)
+        assert state["state"] == "booted", state
+    assert not (Path(exp.node_dir("ct")) / "log" / "failed").exists()
+    for iface in entry["interfaces"]:
+        assert f" {iface['address']}/{int(iface['prefix'])} " in ip("-n", entry["namespace"], "-o", "-4", "address",
+                                                                   "show", "dev", iface["ifname"])
+    proc = node_exec(experiment, "h", "ping", "-c", "2", "-i", "0.2", "-W", "3", "p")  # through ct's both
+    assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def test_rerun_repairs_the_network_of_a_running_container_and_clears_its_failure(experiment):
