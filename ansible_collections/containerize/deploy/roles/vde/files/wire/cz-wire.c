@@ -70,6 +70,7 @@ struct direction {
 
 static struct direction dirs[2] = {{.name = "L->R"}, {.name = "R->L"}};
 static VDECONN *conn[2];
+static int gone[2];  /* the switch of that side went away: its sockets are no longer polled */
 static const char *mgmt_path, *pid_path;
 static int mgmt_fd = -1, clients[CLIENTS_MAX];
 static char client_buf[CLIENTS_MAX][512];
@@ -480,8 +481,8 @@ int main(int argc, char **argv)
 	while (!stopping) {
 		int n = 0;
 		for (int c = 0; c < 2; c++) {
-			pfd[n++] = (struct pollfd){.fd = vde_datafd(conn[c]), .events = POLLIN};
-			pfd[n++] = (struct pollfd){.fd = vde_ctlfd(conn[c]), .events = POLLIN};
+			pfd[n++] = (struct pollfd){.fd = gone[c] ? -1 : vde_datafd(conn[c]), .events = POLLIN};
+			pfd[n++] = (struct pollfd){.fd = gone[c] ? -1 : vde_ctlfd(conn[c]), .events = POLLIN};
 		}
 		pfd[n++] = (struct pollfd){.fd = mgmt_fd, .events = POLLIN};
 		for (int i = 0; i < CLIENTS_MAX; i++)
@@ -509,11 +510,12 @@ int main(int argc, char **argv)
 			lateness += (late - lateness) / 8;
 		}
 		for (int c = 0; c < 2; c++) {
-			/* a switch that goes away closes its control connection: the link is gone, so is cz-wire */
-			if (pfd[2 * c + 1].revents & (POLLHUP | POLLERR)) stopping = 1;
+			/* a switch that goes away closes its control connection: the link is down until vde_network
+			   restarts the element with the switch (as it does a wirefilter); idle meanwhile, never spinning */
+			if (pfd[2 * c + 1].revents & (POLLHUP | POLLERR)) gone[c] = 1;
 			if (pfd[2 * c + 1].revents & POLLIN) {
 				char junk[256];
-				if (read(pfd[2 * c + 1].fd, junk, sizeof junk) <= 0) stopping = 1;
+				if (read(pfd[2 * c + 1].fd, junk, sizeof junk) <= 0) gone[c] = 1;
 			}
 			if (pfd[2 * c].revents & POLLIN) {
 				ssize_t len = vde_recv(conn[c], frame, sizeof frame, 0);
