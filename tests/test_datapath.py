@@ -3,9 +3,11 @@
 The fast tests check the bench's own arithmetic and plan reading, and the real-time priority the
 data-path daemons get (daemons.make_realtime). The measurement (marked slow, about 2 minutes) swaps
 in the bench's two experiments once. A CI machine is loaded, so it asserts what load cannot fake:
-every round trip row's p50 near the plan (15 % or 2 ms, tests.e2e's allowance), the 100 Mb/s link's
-rate and the loss; the issue's tighter p50 bounds are asserted too but expected to fail until the
-data path keeps them (wirefilter keeps time in whole milliseconds: docs/datapath.md); p99 is reported.
+every round trip row's p50 near the plan (15 % or 2 ms, tests.e2e's allowance) and never below it
+(cz-wire delays by the microsecond and takes its measured wake-up lateness off: it must not deliver
+early), the 100 Mb/s link's rate and the loss; the issue's tighter p50 bounds are asserted too but
+expected to fail until the path keeps them: with cz-wire the element is exact (tests/test_wire.py) and
+what remains, 0.7-1.3 ms, is the plugs and switches a frame crosses (docs/datapath.md); p99 is reported.
 """
 
 from __future__ import annotations
@@ -93,10 +95,11 @@ def test_round_trips_near_the_plan(rows):
         assert row["count"] >= 200
         allowed = max(0.15 * row["planned_ms"], 2.0)
         assert abs(row["p50_ms"] - row["planned_ms"]) <= allowed, row
+        assert row["p50_ms"] >= row["planned_ms"], row  # no element delivers before the plan
 
 
 @slow
-@pytest.mark.xfail(reason="issue 15: wirefilter's millisecond clock and the VDE hops add ~0.7-1 ms", strict=False)
+@pytest.mark.xfail(reason="issue 15: the VDE hops (plugs, switches) of a cz-wire path add ~0.7-1.3 ms", strict=False)
 def test_round_trips_keep_the_issue_p50_bounds(rows):
     missed = [row["row"] for row in rtt_rows(rows) if not row["p50_ok"]]
     assert not missed, missed
