@@ -122,7 +122,8 @@ def host_state() -> dict[str, set[str]]:
     processes = {
         line.split(None, 1)[1] for line in lines("ps", "-eo", "pid=,args=")
         # zombies (<defunct>) are exited processes nobody reaps on this kind of machine (design.md)
-        if line.strip() and re.search(r"vde_|wirefilter|start[_-]command|supervis", line) and "<defunct>" not in line
+        if line.strip() and re.search(r"vde_|wirefilter|cz-wire|start[_-]command|supervis", line)
+        and "<defunct>" not in line
     }
     links = {line.split("@")[0] for line in lines("ip", "-o", "link", "show")
              for line in [line.split(": ")[1] if ": " in line else ""] if line}

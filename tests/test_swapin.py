@@ -91,7 +91,7 @@ def test_star_rerun_repairs(star, breakage):
     if breakage == "switch":
         os.kill(_pid_of(rf"vde_switch .*{run_dir}s3\.ctl"), signal.SIGKILL)
     elif breakage == "wirefilter":
-        os.kill(_pid_of(rf"wirefilter .*{run_dir}w4-0"), signal.SIGKILL)
+        os.kill(_pid_of(rf"(?:wirefilter|cz-wire) .*{run_dir}w4-0"), signal.SIGKILL)  # cz-wire in its place
     elif breakage == "plug":
         os.kill(_pid_of(rf"vde_plug2tap .*{run_dir}n-4\.eth0"), signal.SIGKILL)
     elif breakage == "namespace":
