@@ -228,11 +228,8 @@ from ansible_collections.containerize.deploy.plugins.module_utils.plugs import (
     is_plug,
     plugged_interfaces,
 )
-from ansible_collections.containerize.deploy.plugins.module_utils.process_node import (
-    ProcessNode,
-    supervisor_alive,
-    validate,
-)
+from ansible_collections.containerize.deploy.plugins.module_utils.process_node import ProcessNode, supervisor_alive
+from ansible_collections.containerize.deploy.plugins.module_utils.process_plan import validate
 from ansible_collections.containerize.deploy.plugins.module_utils.spec import (
     NodesContext,
     nodes_module,

@@ -1,0 +1,54 @@
+"""The plan of process nodes checked before anything is done (process_nodes' validate).
+
+Standard library only (see daemons.py).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+
+from ansible_collections.containerize.deploy.plugins.module_utils.daemons import norm_dest
+from ansible_collections.containerize.deploy.plugins.module_utils.names import (
+    NAME_RE,
+    SUN_PATH_MAX,
+    planned_names,
+    valid_ifname,
+    valid_netns,
+)
+
+
+def validate(run_dir, nodes):
+    """What is wrong with the plan's NODES (a list of messages)."""
+    errors = []
+    for name, g in planned_names(nodes, errors):
+        ns = str(g.get("namespace") or "")
+        if not valid_netns(ns):
+            errors.append(f"node {name}: namespace {ns!r} is not a valid name")
+        for iface in g.get("interfaces") or []:
+            ifname = str(iface.get("ifname", ""))
+            if not valid_ifname(ifname):
+                errors.append(f"node {name}: interface name {ifname!r} is not valid")
+            veth = iface.get("veth")
+            if veth is not None:
+                if not (isinstance(veth, dict) and valid_netns(str(veth.get("namespace") or ""))
+                        and valid_ifname(str(veth.get("ifname") or ""))):
+                    errors.append(f"node {name} {ifname}: veth peer {veth!r} needs a valid namespace and ifname")
+            elif not NAME_RE.match(str(iface.get("switch", ""))):
+                errors.append(f"node {name} {ifname}: switch {iface.get('switch')!r} is not a valid id")
+            elif len(os.path.join(run_dir, f"{iface['switch']}.ctl", "ctl")) >= SUN_PATH_MAX:
+                errors.append(f"node {name} {ifname}: socket path under {run_dir} is too long")
+            tc = iface.get("tc")
+            if tc and (float(tc.get("delay_ms") or 0) > 0 or float(tc.get("loss") or 0) > 0):
+                errors.append(
+                    f"node {name} {ifname}: end-node shaping with delay or loss needs the netem qdisc,"
+                    " which this kernel lacks; use switch shaping (wirefilters)"
+                )
+        for route in g.get("routes") or []:
+            try:
+                norm_dest(route.get("dest"))
+                if route.get("gateway"):
+                    ipaddress.ip_address(route["gateway"])
+            except ValueError as exc:
+                errors.append(f"node {name}: bad route {route}: {exc}")
+    return errors
