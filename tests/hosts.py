@@ -45,6 +45,7 @@ PACKAGES = (
     "systemd-sysv", "udev", "kmod", "dbus", "openssh-server", "python3", "iproute2", "iputils-ping",
     "procps", "psmisc", "vde2", "systemd-container", "busybox-static", "qemu-system-x86", "qemu-utils",
     "linux-image-amd64", "e2fsprogs", "cpio", "zstd", "xz-utils", "util-linux",
+    "gcc", "libc6-dev",  # the vde role compiles its shaping element (cz-wire) on the pnode
 )
 RECIPE_VERSION = "1"  # bump when the way the root is made changes
 BOOT_TIMEOUT = 150.0  # a loaded CI machine boots three hosts at once
