@@ -516,7 +516,7 @@ def main():
         else:
             node.absent()
     except (RuntimeError, OSError) as exc:
-        module.fail_json(msg=str(exc), **result, changes=node.changes)
+        module.fail_json(msg=str(exc), **{**result, "changes": node.changes})
     result.update(changed=bool(node.changes), devices=node.devices, changes=node.changes, started=node.started)
     if module._diff:
         after = "" if p["state"] == "absent" else json.dumps(node.record, sort_keys=True, indent=1)
