@@ -116,13 +116,12 @@ VDE = "containerize.deploy.vde : Run the planned VDE switches and wirefilters"
 PROCESS = "containerize.deploy.process : Realize, or remove, every process node of this pnode"
 HV = "containerize.deploy.hv : Set the pnode up for the experiment, or remove it from the pnode"
 BREAKAGES = {
-    # the LAN's switch: it and the wirefilters plugged into it come back; the nodes' plugs are untouched
-    "lan switch": (lambda e: _kill(e.pid("s0.pid")), {VDE: {"started": {"s0"}, "restarted": {"w0-0", "w1-0", "w2-0"}}}),
-    # a node's port switch: it, its wirefilter and the node's plug come back
-    "port switch": (lambda e: _kill(e.pid("p3-0.pid")),
-                    {VDE: {"started": {"p3-0"}, "restarted": {"w3-0"}}, PROCESS: {"nodes": {"d"}}}),
-    "wirefilter": (lambda e: _kill(e.pid("w3-0.wf.pid")), {VDE: {"started": {"w3-0"}}}),
-    "plug": (lambda e: _kill(e.pid("d.eth0.plug.pid")), {PROCESS: {"nodes": {"d"}}}),
+    # the LAN's switch: it comes back, and the elements plugged into it (each LAN member's cz-wire, which is
+    # its plug: docs/datapath.md) are restarted by process_nodes; the link's switch and element are untouched
+    "lan switch": (lambda e: _kill(e.pid("s0.pid")), {VDE: {"started": {"s0"}}, PROCESS: {"nodes": {"a", "b", "c"}}}),
+    # the element of d's link, which is d's plug: process_nodes starts it again, nothing else moves
+    "link element": (lambda e: _kill(e.pid("w3-0.wf.pid")), {PROCESS: {"nodes": {"d"}}}),
+    "lan element": (lambda e: _kill(e.pid("w1-0.wf.pid")), {PROCESS: {"nodes": {"b"}}}),
     "supervisor": (lambda e: os.killpg(e.pid("a.start.pid"), signal.SIGKILL), {PROCESS: {"nodes": {"a"}}}),
     "namespace": (lambda e: subprocess.run(["ip", "netns", "delete", e.namespaces["b"]], check=True),
                   {PROCESS: {"nodes": {"b"}}}),
@@ -160,7 +159,8 @@ def test_rerun_repairs_exactly_what_broke(exp, breakage):
 
 
 def test_parts_killed_during_swapin_come_back_on_the_next_run(exp):
-    """A wirefilter and a plug die while swap-in is still running; the next run repairs them."""
+    """Two elements (the plugs of b's and c's interfaces) die while swap-in is still running; the next run
+    repairs them."""
     playbook(exp.expdir, "swapout")
 
     def break_when_up():
@@ -173,7 +173,7 @@ def test_parts_killed_during_swapin_come_back_on_the_next_run(exp):
                 time.sleep(0.05)
         while time.monotonic() < deadline:
             try:
-                _kill(exp.pid("c.eth1.plug.pid"))
+                _kill(exp.pid("w2-1.wf.pid"))
                 return
             except (OSError, ValueError):
                 time.sleep(0.05)
@@ -193,7 +193,7 @@ def test_interrupted_swapin_then_swapout_leaves_nothing(tmp_path, when):
     """swap-in killed (SIGKILL, whole process group) once the switches, or the first plugs, exist."""
     before = host_state()
     exp = Experiment(tmp_path, f"cut-{when}")
-    marker = "s1.pid" if when == "vde" else "a.eth0.plug.pid"
+    marker = "s1.pid" if when == "vde" else "w0-0.wf.pid"  # a's plug (its element)
     cut_swapin(exp.expdir, lambda: (exp.run_dir / marker).exists())
     assert any(traces(host_state(), exp.expdir).values()), "the swap-in was cut before it made anything"
     playbook(exp.expdir, "swapout")

@@ -363,7 +363,7 @@ def test_swapout_after_interrupted_multipnode_swapin(tmp_path_factory):
         return lambda: any(any(d.glob(p)) for d in run_dirs for p in patterns)
 
     # stopped once the first switches run, then once the first uplinks or nodes' plugs run
-    for ready in (made("s*.pid"), made("*.uplink.pid", "*.plug.pid")):
+    for ready in (made("s*.pid"), made("*.uplink.pid", "*.plug.pid", "w*.wf.pid")):
         cut_swapin(expdir, ready)
         assert any(traces(host_state(), expdir).values()), "the swap-in was cut before it made anything"
         playbook(expdir, "swapout")

@@ -93,7 +93,8 @@ def test_star_rerun_repairs(star, breakage):
     elif breakage == "wirefilter":
         os.kill(_pid_of(rf"(?:wirefilter|cz-wire) .*{run_dir}w4-0"), signal.SIGKILL)  # cz-wire in its place
     elif breakage == "plug":
-        os.kill(_pid_of(rf"vde_plug2tap .*{run_dir}n-4\.eth0"), signal.SIGKILL)
+        # a shaped interface's plug is its element where cz-wire runs (docs/datapath.md)
+        os.kill(_pid_of(rf"{run_dir}(?:n-4\.eth0\.plug|w4-0\.wf)\.pid"), signal.SIGKILL)
     elif breakage == "namespace":
         os.system(f"ip netns pids {namespace} | xargs -r kill -9; ip netns delete {namespace}")
     elif breakage == "hosts":
@@ -161,7 +162,7 @@ def test_swapout_after_interrupted_swapin(tmp_path):
     before = host_state()
     run_dir = Path(yaml.safe_load((expdir / "inventory/host_vars/pnode-0000.yml").read_text())["containerize_run_dir"])
     # cut while the process nodes are being made: once the first node's plug runs
-    cut_swapin(expdir, lambda: any(run_dir.glob("*.plug.pid")))
+    cut_swapin(expdir, lambda: any(run_dir.glob("*.plug.pid")) or any(run_dir.glob("*.wf.pid")))
     assert any(traces(host_state(), expdir).values()), "the swap-in was cut before it made anything"
     playbook(expdir, "swapout")
     _assert_same(before, host_state())

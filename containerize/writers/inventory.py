@@ -38,6 +38,8 @@ def node_vars(exp: Experiment, pnode: str, name: str) -> dict:
             "mac": iface.mac, "address": iface.ip, "netmask": iface.netmask, "prefix": iface.prefix,
             "tc": attach["tc"],
         })
+        if attach.get("wire"):  # its wirefilter, which may be its plug (planners/switches.py)
+            interfaces[-1]["wire"] = attach["wire"]
         if attach.get("veth"):  # the other end of a veth pair (planners/switches.py veth_pairs)
             peer = attach["veth"]
             interfaces[-1]["veth"] = {"namespace": exp.namespace(peer["node"], prefix), "ifname": peer["ifname"]}

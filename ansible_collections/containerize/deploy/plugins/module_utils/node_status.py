@@ -71,13 +71,16 @@ def start_status(node, log_dir):
 
 
 def plugs_down(ctx, node):
-    """The interfaces of NODE whose tap plug (run_dir/NODE.IFNAME.plug.pid) is not running (a veth has none)."""
+    """The interfaces of NODE whose tap plug (run_dir/NODE.IFNAME.plug.pid, or its element WIRE.wf.pid when
+    that is the plug: plugs.plan_plug) is not running (a veth has none)."""
     down = []
     for iface in node.get("interfaces") or []:
         if iface.get("veth"):
             continue
-        pidfile = ctx.rpath(f"{node['name']}.{iface.get('ifname')}.plug.pid")
-        if not proc_alive(read_pid(pidfile), pidfile):
+        pidfiles = [ctx.rpath(f"{node['name']}.{iface.get('ifname')}.plug.pid")]
+        if iface.get("wire"):
+            pidfiles.append(ctx.rpath(f"{iface['wire']}.wf.pid"))
+        if not any(proc_alive(read_pid(pidfile), pidfile) for pidfile in pidfiles):
             down.append(str(iface.get("ifname")))
     return down
 

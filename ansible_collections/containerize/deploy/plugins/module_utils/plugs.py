@@ -2,6 +2,11 @@
 by what the kernel says of the running process (/proc), not by a record of it. A plug runs at
 real-time priority, as the switches and wirefilters do (daemons.RT_PRIORITY).
 
+A shaped interface whose element is cz-wire has the element as its plug: cz-wire opens the tap
+(tap://IFNAME) in the node's namespace and the substrate switch's port, one process where a plug, a
+private switch and the element were three (docs/datapath.md). Its pid file, management socket and
+record are the element's (ID.wf.*), so link_shaping and status find it as they find any element.
+
 A plug is healthy when it runs (its command line naming its pid file, so a reused pid is never
 mistaken for it), in the node's namespace, with the planned arguments, started after its switch
 (an older plug is attached to the switch that was there before), and its tap exists.
@@ -11,6 +16,7 @@ Standard library only (see daemons.py).
 from __future__ import annotations
 
 import os
+from typing import NamedTuple
 
 from ansible_collections.containerize.deploy.plugins.module_utils.daemons import (
     is_realtime,
@@ -21,12 +27,15 @@ from ansible_collections.containerize.deploy.plugins.module_utils.daemons import
     proc_cmdline,
     proc_netns_inode,
     proc_start_ticks,
+    read_json,
     read_pid,
     remove_path,
     spawn_daemon,
     wait_for,
+    write_json,
 )
 from ansible_collections.containerize.deploy.plugins.module_utils.netlink import in_netns
+from ansible_collections.containerize.deploy.plugins.module_utils.wirefilter import element_argv
 
 PLUG_SUFFIX = ".plug.pid"
 # a per-plug record written by earlier versions (plugs are judged by /proc now): still removed
@@ -46,19 +55,48 @@ def plug_argv(run_dir, node, iface):
     return argv + [iface["ifname"]]
 
 
+class PlugPlan(NamedTuple):
+    argv: list
+    pidfile: str
+    switch: str  # the switch it plugs into (a plug started before it is attached to an older one)
+    record: str | None  # an element's ID.wf.json: link_shaping records values changed live there
+
+
+def plan_plug(run_dir, node, iface, wires, program):
+    """How interface IFACE of NODE is plugged: its element when WIRES (the node_plug wirefilters by id, when
+    PROGRAM is cz-wire) has the one IFACE names, else a vde_plug2tap."""
+    wf = wires.get(iface.get("wire") or "")
+    if wf is None:
+        return PlugPlan(plug_argv(run_dir, node, iface), plug_pidfile(run_dir, node, iface["ifname"]),
+                        iface["switch"], None)
+    wid, port = str(wf["id"]), wf.get("right_port")
+    right = os.path.join(run_dir, f"{wf['right']}.ctl") + (f"[{int(port)}]" if port else "")
+    argv = element_argv(program, run_dir, wid, f"tap://{iface['ifname']}", right, wf)
+    return PlugPlan(argv, os.path.join(run_dir, f"{wid}.wf.pid"), wf["right"], os.path.join(run_dir, f"{wid}.wf.json"))
+
+
 def is_plug(argv):
     """True for a node plug's arguments (found among a run directory's stray processes)."""
     return any(arg.endswith(PLUG_SUFFIX) for arg in argv)
 
 
-def observe_plug(pidfile, ns_inode):
-    """What the kernel says of the plug of PIDFILE: {pid, in_ns, argv, started} (pid None when it is gone)."""
-    pid = read_pid(pidfile)
-    alive = bool(pid and proc_alive(pid, pidfile))
+def observe_plug(plan, ns_inode):
+    """What the kernel says of the plug PLAN names: {pid, in_ns, argv, started} (pid None when it is gone).
+
+    An element's argv is its record's when the two agree up to its wire (-v): link_shaping changes an
+    element's values over its management socket and records them, its command line stays as started."""
+    pid = read_pid(plan.pidfile)
+    alive = bool(pid and proc_alive(pid, plan.pidfile))
+    argv = proc_cmdline(pid) if alive else None
+    if argv and plan.record and "-v" in argv:
+        recorded = (read_json(plan.record) or {}).get("argv")
+        head = argv.index("-v") + 2
+        if isinstance(recorded, list) and recorded[:head] == argv[:head]:
+            argv = recorded
     return {
         "pid": pid if alive else None,
         "in_ns": alive and bool(ns_inode) and proc_netns_inode(pid) == ns_inode,
-        "argv": proc_cmdline(pid) if alive else None,
+        "argv": argv,
         "started": proc_start_ticks(pid) if alive else None,
         "realtime": is_realtime(pid) if alive else None,
     }
@@ -101,11 +139,12 @@ def stop_plug(pidfile, timeout):
     remove_path(pidfile[: -len(".pid")] + ".json")
 
 
-def start_plug(ns, argv, pidfile, has_tap, timeout, label):
-    """Start ARGV (a plug with pid file PIDFILE) inside namespace NS; wait until it runs and HAS_TAP().
+def start_plug(ns, plan, has_tap, timeout, label):
+    """Start the plug PLAN describes inside namespace NS; wait until it runs and HAS_TAP().
 
     vde_plug2tap writes its pid file before it makes the tap: ready means both. Raises RuntimeError.
     """
+    argv, pidfile = plan.argv, plan.pidfile
     kill_pid(read_pid(pidfile), pidfile, timeout)
     remove_path(pidfile)
     try:
@@ -115,8 +154,10 @@ def start_plug(ns, argv, pidfile, has_tap, timeout, label):
         rc, out = 127, f"cannot enter namespace {ns}: {exc}"
     ok = rc == 0 and wait_for(lambda: proc_alive(read_pid(pidfile), pidfile) and has_tap(), timeout, step=0.002)
     if not ok:
-        raise RuntimeError(f"vde_plug2tap for {label} did not start (rc={rc}): {out}")
+        raise RuntimeError(f"{os.path.basename(argv[0])} for {label} did not start (rc={rc}): {out}")
     make_realtime(read_pid(pidfile))  # best effort, as the switches (daemons.RT_PRIORITY)
+    if plan.record:
+        write_json(plan.record, {"argv": argv, "pid": read_pid(pidfile)})
 
 
 def prioritize_plug(plug, check):

@@ -39,7 +39,7 @@ from ansible_collections.containerize.deploy.plugins.module_utils.netns import (
 )
 from ansible_collections.containerize.deploy.plugins.module_utils.plugs import (
     observe_plug,
-    plug_argv,
+    plan_plug,
     plug_healthy,
     plug_pidfile,
     prioritize_plug,
@@ -106,6 +106,10 @@ class ProcessNode:
         self.startcmd = spec.get("startcmd") or ""
         self.forwarding = bool(spec.get("forwarding"))
         self.interfaces = list(spec.get("interfaces") or [])
+        self.plugs = {  # how each interface is plugged (a veth has no plug)
+            i["ifname"]: plan_plug(ctx.run_dir, self.name, i, ctx.wires, ctx.wire_program)
+            for i in self.interfaces if not i.get("veth")
+        }
         self.routes = [
             {"dest": norm_dest(r.get("dest")), "gateway": r.get("gateway") or None, "dev": r.get("dev")}
             for r in spec.get("routes") or []
@@ -216,11 +220,7 @@ class ProcessNode:
                 else ("1" if links[iface["ifname"]]["ipv6_disabled"] else "0")
                 for iface in self.interfaces
             }
-        o["plugs"] = {
-            iface["ifname"]: observe_plug(plug_pidfile(ctx.run_dir, self.name, iface["ifname"]), o["ns_inode"])
-            for iface in self.interfaces
-            if not iface.get("veth")
-        }
+        o["plugs"] = {ifname: observe_plug(plan, o["ns_inode"]) for ifname, plan in self.plugs.items()}
         pid = read_pid(self.start_pidfile())
         alive = supervisor_alive(ctx.run_dir, ctx.nodes_dir, self.name, pid)
         record = read_json(ctx.rpath(f"{self.name}.start.json")) or {}
@@ -349,7 +349,8 @@ class ProcessNode:
     def unplug(self):
         """Stop the plugs of interfaces no longer planned; their names."""
         ctx = self.ctx
-        plugged = [iface["ifname"] for iface in self.interfaces if not iface.get("veth")]
+        # a vde_plug2tap where its element is the plug now goes too
+        plugged = [ifname for ifname, plan in self.plugs.items() if not plan.record]
         gone = unplugged(ctx.plugged, self.name, plugged)
         for ifname in gone:
             pidfile = plug_pidfile(ctx.run_dir, self.name, ifname)
@@ -370,14 +371,13 @@ class ProcessNode:
                 if (ifname not in links or ifname in self.unplugged) and self.ensure_veth(iface):
                     replugged.append(ifname)  # new, or made by its peer since observed: blank
                 continue
-            plug = o["plugs"][ifname]
-            argv = plug_argv(ctx.run_dir, self.name, iface)
-            switch_pid, switch_started = ctx.switch(iface["switch"])
+            plug, plan = o["plugs"][ifname], self.plugs[ifname]
+            switch_pid, switch_started = ctx.switch(plan.switch)
             if switch_pid is None and not ctx.check:
                 raise RuntimeError(
-                    f"switch {iface['switch']} of {self.name} {ifname} is not running (run vde_network first)"
+                    f"switch {plan.switch} of {self.name} {ifname} is not running (run vde_network first)"
                 )
-            if plug_healthy(plug, argv, switch_started, ifname in links):
+            if plug_healthy(plug, plan.argv, switch_started, ifname in links):
                 if prioritize_plug(plug, ctx.check):
                     self.note(f"priority {ifname}")
                 continue
@@ -385,9 +385,8 @@ class ProcessNode:
             if plug["pid"]:
                 self.restarted.append(f"{self.name}.{ifname}")
             self.act(
-                f"{'replug' if plug['pid'] else 'plug'} {ifname}", start_plug, self.ns, argv,
-                plug_pidfile(ctx.run_dir, self.name, ifname), lambda name=ifname: self.has_link(name),
-                ctx.timeout, f"{self.name} {ifname}",
+                f"{'replug' if plug['pid'] else 'plug'} {ifname}", start_plug, self.ns, plan,
+                lambda name=ifname: self.has_link(name), ctx.timeout, f"{self.name} {ifname}",
             )  # fmt: skip
         return replugged
 

@@ -10,9 +10,12 @@ Standard library only (see daemons.py).
 
 from __future__ import annotations
 
+import json
 import os
 
 TBF_LATENCY_MS = 50
+# what the wire_element module built on a pnode, in SCRIPTS_DIR/wire: read by the modules that run elements
+ELEMENT_RECORD = "element.json"
 
 
 def tbf_burst(rate):
@@ -70,3 +73,24 @@ def shaping_args(direction, spec, exact=False):
     if float(loss) > 0:
         args += ["-l", f"{direction}{fmt_num(float(loss) * 100.0)}"]
     return args
+
+
+def element_argv(program, run_dir, wid, left, right, wf):
+    """The argv of element WID (PROGRAM: wirefilter or cz-wire) joining LEFT (the node's side: a switch socket,
+    or cz-wire's tap://IFNAME) to RIGHT, shaped as WF plans; its pid file and management socket in RUN_DIR."""
+    exact = exact_element(program)
+    argv = [program, "--daemon", "--pidfile", os.path.join(run_dir, f"{wid}.wf.pid"),
+            "-M", os.path.join(run_dir, f"{wid}.wf.mgmt"), "-v", f"{left}:{right}"]
+    return (argv + shaping_args("LR", wf.get("left_to_right"), exact)
+            + shaping_args("RL", wf.get("right_to_left"), exact))
+
+
+def recorded_program(wire_dir):
+    """The element the wire_element module recorded in WIRE_DIR: cz-wire's path where it was built (and is
+    still there), else wirefilter (nothing recorded, or it could not be built)."""
+    try:
+        with open(os.path.join(wire_dir, ELEMENT_RECORD), encoding="utf-8") as handle:
+            program = str(json.load(handle).get("program") or "")
+    except (OSError, ValueError, AttributeError):
+        return "wirefilter"
+    return program if exact_element(program) and os.access(program, os.X_OK) else "wirefilter"

@@ -101,6 +101,9 @@ options:
         description:
           - Interfaces, each C({ifname, switch, port, mac, address, prefix, tc}).
           - C(switch) is the VDE switch id in O(run_dir) the tap plugs into, C(port) its port.
+          - C(wire) is the id of the interface's wirefilter in O(wirefilters). When that one is a node plug
+            and cz-wire is the element, the element is the interface's plug (C(tap://IFNAME) to the
+            wirefilter's I(right) switch and port) instead of a C(vde_plug2tap) into C(switch).
           - An interface with C(veth), C({namespace, ifname}) of the other end, is one end of a veth pair
             into that node's namespace instead (no switch, no plug); whichever of the two nodes comes
             first makes the pair.
@@ -126,6 +129,21 @@ options:
         supervisor left running from an earlier call is stopped.
     type: bool
     default: true
+  wirefilters:
+    description:
+      - The pnode's planned wirefilters (C(containerize_wirefilters), as given to
+        M(containerize.deploy.vde_network)); only those with I(node_plug) are used, and only with cz-wire.
+      - Their shaping is read here, not from the interfaces, so that C(containerize shape) (which changes
+        it in the plan and live, recording it in C(ID.wf.json)) is not undone by a re-run.
+    type: list
+    elements: dict
+    default: []
+  wire_program:
+    description:
+      - The shaping element, C(wirefilter) or the path of C(cz-wire). Default the one the
+        M(containerize.deploy.wire_element) module recorded in C(scripts_dir/wire/element.json), else
+        C(wirefilter).
+    type: str
   timeout:
     description: Seconds to wait for a plug or process to come up or go away.
     type: float
@@ -236,6 +254,7 @@ from ansible_collections.containerize.deploy.plugins.module_utils.spec import (
     note_changes,
 )
 from ansible_collections.containerize.deploy.plugins.module_utils.start_log import SCRIPT_NAME
+from ansible_collections.containerize.deploy.plugins.module_utils.wirefilter import exact_element, recorded_program
 
 # the supervisor earlier versions of this module wrote into the run directory: its processes are still
 # recognized as this module's, and the file is removed at swap-out
@@ -257,6 +276,11 @@ class Context(NodesContext):
         self.old_supervisor = os.path.join(self.run_dir, OLD_SUPERVISOR)
         self.write_hostname = os.path.exists("/etc/hostname")
         self.switch = Switches(self.run_dir)
+        # cz-wire opens the taps of shaped interfaces itself (plugs.plan_plug); wirefilter cannot
+        self.wire_program = p["wire_program"] or (recorded_program(os.path.join(scripts_dir, "wire")) if scripts_dir
+                                                   else "wirefilter")
+        self.wires = {str(wf.get("id")): wf for wf in p["wirefilters"]
+                      if wf.get("node_plug") and exact_element(self.wire_program)}
         try:
             self.run_entries = sorted(os.listdir(self.run_dir))
         except OSError:
@@ -450,6 +474,8 @@ def main():
         "start_commands": {"type": "bool", "default": True},
         "timeout": {"type": "float", "default": 5.0},
         "ipv6": {"type": "bool"},
+        "wirefilters": {"type": "list", "elements": "dict", "default": []},
+        "wire_program": {"type": "str"},
     })
     ctx = Context(module)
     kinds = module.params["kinds"]

@@ -97,6 +97,14 @@ options:
       right_to_left:
         description: Shaping of traffic arriving at the node, same keys as I(left_to_right).
         type: dict
+      node_plug:
+        description:
+          - The element may be the node's plug (a process node's interface). When O(wire_program) is
+            C(cz-wire), M(containerize.deploy.process_nodes) runs it on the node's tap in place of a
+            plug, the private switch I(left) and this element; here it is planned (not stopped as a
+            stray) but not run, and I(left) is not started.
+        type: bool
+        default: false
       node:
         description: Node the shaped interface belongs to (informational).
         type: str
@@ -211,7 +219,7 @@ from ansible_collections.containerize.deploy.plugins.module_utils.daemons import
 )
 from ansible_collections.containerize.deploy.plugins.module_utils.names import NAME_RE, SUN_PATH_MAX
 from ansible_collections.containerize.deploy.plugins.module_utils.spec import plan_module, run_dir_spec
-from ansible_collections.containerize.deploy.plugins.module_utils.wirefilter import exact_element, shaping_args
+from ansible_collections.containerize.deploy.plugins.module_utils.wirefilter import element_argv, exact_element
 
 SPAWN_WORKERS = 4  # daemons started at once
 
@@ -234,6 +242,8 @@ class Plan:
         self.run_dir = run_dir
         self.switches = {}
         self.wirefilters = {}
+        self.node_plugs = set()  # elements process_nodes runs as node plugs: planned, not run here
+        private = set()
         errors = []
         for sw in switches:
             sid = str(sw.get("id", ""))
@@ -275,25 +285,22 @@ class Plan:
             if missing:
                 errors.append(f"wirefilter {wid}: switch {', '.join(map(str, missing))} is not planned here")
                 continue
+            if wf.get("node_plug") and exact_element(program):
+                # cz-wire opens the node's tap itself: process_nodes runs it as the node's plug, in place of
+                # the plug, this private switch and the element (docs/datapath.md)
+                self.node_plugs.add(wid)
+                private.add(left)
+                continue
             left_port = wf.get("left_port")
             if left_port is None:
                 left_port = self.switches[left]["ports"] - 1
             right_port = wf.get("right_port")
             left_sock = f"{self.ctl(left)}[{int(left_port)}]" if left_port else self.ctl(left)
             right_sock = f"{self.ctl(right)}[{int(right_port)}]" if right_port else self.ctl(right)
-            argv = [
-                program,
-                "--daemon",
-                "--pidfile",
-                self.path(f"{wid}.wf.pid"),
-                "-M",
-                self.path(f"{wid}.wf.mgmt"),
-                "-v",
-                f"{left_sock}:{right_sock}",
-            ]
-            argv += shaping_args("LR", wf.get("left_to_right"), exact_element(program))
-            argv += shaping_args("RL", wf.get("right_to_left"), exact_element(program))
+            argv = element_argv(program, run_dir, wid, left_sock, right_sock, wf)
             self.wirefilters[wid] = {"argv": argv, "left": left, "right": right}
+        for sid in private:
+            self.switches.pop(sid, None)
         if errors:
             module.fail_json(msg="invalid VDE plan: " + "; ".join(errors), errors=errors)
 
@@ -439,7 +446,7 @@ def run_present(module, plan, runner, result):
     # stop what is not (or no longer) planned
     stale = []
     for (kind, ident), name in scan_pidfiles(run_dir).items():
-        planned = plan.switches if kind == "switch" else plan.wirefilters
+        planned = plan.switches if kind == "switch" else {**plan.wirefilters, **dict.fromkeys(plan.node_plugs)}
         if kind not in ("switch", "wirefilter") or ident in planned:
             continue
         stale.append((kind, ident))

@@ -87,9 +87,10 @@ from ansible_collections.containerize.deploy.plugins.module_utils.daemons import
     write_json,
     write_new_or_replace,
 )
+from ansible_collections.containerize.deploy.plugins.module_utils.wirefilter import ELEMENT_RECORD
 
 SOURCE = "cz-wire.c"
-RECORD = "element.json"
+RECORD = ELEMENT_RECORD
 CFLAGS = ["-O2", "-Wall"]
 LIBS = ["-l:libvdeplug.so.2"]
 

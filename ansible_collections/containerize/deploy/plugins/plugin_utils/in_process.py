@@ -35,7 +35,7 @@ PROFILE = "legacy"  # the serialization profile of modules without metadata, as 
 NODES_AND_HOSTS = {"nodes": "containerize_nodes", "hosts": "containerize_hosts"}
 PLAN_ARGUMENTS = {
     "hv_experiment": {"hosts": "containerize_hosts"},
-    "process_nodes": NODES_AND_HOSTS,
+    "process_nodes": {**NODES_AND_HOSTS, "wirefilters": "containerize_wirefilters"},
     "qemu_nodes": NODES_AND_HOSTS,
     "openvz_nodes": NODES_AND_HOSTS,
     "embedded_nodes": NODES_AND_HOSTS,

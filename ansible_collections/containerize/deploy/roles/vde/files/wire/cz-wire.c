@@ -11,6 +11,8 @@
  * Command line, the subset of wirefilter's the project uses:
  *   cz-wire [--daemon] [--pidfile FILE] [-M MGMT] -v LEFT:RIGHT [-d [LR|RL]MS] [-b [LR|RL]BYTES]
  *           [-l [LR|RL]PERCENT]
+ * LEFT and RIGHT are switch sockets or vdeplug URLs: LEFT tap://eth1, opened in the node's namespace,
+ * makes the element the node's plug (process_nodes does that: one process between a node and its switch).
  * Management socket (MGMT), wirefilter's protocol subset: banner ending in the prompt "VDEwf$ ",
  * showinfo, delay, bandwidth, loss ([LR|RL] VALUE), help, logout, shutdown.
  *
@@ -440,7 +442,12 @@ int main(int argc, char **argv)
 	}
 	if (!wire || !strchr(wire, ':'))
 		usage();
-	char *left = strdup(wire), *right = strchr(left, ':');
+	/* LEFT:RIGHT, where either may be a vdeplug URL (tap://eth1): the first ':' not opening "://" */
+	char *left = strdup(wire), *right = left;
+	while ((right = strchr(right, ':')) && !strncmp(right, "://", 3))
+		right += 3;
+	if (!right)
+		usage();
 	*right++ = 0;
 	if (getrandom(rng, sizeof rng, 0) != sizeof rng)
 		die("getrandom: %s", strerror(errno));
@@ -517,10 +524,14 @@ int main(int argc, char **argv)
 				char junk[256];
 				if (read(pfd[2 * c + 1].fd, junk, sizeof junk) <= 0) gone[c] = 1;
 			}
-			if (pfd[2 * c].revents & POLLIN) {
+			/* a side whose data socket fails (a tap deleted under us reads EBADFD forever) is gone too */
+			if (pfd[2 * c].revents & (POLLERR | POLLHUP | POLLNVAL)) gone[c] = 1;
+			else if (pfd[2 * c].revents & POLLIN) {
 				ssize_t len = vde_recv(conn[c], frame, sizeof frame, 0);
 				if (len > 0)
 					arrive(c, frame, (size_t)len, now_ns());
+				else if (len < 0 && errno != EAGAIN && errno != EINTR && errno != ENOBUFS)
+					gone[c] = 1;
 			}
 		}
 		if (pfd[4].revents & POLLIN) mgmt_accept();
