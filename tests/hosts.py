@@ -1,11 +1,12 @@
 """A test bed of real hosts on this machine: Debian 12 systemd-nspawn machines on one bridge, over SSH.
 
 Each host is what a user's own machine is to containerize: its own root file system (an overlay with
-its own upper directory over one shared Debian root), its own network namespace with one interface
-(eth0, a veth into the bridge `cztb0`), its own systemd and sshd, reached from this machine as root
-with a key made for the test bed. The Debian root is built once with mmdebstrap and cached under
-/var/cache/containerize/testbed/HASH (HASH of the package list and this recipe), with everything the
-roles need, so no host ever needs a package registry.
+its own upper directory over one shared Debian root), its own network namespace with two interfaces
+(eth0, a veth into the bridge `cztb0` with the host's address, and exp0, a spare NIC on the same bridge,
+down and without an address, for an embedded_pnode node to take over), its own systemd and sshd,
+reached from this machine as root with a key made for the test bed. The Debian root is built once
+with mmdebstrap and cached under /var/cache/containerize/testbed/HASH (HASH of the package list and
+this recipe), with everything the roles need, so no host ever needs a package registry.
 
     python3 -m tests.hosts up 3      # boot host1..host3, print their addresses and the key
     python3 -m tests.hosts down      # stop them all; leaves no namespace, link, mount or process
@@ -36,6 +37,7 @@ from pathlib import Path
 CACHE = Path(os.environ.get("CONTAINERIZE_TESTBED_CACHE", "/var/cache/containerize/testbed"))
 STATE = Path("/var/lib/containerize-testbed")  # the hosts' disks (upper dirs) and consoles
 BRIDGE = "cztb0"
+SPARE_NIC = "exp0"  # each host's second NIC, on the bridge too: down, no address, until an experiment takes it
 NETWORK = ipaddress.IPv4Network("10.254.0.0/24")
 GATEWAY = "10.254.0.1"
 SUITE = "bookworm"
@@ -161,6 +163,11 @@ class Host:
         return f"cztb-{self.name}"
 
     @property
+    def spare_veth(self) -> str:
+        """This machine's end of the host's spare NIC (SPARE_NIC), in the bridge."""
+        return f"cztb-{self.name}x"
+
+    @property
     def dir(self) -> Path:
         return STATE / self.name
 
@@ -230,15 +237,17 @@ def _bridge_up() -> None:
 
 
 def _network_up(host: Host) -> None:
-    """The host's namespace, with eth0 a veth into the bridge (made anew after a power cut)."""
+    """The host's namespace, with eth0 and exp0 veths into the bridge (made anew after a power cut)."""
     _network_down(host)
     _run("ip", "netns", "add", host.netns)
-    _run("ip", "link", "add", host.veth, "type", "veth", "peer", "name", "eth0", "netns", host.netns)
-    _run("ip", "link", "set", host.veth, "master", BRIDGE, "up")
+    for outside, inside in ((host.veth, "eth0"), (host.spare_veth, SPARE_NIC)):
+        _run("ip", "link", "add", outside, "type", "veth", "peer", "name", inside, "netns", host.netns)
+        _run("ip", "link", "set", outside, "master", BRIDGE, "up")
 
 
 def _network_down(host: Host) -> None:
     _quiet("ip", "link", "delete", host.veth)
+    _quiet("ip", "link", "delete", host.spare_veth)
     if Path(f"/run/netns/{host.netns}").exists():
         _quiet("ip", "netns", "delete", host.netns)
 

@@ -1,20 +1,27 @@
-"""Your own machines as pnodes, over SSH, end to end: three real hosts from tests/hosts.py.
+"""Your own machines as pnodes, over SSH, end to end: four real hosts from tests/hosts.py.
 
 The hosts are Debian 12 systemd-nspawn machines on one bridge, each with its own disk and sshd and
 no /etc/hosts; Ansible reaches them with the test bed's key (ANSIBLE_PRIVATE_KEY_FILE) and the
 modules travel by AnsiballZ over SSH (not in-process as on the local target). A small topology of
-process, openvz and qemu nodes is compiled with --pnode-hosts-file onto them (packed onto the three
-hosts by default). The openvz nodes use the busybox template (given as the user's own template
-directory, --openvz-template-dir) and the qemu node the small busybox test image (given as the user's
-own containers:qemu_url), both files on this machine only (scripts/build-openvz-template.sh,
+process, openvz, qemu and embedded_pnode nodes is compiled with --pnode-hosts-file onto them (packed
+onto the four hosts by default: the embedded_pnode node i takes host1 for itself, its eth0 being
+host1's spare NIC exp0, mapped by host1's embedded_pnode_interface_map in the hosts file). The
+openvz nodes use the busybox template (given as the user's own template directory,
+--openvz-template-dir) and the qemu node the small busybox test image (given as the user's own
+containers:qemu_url), both files on this machine only (scripts/build-openvz-template.sh,
 build-test-image.sh; seconds to boot, where Debian takes a minute under TCG): the roles copy them to
 the hosts whose nodes use them, and the test checks they arrived there, and only there (one more
 openvz node boots the default Debian image, which the os_image role copies). The test pings
 across hosts with the planned delay (from process, openvz and qemu nodes, through `containerize
 exec` over the pnode's connection), re-runs with no change (nothing copied again), power-cycles a
 host and restores it, stops a host's sshd (UNREACHABLE naming it, the others untouched), and swaps
-out with one host gone, leaving nothing on the others (no /etc/hosts either: they had none). The
-test bed is started and torn down by the test (runs under the e2e lock in CI).
+out with one host gone, leaving nothing on the others (no /etc/hosts either: they had none; host1's
+exp0 as before swap-in: down, no address, no qdisc). The embedded_pnode node i is listed, booted,
+entered by exec and console over host1's connection (a shell on the host itself), and its link's
+delay is changed by `containerize shape`. Not yet here: traffic between i and b (the compiler gives
+no uplink to a link whose other end is an embedded_pnode node on another pnode, so b's switch is
+not joined to exp0's wire). The test bed is started and torn down by the test (runs under the e2e
+lock in CI).
 """
 
 from __future__ import annotations
@@ -38,19 +45,21 @@ pytestmark = pytest.mark.slow
 
 TOPOLOGY = """set ns [new Simulator]
 source tb_compat.tcl
-foreach n {a b c d e f g h} { set $n [$ns node] }
+foreach n {a b c d e f g h i} { set $n [$ns node] }
 set lan0 [$ns make-lan "$a $b $c" 10Mb 0ms]
 $ns duplex-link $a $d 100Mb 10ms DropTail
 $ns duplex-link $b $e 100Mb 5ms DropTail
 $ns duplex-link $c $f 100Mb 0ms DropTail
 $ns duplex-link $f $g 100Mb 0ms DropTail
 $ns duplex-link $a $h 100Mb 0ms DropTail
+$ns duplex-link $i $b 100Mb 15ms DropTail
 tb-add-node-attribute $d containers:node_type openvz
 tb-add-node-attribute $e containers:node_type openvz
 tb-add-node-attribute $h containers:node_type openvz
 tb-add-node-attribute $h containers:openvz_template debian-12
 tb-add-node-attribute $g containers:node_type qemu
 tb-add-node-attribute $g containers:qemu_url OWN_IMAGE
+tb-add-node-attribute $i containers:node_type embedded_pnode
 $ns rtproto Static
 $ns run
 """
@@ -63,7 +72,9 @@ OS_IMAGE = "/var/cache/containerize/images/debian-12.tar.gz"  # the os_image rol
 OPENVZ_COPIES = "/var/cache/containerize/openvz-templates"
 RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
-bed = testbed.fixture(3)
+EMBEDDED_VARS = f"embedded_pnode_interface_map: {{eth0: {testbed.SPARE_NIC}}}"  # host1's: i's eth0 is exp0
+
+bed = testbed.fixture(4)
 
 
 def _env(key) -> dict[str, str]:
@@ -109,6 +120,47 @@ def _experiment_left(host, key, tag) -> str:
               f" ip netns list; ip -o link | grep -E ' [tbx]{tag}' ;"
               " pgrep -a 'vde_switch|wirefilter|vde_plug|systemd-nspawn|qemu-system'; true")
     return testbed.ssh(host, key, "sh", "-c", shlex.quote(script), timeout=30).stdout.strip()
+
+
+def _nic(host, key) -> str:
+    """The spare NIC's state on HOST and what the machine's network holds besides (no counters)."""
+    script = (f"ip -br address show dev {testbed.SPARE_NIC}; ip -o link show dev {testbed.SPARE_NIC} | "
+              f"sed 's/ qdisc.*//'; tc qdisc show dev {testbed.SPARE_NIC} | grep -Ev 'qdisc (noop|noqueue) 0: root'; "
+              "ip route; ip -br address; "
+              "cat /proc/sys/net/ipv4/ip_forward")
+    return testbed.ssh(host, key, "sh", "-c", shlex.quote(script), timeout=30).stdout
+
+
+def _cli(key, *argv, stdin=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "containerize.cli", *argv], capture_output=True, text=True,
+                          env=_env(key), cwd=REPO, timeout=120, check=False, input=stdin)
+
+
+def _check_embedded(expdir, key, host, pnode_of) -> None:
+    """Node i (embedded_pnode, host1 itself): listed, booted, entered over host1's ssh connection, shaped."""
+    assert pnode_of["i"] == "pnode-0000", pnode_of
+    plan = json.loads((expdir / "inventory" / "host_vars" / "pnode-0000.yml").read_text())["containerize_nodes"]
+    (iface,) = plan[0]["interfaces"]
+    listed = _cli(key, "list", str(expdir))
+    assert listed.returncode == 0 and "pnode-0000: i" in listed.stdout, listed.stdout + listed.stderr
+    status = _cli(key, "status", str(expdir), "--json")
+    assert status.returncode == 0, status.stdout + status.stderr
+    node = next(n for n in json.loads(status.stdout)["nodes"] if n["name"] == "i")
+    assert (node.get("kind"), node["state"]) == ("embedded_pnode", "booted"), node
+    shown = _exec(expdir, key, "i", "sh", "-c", f"hostname; ip -4 -o address show dev {testbed.SPARE_NIC}; exit 3")
+    assert shown.returncode == 3 and shown.stdout.startswith(host.name + "\n"), shown.stdout + shown.stderr
+    assert f" {iface['address']}/{iface['prefix']} " in shown.stdout, shown.stdout
+    names = _exec(expdir, key, "i", "getent", "hosts", "a", "b")  # the experiment's hosts block on host1
+    assert names.returncode == 0 and len(names.stdout.splitlines()) == 2, names.stdout + names.stderr
+    # its console: a shell on the host (a terminal over ssh -tt), which runs what it is given
+    console = _cli(key, "console", str(expdir), "i", stdin="echo CZ$((6 * 7))\nexit 5\n")
+    assert console.returncode == 5 and "CZ42" in console.stdout, console.stdout + console.stderr
+    # its link's delay, changed live (the link is shaped on b's side: i has no wirefilter of its own)
+    shape = _cli(key, "shape", str(expdir), iface["substrate"], "--delay", "25ms")
+    assert shape.returncode == 0, shape.stdout + shape.stderr
+    links = _cli(key, "status", str(expdir), "--links")
+    hop = [line for line in links.stdout.splitlines() if line.startswith(iface["substrate"] + " ")]
+    assert hop and all(" 25ms " in line for line in hop), links.stdout + links.stderr
 
 
 def _cached(host, key) -> dict[str, str]:
@@ -158,22 +210,27 @@ def test_own_hosts(bed, tmp_path):
     source = tmp_path / "own.tcl"
     source.write_text(TOPOLOGY.replace("OWN_IMAGE", str(own_image)))
     hosts_file = tmp_path / "hosts.yml"
-    hosts_file.write_text("".join(f"- host: {h.address}\n  vars: {{ansible_ssh_common_args: "
-                                  f"'-o UserKnownHostsFile=/dev/null'}}\n" for h in group))
+    hosts_file.write_text("".join(
+        f"- host: {h.address}\n  vars: {{ansible_ssh_common_args: '-o UserKnownHostsFile=/dev/null'"
+        f"{', ' + EMBEDDED_VARS if h is group[0] else ''}}}\n" for h in group))
     expdir = tmp_path / "exp"
     proc = subprocess.run([sys.executable, "-m", "containerize.cli", "--no-image", "--out", str(expdir),
                            "--default-container", "process", "--pnode-hosts-file", str(hosts_file),
                            "--openvz-template", "busybox", "--openvz-template-dir", str(own_templates), "own", "three",
                            str(source)], capture_output=True, text=True, cwd=REPO, env=ENV, check=False)
     assert proc.returncode == 0, proc.stderr
-    assert "on 3 pnodes" in proc.stdout
+    assert "on 4 pnodes" in proc.stdout
     embedding = yaml.safe_load((expdir / "embedding.yaml").read_text())
     pnode_of = {name: node["pnode"] for name, node in embedding["nodes"].items()}
     tag = next(line.split('"')[3] for line in (expdir / "inventory" / "group_vars" / "all.yml").read_text()
                .splitlines() if '"containerize_exp_tag"' in line)
+    host_of = {f"pnode-{index:04d}": host for index, host in enumerate(group)}
+    qemu_host, openvz_host = host_of[pnode_of["g"]], host_of[pnode_of["d"]]
+    nic_before = _nic(group[0], key)
     rc, out, recap = _playbook(expdir, "swapin", key)
     try:
         assert rc == 0, out
+        _check_embedded(expdir, key, group[0], pnode_of)
         # across hosts, by name (the hosts had no /etc/hosts), with the planned 2 x 10 ms
         assert pnode_of["a"] != pnode_of["d"], pnode_of
         assert (err := delay_error(_rtts(expdir, key, "a", "d"), 20.0)) is None, err
@@ -193,29 +250,31 @@ def test_own_hosts(bed, tmp_path):
         assert rc == 0 and sum(r["changed"] for r in recap.values()) == 0, out
 
         # a power-cycled host (its nodes gone, its disk kept) is restored; only it changes
-        testbed.power_cycle(group[2])
+        testbed.power_cycle(openvz_host)
         rc, out, recap = _playbook(expdir, "swapin", key)
         assert rc == 0, out
         # (the one change pnode-0001 once reported here was its qemu node's image, rebuilt meanwhile by another
         # checkout's build-test-image.sh: its stamp named the script's path; the node boots a copy of its own now)
-        assert recap["pnode-0002"]["changed"] > 0, recap
-        assert all(r["changed"] == 0 and r["failed"] == 0 for h, r in recap.items() if h != "pnode-0002"), recap
+        assert recap[pnode_of["d"]]["changed"] > 0, recap
+        assert all(r["changed"] == 0 and r["failed"] == 0 for h, r in recap.items() if h != pnode_of["d"]), recap
         assert _exec(expdir, key, "a", "ping", "-c", "1", "-W", "3", "d").returncode == 0
 
         # sshd down: UNREACHABLE names that host; the others' nodes keep running
-        testbed.sshd_down(group[1])
+        testbed.sshd_down(qemu_host)
         rc, out, recap = _playbook(expdir, "swapin", key)
-        assert rc != 0 and recap["pnode-0001"]["unreachable"] == 1, out
-        assert recap["pnode-0000"]["unreachable"] == 0 and recap["pnode-0000"]["failed"] == 0, recap
+        assert rc != 0 and recap[pnode_of["g"]]["unreachable"] == 1, out
+        assert all(r["unreachable"] == 0 and r["failed"] == 0 for h, r in recap.items() if h != pnode_of["g"]), recap
         assert _exec(expdir, key, "a", "ping", "-c", "1", "-W", "3", "b").returncode == 0
-        testbed.sshd_up(group[1])
+        testbed.sshd_up(qemu_host)
 
         # swap-out with one host gone: the others are cleaned, the lost one is named
-        testbed.power_off(group[1])
+        testbed.power_off(qemu_host)
         rc, out, recap = _playbook(expdir, "swapout", key)
-        assert rc != 0 and recap["pnode-0001"]["unreachable"] == 1, out
-        for host in (group[0], group[2]):
-            assert _experiment_left(host, key, tag) == "", f"{host.name}: {_experiment_left(host, key, tag)}"
+        assert rc != 0 and recap[pnode_of["g"]]["unreachable"] == 1, out
+        for host in group:
+            if host is not qemu_host:
+                assert _experiment_left(host, key, tag) == "", f"{host.name}: {_experiment_left(host, key, tag)}"
+        assert _nic(group[0], key) == nic_before  # exp0 down again, no address, no qdisc; routes as they were
     finally:
-        if group[1].nspawn_pid() is not None:
+        if qemu_host.nspawn_pid() is not None:
             _playbook(expdir, "swapout", key)

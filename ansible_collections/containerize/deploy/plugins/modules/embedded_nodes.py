@@ -40,7 +40,8 @@ description:
     unless O(host_network) is set (the C(embedded_pnode) role sets it only for the C(testbed) target).
     It never configures the device that holds the machine's default route."
   - With O(state=absent) the start command is stopped, the planned (and recorded) addresses, routes
-    and qdiscs are removed, forwarding restored, the hosts block and the C(/var/containers) files
+    and qdiscs are removed, each device is given back the up/down state (and, after O(set_mac), the MAC)
+    it had when the module first took it, forwarding restored, the hosts block and the C(/var/containers) files
     removed (and the supervisor's copy in the machine). The machine (its namespace and root) stays.
 version_added: "0.1.0"
 author:
@@ -226,11 +227,14 @@ class Node:
         """`ip -batch` lines for MACs, addresses and links up; records the addresses this module owns."""
         cmds = []
         added = {dev: set(a) for dev, a in (self.record.get("addresses") or {}).items()}
+        before = self.record.setdefault("before", {})  # each device as the module first found it
         for iface in self.spec.get("interfaces") or []:
             dev = self.devices[iface["ifname"]]
             link = links[dev]
+            before.setdefault(dev, {"up": link["up"]})
             mac = str(iface.get("mac") or "").lower()
             if self.module.params["set_mac"] and mac and link["mac"] != mac:
+                before[dev].setdefault("mac", link["mac"])
                 cmds.append(f"link set dev {dev} address {mac}")
                 self.note(f"mac {dev}")
             want = f"{iface['address']}/{int(iface['prefix'])}" if iface.get("address") else None
@@ -450,6 +454,7 @@ class Node:
                 if addr in (links.get(dev) or {}).get("addresses", []):
                     cmds.append(f"addr del {addr} dev {dev}")
                     self.note(f"addr del {dev} {addr}")
+        cmds += self.plan_restore(links)
         if cmds:
             self.act(m.ip_batch, cmds, True)
         for dev in sorted(self.record.get("tc") or {}):
@@ -470,6 +475,22 @@ class Node:
                 self.act(remove_path, m.path(rel))
         if m.root != "/" and os.path.isdir(m.path(os.path.dirname(SUPERVISOR_COPY))):
             self.act(remove_empty_dir, m.path(os.path.dirname(SUPERVISOR_COPY)))
+
+
+    def plan_restore(self, links):
+        """`ip -batch` lines that give each device back its state before the node took it (down, its MAC)."""
+        cmds = []
+        for dev, state in sorted((self.record.get("before") or {}).items()):
+            link = links.get(dev)
+            if link is None:
+                continue
+            if state.get("mac") and link["mac"] != state["mac"]:
+                cmds.append(f"link set dev {dev} address {state['mac']}")
+                self.note(f"mac {dev} {state['mac']}")
+            if state.get("up") is False and link["up"]:
+                cmds.append(f"link set dev {dev} down")
+                self.note(f"down {dev}")
+        return cmds
 
 
 def remove_empty_dir(path):
