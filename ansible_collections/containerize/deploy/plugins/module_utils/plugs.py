@@ -62,16 +62,16 @@ class PlugPlan(NamedTuple):
     record: str | None  # an element's ID.wf.json: link_shaping records values changed live there
 
 
-def plan_plug(run_dir, node, iface, wires, program):
-    """How interface IFACE of NODE is plugged: its element when WIRES (the node_plug wirefilters by id, when
-    PROGRAM is cz-wire) has the one IFACE names, else a vde_plug2tap."""
+def plan_plug(run_dir, node, iface, wires, element):
+    """How interface IFACE of NODE is plugged: its ELEMENT (wirefilter.recorded_element) when WIRES (the
+    node_plug wirefilters by id, when the element is cz-wire) has the one IFACE names, else a vde_plug2tap."""
     wf = wires.get(iface.get("wire") or "")
     if wf is None:
         return PlugPlan(plug_argv(run_dir, node, iface), plug_pidfile(run_dir, node, iface["ifname"]),
                         iface["switch"], None)
     wid, port = str(wf["id"]), wf.get("right_port")
     right = os.path.join(run_dir, f"{wf['right']}.ctl") + (f"[{int(port)}]" if port else "")
-    argv = element_argv(program, run_dir, wid, f"tap://{iface['ifname']}", right, wf)
+    argv = element_argv(element, run_dir, wid, f"tap://{iface['ifname']}", right, wf)
     return PlugPlan(argv, os.path.join(run_dir, f"{wid}.wf.pid"), wf["right"], os.path.join(run_dir, f"{wid}.wf.json"))
 
 

@@ -107,7 +107,7 @@ class ProcessNode:
         self.forwarding = bool(spec.get("forwarding"))
         self.interfaces = list(spec.get("interfaces") or [])
         self.plugs = {  # how each interface is plugged (a veth has no plug)
-            i["ifname"]: plan_plug(ctx.run_dir, self.name, i, ctx.wires, ctx.wire_program)
+            i["ifname"]: plan_plug(ctx.run_dir, self.name, i, ctx.wires, ctx.element)
             for i in self.interfaces if not i.get("veth")
         }
         self.routes = [

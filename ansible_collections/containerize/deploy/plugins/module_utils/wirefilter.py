@@ -75,22 +75,34 @@ def shaping_args(direction, spec, exact=False):
     return args
 
 
-def element_argv(program, run_dir, wid, left, right, wf):
-    """The argv of element WID (PROGRAM: wirefilter or cz-wire) joining LEFT (the node's side: a switch socket,
+def element_argv(element, run_dir, wid, left, right, wf):
+    """The argv of element WID (ELEMENT: recorded_element's) joining LEFT (the node's side: a switch socket,
     or cz-wire's tap://IFNAME) to RIGHT, shaped as WF plans; its pid file and management socket in RUN_DIR."""
+    program = element["program"]
     exact = exact_element(program)
     argv = [program, "--daemon", "--pidfile", os.path.join(run_dir, f"{wid}.wf.pid"),
-            "-M", os.path.join(run_dir, f"{wid}.wf.mgmt"), "-v", f"{left}:{right}"]
+            "-M", os.path.join(run_dir, f"{wid}.wf.mgmt")]
+    if exact and element.get("cpu_latency_us") is not None:
+        argv += ["--cpu-latency", str(int(element["cpu_latency_us"]))]
+    argv += ["-v", f"{left}:{right}"]
     return (argv + shaping_args("LR", wf.get("left_to_right"), exact)
             + shaping_args("RL", wf.get("right_to_left"), exact))
 
 
-def recorded_program(wire_dir):
-    """The element the wire_element module recorded in WIRE_DIR: cz-wire's path where it was built (and is
-    still there), else wirefilter (nothing recorded, or it could not be built)."""
-    try:
-        with open(os.path.join(wire_dir, ELEMENT_RECORD), encoding="utf-8") as handle:
-            program = str(json.load(handle).get("program") or "")
-    except (OSError, ValueError, AttributeError):
-        return "wirefilter"
-    return program if exact_element(program) and os.access(program, os.X_OK) else "wirefilter"
+def recorded_element(wire_dir, program=None):
+    """{program, cpu_latency_us} of the element the wire_element module recorded in WIRE_DIR (None: nothing
+    recorded): cz-wire's path where it was built (and is still there), else wirefilter. PROGRAM, when
+    given, is run instead of the recorded one."""
+    record = {}
+    if wire_dir:
+        try:
+            with open(os.path.join(wire_dir, ELEMENT_RECORD), encoding="utf-8") as handle:
+                record = json.load(handle)
+        except (OSError, ValueError):
+            record = {}
+    record = record if isinstance(record, dict) else {}
+    found = str(record.get("program") or "")
+    if program is None:
+        program = found if exact_element(found) and os.access(found, os.X_OK) else "wirefilter"
+    latency = record.get("cpu_latency_us")
+    return {"program": program, "cpu_latency_us": latency if isinstance(latency, int) else None}

@@ -254,7 +254,7 @@ from ansible_collections.containerize.deploy.plugins.module_utils.spec import (
     note_changes,
 )
 from ansible_collections.containerize.deploy.plugins.module_utils.start_log import SCRIPT_NAME
-from ansible_collections.containerize.deploy.plugins.module_utils.wirefilter import exact_element, recorded_program
+from ansible_collections.containerize.deploy.plugins.module_utils.wirefilter import exact_element, recorded_element
 
 # the supervisor earlier versions of this module wrote into the run directory: its processes are still
 # recognized as this module's, and the file is removed at swap-out
@@ -277,10 +277,10 @@ class Context(NodesContext):
         self.write_hostname = os.path.exists("/etc/hostname")
         self.switch = Switches(self.run_dir)
         # cz-wire opens the taps of shaped interfaces itself (plugs.plan_plug); wirefilter cannot
-        self.wire_program = p["wire_program"] or (recorded_program(os.path.join(scripts_dir, "wire")) if scripts_dir
-                                                   else "wirefilter")
+        self.element = recorded_element(os.path.join(scripts_dir, "wire") if scripts_dir else None,
+                                        p["wire_program"])
         self.wires = {str(wf.get("id")): wf for wf in p["wirefilters"]
-                      if wf.get("node_plug") and exact_element(self.wire_program)}
+                      if wf.get("node_plug") and exact_element(self.element["program"])}
         try:
             self.run_entries = sorted(os.listdir(self.run_dir))
         except OSError:

@@ -99,7 +99,7 @@ options:
         type: dict
       node_plug:
         description:
-          - The element may be the node's plug (a process node's interface). When O(wire_program) is
+          - The element may be the node's plug (a process node's interface). When the element is
             C(cz-wire), M(containerize.deploy.process_nodes) runs it on the node's tap in place of a
             plug, the private switch I(left) and this element; here it is planned (not stopped as a
             stray) but not run, and I(left) is not started.
@@ -116,13 +116,17 @@ options:
     type: str
     choices: [present, absent]
     default: present
-  wire_program:
+  wire_dir:
     description:
-      - The program run for each wirefilter - C(wirefilter) (vde2) or the path of C(cz-wire) as the
-        M(containerize.deploy.wire_element) module built it (same arguments and management socket;
-        it takes I(delay_ms) exactly, where wirefilter takes the whole-millisecond split below).
+      - Where the M(containerize.deploy.wire_element) module recorded the pnode's element
+        (C(SCRIPTS_DIR/wire)); it is run for each wirefilter - the path of C(cz-wire) where it was built
+        (same arguments and management socket; it takes I(delay_ms) exactly, where wirefilter takes the
+        whole-millisecond split below), else C(wirefilter) (vde2) - with its recorded
+        I(cpu_latency_us). Not given and no O(wire_program), C(wirefilter).
+    type: path
+  wire_program:
+    description: The program run for each wirefilter instead of the recorded one (C(wirefilter), or a cz-wire).
     type: str
-    default: wirefilter
   timeout:
     description: Seconds to wait for a daemon to come up or go away.
     type: float
@@ -219,7 +223,11 @@ from ansible_collections.containerize.deploy.plugins.module_utils.daemons import
 )
 from ansible_collections.containerize.deploy.plugins.module_utils.names import NAME_RE, SUN_PATH_MAX
 from ansible_collections.containerize.deploy.plugins.module_utils.spec import plan_module, run_dir_spec
-from ansible_collections.containerize.deploy.plugins.module_utils.wirefilter import element_argv, exact_element
+from ansible_collections.containerize.deploy.plugins.module_utils.wirefilter import (
+    element_argv,
+    exact_element,
+    recorded_element,
+)
 
 SPAWN_WORKERS = 4  # daemons started at once
 
@@ -237,7 +245,7 @@ def vde_daemon(argv):
 
 
 class Plan:
-    def __init__(self, module, run_dir, switches, wirefilters, program="wirefilter"):
+    def __init__(self, module, run_dir, switches, wirefilters, element):
         self.module = module
         self.run_dir = run_dir
         self.switches = {}
@@ -285,7 +293,7 @@ class Plan:
             if missing:
                 errors.append(f"wirefilter {wid}: switch {', '.join(map(str, missing))} is not planned here")
                 continue
-            if wf.get("node_plug") and exact_element(program):
+            if wf.get("node_plug") and exact_element(element["program"]):
                 # cz-wire opens the node's tap itself: process_nodes runs it as the node's plug, in place of
                 # the plug, this private switch and the element (docs/datapath.md)
                 self.node_plugs.add(wid)
@@ -297,7 +305,7 @@ class Plan:
             right_port = wf.get("right_port")
             left_sock = f"{self.ctl(left)}[{int(left_port)}]" if left_port else self.ctl(left)
             right_sock = f"{self.ctl(right)}[{int(right_port)}]" if right_port else self.ctl(right)
-            argv = element_argv(program, run_dir, wid, left_sock, right_sock, wf)
+            argv = element_argv(element, run_dir, wid, left_sock, right_sock, wf)
             self.wirefilters[wid] = {"argv": argv, "left": left, "right": right}
         for sid in private:
             self.switches.pop(sid, None)
@@ -563,7 +571,8 @@ def main():
         "wirefilters": {"type": "list", "elements": "dict", "default": []},
         "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
         "timeout": {"type": "float", "default": 5.0},
-        "wire_program": {"type": "str", "default": "wirefilter"},
+        "wire_dir": {"type": "path"},
+        "wire_program": {"type": "str"},
     })
     run_dir = os.path.abspath(module.params["run_dir"])
     result = {"changed": False, "started": [], "restarted": [], "stopped": [], "prioritized": []}
@@ -571,11 +580,11 @@ def main():
     if module.params["state"] == "absent":
         run_absent(module, runner, result)
     else:
-        program = module.params["wire_program"]
-        for prog, needed in (("vde_switch", "switches"), (program, "wirefilters")):
+        element = recorded_element(module.params["wire_dir"], module.params["wire_program"])
+        for prog, needed in (("vde_switch", "switches"), (element["program"], "wirefilters")):
             if module.params[needed] and not module.get_bin_path(prog):
                 module.fail_json(msg=f"{prog} not found: install vde2")
-        plan = Plan(module, run_dir, module.params["switches"], module.params["wirefilters"], program)
+        plan = Plan(module, run_dir, module.params["switches"], module.params["wirefilters"], element)
         run_present(module, plan, runner, result)
     if result["stopped"] and module.params["state"] == "present":
         result["changed"] = True

@@ -17,8 +17,9 @@ description:
     vde2's C(wirefilter), the outcome is recorded in C(DEST/element.json) with the reason, and a
     warning says so; the module does not fail. The same fallback is not retried on a re-run unless
     the compiler that was missing is now there.
-  - The result's RV(program) is what C(vde_network) runs for each planned wirefilter (its
-    O(ansible_collections.containerize.deploy.vde_network#module:wire_program)).
+  - The record is what C(vde_network) (its
+    O(ansible_collections.containerize.deploy.vde_network#module:wire_dir)) and C(process_nodes) read to
+    run the element for each planned wirefilter.
 version_added: "1.0.0"
 author:
   - containerize authors
@@ -42,6 +43,15 @@ options:
     description: C(false) takes wirefilter without trying to build (recorded as the reason).
     type: bool
     default: true
+  cpu_latency_us:
+    description:
+      - While any cz-wire of the pnode runs, it asks the kernel to keep every CPU's wake-up latency at or
+        below this many microseconds (C(/dev/cpu_dma_latency), the PM QoS request tuned's
+        latency-performance profile makes); the request ends with the last element. Idle CPUs then poll
+        instead of sleeping, so a frame that wakes an element is not late by a deep idle state's exit.
+      - Recorded in C(DEST/element.json) with the program, where the modules that run elements read it.
+        Null leaves the CPUs' idle states alone. Not used with wirefilter.
+    type: int
 attributes:
   check_mode:
     support: full
@@ -68,6 +78,10 @@ program:
   description: The program to run in a wirefilter's place (a path, or C(wirefilter)).
   returned: always
   type: str
+cpu_latency_us:
+  description: The CPU wake-up latency cz-wire asks for while it runs (null, none asked; O(cpu_latency_us)).
+  returned: always
+  type: int
 reason:
   description: Why the element is wirefilter (empty for cz-wire).
   returned: always
@@ -118,6 +132,7 @@ def main():
             "files": {"type": "dict", "default": {}},
             "cc": {"type": "str", "default": "gcc"},
             "enabled": {"type": "bool", "default": True},
+            "cpu_latency_us": {"type": "int"},
         },
         supports_check_mode=True,
     )
@@ -129,7 +144,10 @@ def main():
     binary = os.path.join(dest, digest, "cz-wire")
     cc_path = module.get_bin_path(module.params["cc"]) if module.params["enabled"] else None
     record = read_json(os.path.join(dest, RECORD)) or {}
-    have = {"element": record.get("element"), "program": record.get("program"), "checksum": record.get("checksum")}
+    latency = module.params["cpu_latency_us"]
+    if latency is not None and latency < 0:
+        module.fail_json(msg=f"cpu_latency_us {latency}: a number of microseconds >= 0, or null for none")
+    have = {key: record.get(key) for key in ("element", "program", "checksum", "cpu_latency_us")}
 
     built = os.access(binary, os.X_OK) and read_text(os.path.join(dest, SOURCE)) == text
     if built:
@@ -145,6 +163,8 @@ def main():
     else:
         want = None  # to build
 
+    if want is not None:
+        want["cpu_latency_us"] = latency
     changed = want is None or {k: want.get(k) for k in have} != have
     if want is None:
         if module.check_mode:
@@ -156,6 +176,7 @@ def main():
             want = ({"element": "cz-wire", "program": binary, "checksum": digest, "reason": ""} if not reason else
                     {"element": "wirefilter", "program": "wirefilter", "checksum": digest, "reason": reason,
                      "cc": cc_path})
+        want["cpu_latency_us"] = latency
     if changed and not module.check_mode:
         os.makedirs(dest, mode=0o755, exist_ok=True)
         for name in os.listdir(dest):  # builds of other sources
@@ -165,7 +186,8 @@ def main():
         write_json(os.path.join(dest, RECORD), want)
     if want["element"] != "cz-wire":
         module.warn(f"cz-wire not used, wirefilter shapes the links of this pnode: {want['reason']}")
-    result = {"changed": changed, "element": want["element"], "program": want["program"], "reason": want["reason"]}
+    result = {"changed": changed, "element": want["element"], "program": want["program"], "reason": want["reason"],
+              "cpu_latency_us": latency}
     if module._diff:
         result["diff"] = {"before": have, "after": {k: want.get(k) for k in have}}
     module.exit_json(**result)

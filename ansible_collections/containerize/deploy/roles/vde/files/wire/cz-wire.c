@@ -10,9 +10,11 @@
  *
  * Command line, the subset of wirefilter's the project uses:
  *   cz-wire [--daemon] [--pidfile FILE] [-M MGMT] -v LEFT:RIGHT [-d [LR|RL]MS] [-b [LR|RL]BYTES]
- *           [-l [LR|RL]PERCENT]
+ *           [-l [LR|RL]PERCENT] [--cpu-latency US]
  * LEFT and RIGHT are switch sockets or vdeplug URLs: LEFT tap://eth1, opened in the node's namespace,
  * makes the element the node's plug (process_nodes does that: one process between a node and its switch).
+ * --cpu-latency US holds a PM QoS request (/dev/cpu_dma_latency) while it runs: the CPUs wake within US
+ * microseconds (idle ones poll), so a frame waking an element is not late by a deep idle state.
  * Management socket (MGMT), wirefilter's protocol subset: banner ending in the prompt "VDEwf$ ",
  * showinfo, delay, bandwidth, loss ([LR|RL] VALUE), help, logout, shutdown.
  *
@@ -82,6 +84,8 @@ static uint64_t rng[4];
 /* how late ppoll's timeout wakes us (EWMA, ns): the next wake-up is asked for that much before the
    departure, and a frame due within it leaves now, so frames leave on time on average */
 static int64_t lateness;
+static int cpu_latency = -1;          /* the PM QoS request held (us), -1 none */
+static const char *cpu_latency_error = "";
 #define LATENESS_MAX 200000LL
 
 static int64_t now_ns(void)
@@ -275,6 +279,10 @@ static void showinfo(int fd)
 	say(fd, "Dropped L->R %llu   R->L %llu\n", (unsigned long long)dirs[0].dropped,
 	    (unsigned long long)dirs[1].dropped);
 	say(fd, "Wake-up lateness %lld us\n", (long long)(lateness / 1000));
+	if (cpu_latency >= 0)
+		say(fd, "CPU latency request %d us\n", cpu_latency);
+	else if (*cpu_latency_error)
+		say(fd, "CPU latency request none: %s\n", cpu_latency_error);
 	say(fd, "Fifoness TRUE\nWaiting packets in delay queues %u\n.\n1000 Success\n" PROMPT,
 	    dirs[0].count + dirs[1].count);
 }
@@ -399,7 +407,23 @@ static void on_signal(int sig)
 static void usage(void)
 {
 	die("usage: cz-wire [--daemon] [--pidfile FILE] [-M MGMT] -v LEFT:RIGHT [-d [LR|RL]MS] "
-	    "[-b [LR|RL]BYTES_PER_S] [-l [LR|RL]PERCENT]");
+	    "[-b [LR|RL]BYTES_PER_S] [-l [LR|RL]PERCENT] [--cpu-latency US]");
+}
+
+/* PM QoS: held as long as the descriptor is open (the kernel drops it when the last holder exits) */
+static void hold_cpu_latency(const char *text)
+{
+	double us;
+	if (parse_number(text, 0, &us) || us > 1e6)
+		die("--cpu-latency %s: bad value, allowed microseconds 0..1000000", text);
+	int fd = open("/dev/cpu_dma_latency", O_WRONLY | O_CLOEXEC);
+	int32_t value = (int32_t)us;
+	if (fd < 0 || write(fd, &value, sizeof value) != sizeof value) {
+		cpu_latency_error = strerror(errno);  /* not fatal: the links work, only less exactly */
+		if (fd >= 0) close(fd);
+		return;
+	}
+	cpu_latency = value;
 }
 
 static void write_pidfile(void)
@@ -432,6 +456,7 @@ int main(int argc, char **argv)
 		if (!strcmp(opt, "--pidfile")) pid_path = val;
 		else if (!strcmp(opt, "-M") || !strcmp(opt, "--mgmt")) mgmt_path = val;
 		else if (!strcmp(opt, "-v")) wire = val;
+		else if (!strcmp(opt, "--cpu-latency")) hold_cpu_latency(val);
 		else if (!strcmp(opt, "-d") && !set_param(0, val)) continue;
 		else if (!strcmp(opt, "-b") && !set_param(1, val)) continue;
 		else if (!strcmp(opt, "-l") && !set_param(2, val)) continue;
