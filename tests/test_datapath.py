@@ -3,11 +3,11 @@
 The fast tests check the bench's own arithmetic and plan reading, and the real-time priority the
 data-path daemons get (daemons.make_realtime). The measurement (marked slow, about 2 minutes) swaps
 in the bench's two experiments once. A CI machine is loaded, so it asserts what load cannot fake:
-every round trip row's p50 near the plan (15 % or 2 ms, tests.e2e's allowance) and never below it
-(cz-wire delays by the microsecond and takes its measured wake-up lateness off: it must not deliver
-early), the 100 Mb/s link's rate and the loss; the issue's tighter p50 bounds are asserted too but
-expected to fail until the path keeps them: with cz-wire the element is exact (tests/test_wire.py) and
-what remains, 0.7-1.3 ms, is the plugs and switches a frame crosses (docs/datapath.md); p99 is reported.
+every round trip row's p50 within 5 % or 0.5 ms of the plan (15 % or 2 ms while iperf3 fills another
+link) and never below it (cz-wire delays by the microsecond and takes its measured wake-up lateness off:
+it must not deliver early), the 100 Mb/s link's rate and the loss; the issue's tighter p50 bounds are
+asserted too, expected to fail under load: with cz-wire as the nodes' plugs (docs/datapath.md) a quiet
+pnode keeps them, a filled link does not; p99 is reported.
 """
 
 from __future__ import annotations
@@ -93,13 +93,17 @@ def rtt_rows(rows: dict[str, dict]) -> list[dict]:
 def test_round_trips_near_the_plan(rows):
     for row in rtt_rows(rows):
         assert row["count"] >= 200
-        allowed = max(0.15 * row["planned_ms"], 2.0)
+        if "iperf3" in row["row"]:  # a link filled at ~9 Gb/s: the kernel's softirq work outranks the elements
+            allowed = max(0.15 * row["planned_ms"], 2.0)
+        else:  # elements as the nodes' plugs: 0.1-0.4 ms above the plan here (docs/datapath.md)
+            allowed = max(0.05 * row["planned_ms"], 0.5)
         assert abs(row["p50_ms"] - row["planned_ms"]) <= allowed, row
         assert row["p50_ms"] >= row["planned_ms"], row  # no element delivers before the plan
 
 
 @slow
-@pytest.mark.xfail(reason="issue 15: the VDE hops (plugs, switches) of a cz-wire path add ~0.7-1.3 ms", strict=False)
+@pytest.mark.xfail(reason="issue 15: under iperf3 load (and on a busy CI machine) p50 is 0.3-0.6 ms late",
+                   strict=False)
 def test_round_trips_keep_the_issue_p50_bounds(rows):
     missed = [row["row"] for row in rtt_rows(rows) if not row["p50_ok"]]
     assert not missed, missed
@@ -129,7 +133,7 @@ $ns run
 
 @slow
 def test_veth_link_needs_no_process_and_is_repaired(tmp_path):
-    """a-b (no delay) is a veth pair: no plug, no switch; b-c (2 ms) keeps its wirefilters. Deleting a's end
+    """a-b (no delay) is a veth pair: no plug, no switch; b-c (2 ms) keeps its elements. Deleting a's end
     takes b's with it; a re-run makes the pair again and configures both ends; a third run changes nothing."""
     source = tmp_path / "veth.tcl"
     source.write_text(VETH_TOPOLOGY)
@@ -144,7 +148,9 @@ def test_veth_link_needs_no_process_and_is_repaired(tmp_path):
     try:
         playbook(expdir, "swapin")
         assert not (run_dir / "a.eth0.plug.pid").exists()
-        assert (run_dir / "c.eth0.plug.pid").exists()
+        # c's shaped interface is plugged by its element (cz-wire on its tap: docs/datapath.md)
+        c_eth0 = next(w for w in pvars["containerize_wirefilters"] if (w["node"], w["interface"]) == ("c", "eth0"))
+        assert (run_dir / f"{c_eth0['id']}.wf.pid").exists() and not (run_dir / "c.eth0.plug.pid").exists()
         assert_delay(expdir, "a", "b", 0.0, allowance_ms=0.5)
         assert_delay(expdir, "a", "c", 4.0)
         subprocess.run(["ip", "-n", nodes["a"]["namespace"], "link", "del", "eth0"], check=True)

@@ -136,6 +136,17 @@ BREAKAGES = {
 }
 
 
+def test_each_shaped_interface_is_one_element_to_its_switch(exp):
+    """Every interface here is shaped: its plug is its cz-wire (tap://IF in the node's namespace to the
+    substrate switch), with no vde_plug2tap and no private switch (docs/datapath.md)."""
+    daemons = list(exp.daemons().values())
+    elements = [argv for argv in daemons if argv.split()[0].endswith("cz-wire")]
+    assert sorted(argv.split(" -v ")[1].split(":")[0] for argv in elements) == ["tap", "tap", "tap", "tap", "tap"]
+    assert not [argv for argv in daemons if "vde_plug2tap" in argv], daemons
+    switches = sorted(argv.split(" -s ")[1].split()[0].rsplit("/", 1)[1] for argv in daemons if "vde_switch" in argv)
+    assert switches == ["s0.ctl", "s1.ctl"], switches
+
+
 @pytest.mark.parametrize("breakage", list(BREAKAGES))
 def test_rerun_repairs_exactly_what_broke(exp, breakage):
     before = exp.daemons()
