@@ -27,6 +27,7 @@ from ansible_collections.containerize.deploy.plugins.module_utils.start_log impo
     SCRIPT_NAME,
     read_start_log,
     start_field,
+    wants_start,
 )
 from ansible_collections.containerize.deploy.plugins.module_utils.wirefilter_mgmt import (
     WirefilterSession,
@@ -60,10 +61,6 @@ def netns_exists(ns):
         return False
 
 
-def wants_start(node):
-    return bool(str(node.get("startcmd") or "").strip()) and not node.get("ghost")
-
-
 def start_status(node, log_dir):
     """(started, {exit, start, since}) of NODE's start command, from LOG_DIR/start_command.log."""
     started, exit_code, since = read_start_log(log_dir)
@@ -78,8 +75,8 @@ def plugs_down(ctx, node):
         if iface.get("veth"):
             continue
         pidfiles = [ctx.rpath(f"{node['name']}.{iface.get('ifname')}.plug.pid")]
-        if iface.get("wire"):
-            pidfiles.append(ctx.rpath(f"{iface['wire']}.wf.pid"))
+        if iface.get("wire"):  # the element first: where cz-wire runs, it is the plug
+            pidfiles.insert(0, ctx.rpath(f"{iface['wire']}.wf.pid"))
         if not any(proc_alive(read_pid(pidfile), pidfile) for pidfile in pidfiles):
             down.append(str(iface.get("ifname")))
     return down

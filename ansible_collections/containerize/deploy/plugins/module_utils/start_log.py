@@ -14,6 +14,11 @@ LOG_NAME = "start_command.log"
 SCRIPT_NAME = "start-command.sh"
 
 
+def wants_start(node):
+    """True when the plan of NODE (a dict) has a start command to run (a ghost runs none)."""
+    return bool(str(node.get("startcmd") or "").strip()) and not node.get("ghost")
+
+
 def parse_start_log(text):
     """(started, exit code or None, start time or None) from the text of a start_command.log."""
     started, exit_code, since = False, None, None

@@ -253,7 +253,7 @@ from ansible_collections.containerize.deploy.plugins.module_utils.spec import (
     nodes_module,
     note_changes,
 )
-from ansible_collections.containerize.deploy.plugins.module_utils.start_log import SCRIPT_NAME
+from ansible_collections.containerize.deploy.plugins.module_utils.start_log import SCRIPT_NAME, wants_start
 from ansible_collections.containerize.deploy.plugins.module_utils.wirefilter import exact_element, recorded_element
 
 # the supervisor earlier versions of this module wrote into the run directory: its processes are still
@@ -438,7 +438,7 @@ def run_present(ctx, nodes, result, planned):
     if not ctx.check:
         os.makedirs(ctx.run_dir, mode=0o755, exist_ok=True)
         os.makedirs(ctx.nodes_dir, mode=0o755, exist_ok=True)
-    if any(ProcessNode(ctx, g).wants_start() for g in nodes) and not os.path.isdir("/var/containers"):
+    if ctx.start_commands and any(map(wants_start, nodes)) and not os.path.isdir("/var/containers"):
         result["changed"] = True
         if not ctx.check:
             os.makedirs("/var/containers", mode=0o755, exist_ok=True)
@@ -491,7 +491,7 @@ def main():
         for prog in ("ip", "vde_plug2tap", "unshare"):
             if nodes and not module.get_bin_path(prog):
                 module.fail_json(msg=f"{prog} not found (packages iproute2, vde2, util-linux)")
-        if any(ProcessNode(ctx, g).wants_start() for g in nodes):
+        if module.params["start_commands"] and any(map(wants_start, nodes)):
             if not ctx.start_script:
                 module.fail_json(msg="start commands need scripts_dir (the hv role's start-command.sh)")
             if not ctx.check and not os.path.isfile(ctx.start_script):
