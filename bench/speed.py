@@ -28,6 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import cli
 from bench.swapin import ANSIBLE_PLAYBOOK, _changed, settle
 from bench.topologies import lan_tree
 from tests.e2e import ENV, REPO
@@ -135,4 +136,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main, __doc__))

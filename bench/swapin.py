@@ -43,6 +43,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import cli
 from bench.topologies import lan_tree, one_lan
 from tests.e2e import ENV, RECAP, REPO
 
@@ -271,4 +272,4 @@ def _count_nodes(expdir: Path) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main, __doc__))
