@@ -4,8 +4,8 @@ The hosts are Debian 12 systemd-nspawn machines on one bridge, each with its own
 no /etc/hosts; Ansible reaches them with the test bed's key (ANSIBLE_PRIVATE_KEY_FILE) and the
 modules travel by AnsiballZ over SSH (not in-process as on the local target). A small topology of
 process, openvz, qemu and embedded_pnode nodes is compiled with --pnode-hosts-file onto them (packed
-onto the four hosts by default: the embedded_pnode node i takes host1 for itself, its eth0 being
-host1's spare NIC exp0, mapped by host1's embedded_pnode_interface_map in the hosts file). The
+onto the four hosts by default: the embedded_pnode node i takes host1 for itself, its eth0 a VXLAN
+device on host1 flooding to the uplink of b's switch on host2, as the compiler plans it). The
 openvz nodes use the busybox template (given as the user's own template directory,
 --openvz-template-dir) and the qemu node the small busybox test image (given as the user's own
 containers:qemu_url), both files on this machine only (scripts/build-openvz-template.sh,
@@ -15,14 +15,11 @@ openvz node boots the default Debian image, which the os_image role copies). The
 across hosts with the planned delay (from process, openvz and qemu nodes, through `containerize
 exec` over the pnode's connection), re-runs with no change (nothing copied again), power-cycles a
 host and restores it, stops a host's sshd (UNREACHABLE naming it, the others untouched), and swaps
-out with one host gone, leaving nothing on the others (no /etc/hosts either: they had none; host1's
-exp0 as before swap-in: down, no address, no qdisc). The embedded_pnode node i is listed, booted,
-entered by exec and console over host1's connection (a shell on the host itself), and its link's
-delay is changed by `containerize shape`, both measured from i to b across hosts. The compiler plans
-no uplink yet for a link whose other end is an embedded_pnode node on another pnode, so the test
-joins b's switch to exp0's wire itself (_join_wire: a tap on the switch bridged with host2's spare
-NIC, as a lab's cabling would) for the measurements. The test bed is started and torn down by the
-test (runs under the e2e lock in CI).
+out with one host gone, leaving nothing on the others (no /etc/hosts either: they had none; no VXLAN
+device or experiment-network address; host1's exp0 untouched). The embedded_pnode node i is listed,
+booted, entered by exec and console over host1's connection (a shell on the host itself), and its
+link's delay is changed by `containerize shape`, both measured from i to b across hosts over VXLAN.
+The test bed is started and torn down by the test (runs under the e2e lock in CI).
 """
 
 from __future__ import annotations
@@ -74,8 +71,6 @@ OS_IMAGE = "/var/cache/containerize/images/debian-12.tar.gz"  # the os_image rol
 OPENVZ_COPIES = "/var/cache/containerize/openvz-templates"
 RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
-EMBEDDED_VARS = f"embedded_pnode_interface_map: {{eth0: {testbed.SPARE_NIC}}}"  # host1's: i's eth0 is exp0
-
 bed = testbed.fixture(4)
 
 
@@ -119,7 +114,7 @@ def _rtts(expdir, key, source, target, count=10) -> list[float]:
 def _experiment_left(host, key, tag) -> str:
     """What of the experiment is still on HOST (empty when nothing)."""
     script = (f"ls -d /var/containers/run/{tag} /var/containers/config/three.own /etc/hosts 2>/dev/null;"
-              f" ip netns list; ip -o link | grep -E ' [tbx]{tag}' ;"
+              f" ip netns list; ip -o link | grep -E ' [tbxe]{tag}' ;"
               " pgrep -a 'vde_switch|wirefilter|vde_plug|systemd-nspawn|qemu-system'; true")
     return testbed.ssh(host, key, "sh", "-c", shlex.quote(script), timeout=30).stdout.strip()
 
@@ -136,31 +131,6 @@ def _nic(host, key) -> str:
 def _cli(key, *argv, stdin=None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "containerize.cli", *argv], capture_output=True, text=True,
                           env=_env(key), cwd=REPO, timeout=120, check=False, input=stdin)
-
-
-JOIN = ("czjoin", "czjoin-tap", "/run/czjoin.pid")  # the stand-in's bridge, tap and plug pid file on b's host
-
-
-def _join_wire(expdir, key, host, pnode, substrate) -> None:
-    """Stand-in for the link between i's NIC and b's switch, which the compiler does not plan yet: on b's
-    host, the substrate's VDE switch is plugged (a tap on its last port) into a bridge with that host's
-    spare NIC, which is on the same wire as host1's exp0 (the test bed's bridge), as a lab's cabling would."""
-    plan = json.loads((expdir / "inventory" / "host_vars" / f"{pnode}.yml").read_text())
-    switch = next(s for s in plan["containerize_switches"] if s["role"] == "substrate" and s["substrate"] == substrate)
-    bridge, tap, pidfile = JOIN
-    ctl = f"{plan['containerize_run_dir']}/{switch['id']}.ctl"
-    script = (f"vde_plug2tap -d -P {pidfile} -s {ctl} -p {switch['ports'] - 1} {tap} && sleep 0.5 && "
-              f"ip link add {bridge} type bridge && ip link set {tap} master {bridge} up && "
-              f"ip link set {testbed.SPARE_NIC} master {bridge} up && ip link set {bridge} up")
-    proc = testbed.ssh(host, key, "sh", "-c", shlex.quote(script), timeout=30, check=False)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-
-
-def _unjoin_wire(host, key) -> None:
-    bridge, _tap, pidfile = JOIN
-    script = (f"kill $(cat {pidfile}) 2>/dev/null; rm -f {pidfile}; ip link delete {bridge} 2>/dev/null; "
-              f"ip link set {testbed.SPARE_NIC} down; true")
-    testbed.ssh(host, key, "sh", "-c", shlex.quote(script), timeout=30)
 
 
 def _assert_delay(rtts: list[float], want: float) -> None:
@@ -183,7 +153,10 @@ def _check_embedded(expdir, key, host_of, pnode_of) -> None:
     assert status.returncode == 0, status.stdout + status.stderr
     node = next(n for n in json.loads(status.stdout)["nodes"] if n["name"] == "i")
     assert (node.get("kind"), node["state"]) == ("embedded_pnode", "booted"), node
-    shown = _exec(expdir, key, "i", "sh", "-c", f"hostname; ip -4 -o address show dev {testbed.SPARE_NIC}; exit 3")
+    # its eth0 is a VXLAN device on host1 (the link's other end, b, is on another host)
+    assert iface["vxlan"]["peers"] and iface["vxlan"]["device"].startswith("e"), iface
+    device = iface["vxlan"]["device"]
+    shown = _exec(expdir, key, "i", "sh", "-c", f"hostname; ip -4 -o address show dev {device}; exit 3")
     assert shown.returncode == 3 and shown.stdout.startswith(host.name + "\n"), shown.stdout + shown.stderr
     assert f" {iface['address']}/{iface['prefix']} " in shown.stdout, shown.stdout
     names = _exec(expdir, key, "i", "getent", "hosts", "a", "b")  # the experiment's hosts block on host1
@@ -193,17 +166,13 @@ def _check_embedded(expdir, key, host_of, pnode_of) -> None:
     assert console.returncode == 5 and "CZ42" in console.stdout, console.stdout + console.stderr
     # by name across hosts with the planned 2 x 15 ms (shaped on b's side: i has no wirefilter of its own),
     # then 2 x 25 ms after `containerize shape` changed the link live
-    _join_wire(expdir, key, host_of[pnode_of["b"]], pnode_of["b"], iface["substrate"])
-    try:
-        _assert_delay(_rtts(expdir, key, "i", "b", count=20), 30.0)
-        shape = _cli(key, "shape", str(expdir), iface["substrate"], "--delay", "25ms")
-        assert shape.returncode == 0, shape.stdout + shape.stderr
-        links = _cli(key, "status", str(expdir), "--links")
-        hop = [line for line in links.stdout.splitlines() if line.startswith(iface["substrate"] + " ")]
-        assert hop and all(" 25ms " in line for line in hop), links.stdout + links.stderr
-        _assert_delay(_rtts(expdir, key, "i", "b", count=20), 50.0)
-    finally:
-        _unjoin_wire(host_of[pnode_of["b"]], key)
+    _assert_delay(_rtts(expdir, key, "i", "b", count=20), 30.0)
+    shape = _cli(key, "shape", str(expdir), iface["substrate"], "--delay", "25ms")
+    assert shape.returncode == 0, shape.stdout + shape.stderr
+    links = _cli(key, "status", str(expdir), "--links")
+    hop = [line for line in links.stdout.splitlines() if line.startswith(iface["substrate"] + " ")]
+    assert hop and all(" 25ms " in line for line in hop), links.stdout + links.stderr
+    _assert_delay(_rtts(expdir, key, "i", "b", count=20), 50.0)
 
 
 def _cached(host, key) -> dict[str, str]:
@@ -255,7 +224,7 @@ def test_own_hosts(bed, tmp_path):
     hosts_file = tmp_path / "hosts.yml"
     hosts_file.write_text("".join(
         f"- host: {h.address}\n  vars: {{ansible_ssh_common_args: '-o UserKnownHostsFile=/dev/null'"
-        f"{', ' + EMBEDDED_VARS if h is group[0] else ''}}}\n" for h in group))
+        f"}}\n" for h in group))
     expdir = tmp_path / "exp"
     proc = subprocess.run([sys.executable, "-m", "containerize.cli", "--no-image", "--out", str(expdir),
                            "--default-container", "process", "--pnode-hosts-file", str(hosts_file),

@@ -13,8 +13,10 @@ private switch and plug are not run (decided on the pnode, which knows its eleme
 A substrate whose switches sit on more than one pnode is carried between them over the
 experiment network ("pnet"): each such switch gets an uplink, a tap plugged into the switch and
 bridged with a VXLAN device whose VNI comes from the experiment tag and the substrate index.
-Shaping stays at the node side (the wirefilters), so an uplink adds none. With the local target
-every pnode's "physical" side is a network namespace joined to the others by a veth wire into a
+Shaping stays at the node side (the wirefilters), so an uplink adds none. With the testbed target an
+embedded_pnode node's pnode carries the substrates of its interfaces too: the interface is a VXLAN
+device on its host (its plan's `vxlan`: VNI, device name, peers), flooding to the switches' uplinks.
+With the local target every pnode's "physical" side is a network namespace joined to the others by a veth wire into a
 shared namespace standing for the experiment LAN; with the testbed target it is the pnode itself.
 """
 
@@ -182,10 +184,16 @@ def plan_uplinks(topo: Topology, plans: dict[str, PnodeNetwork], crossing: list[
     sub_index = {name: i for i, name in enumerate(topo.substrates)}
     carriers: dict[str, list[str]] = {}  # substrate -> pnodes with a switch for it
     crosses = set(crossing)
+    embedded = []  # (pnode, attachment, substrate): an embedded node's interface joins over VXLAN (testbed)
     for pnode, net in plans.items():
         for switch in net.switches:
             if switch["role"] == "substrate" and switch["substrate"] in crosses:
                 carriers.setdefault(switch["substrate"], []).append(pnode)
+        for (name, ifname), attach in net.attachments.items():
+            substrate = next(i.substrate for i in topo.nodes[name].interfaces if i.ifname == ifname)
+            if not local and topo.nodes[name].kind == "embedded_pnode" and substrate in crosses:
+                embedded.append((pnode, attach, substrate))
+                carriers.setdefault(substrate, []).append(pnode)
     for pnode, net in plans.items():
         for switch in net.switches:
             if switch["role"] != "substrate":
@@ -199,3 +207,8 @@ def plan_uplinks(topo: Topology, plans: dict[str, PnodeNetwork], crossing: list[
             # port do not hear each other, and the uplink may be plugged before the nodes)
             net.uplinks.append({"substrate": substrate, "switch": switch["id"], "port": switch["ports"] - 1,
                                 "vni": uplink_vni(tag, index), **uplink_names(tag, index), "peers": peers})
+    for pnode, attach, substrate in embedded:
+        # the machine's interface is a VXLAN device on its host ("e": not one of vde_uplinks' [tbx] links)
+        index = sub_index[substrate]
+        attach["vxlan"] = {"vni": uplink_vni(tag, index), "device": f"e{tag}{index:x}", "mtu": NODE_MTU,
+                           "peers": [addresses[p] for p in carriers[substrate] if p != pnode]}

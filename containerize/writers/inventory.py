@@ -40,6 +40,8 @@ def node_vars(exp: Experiment, pnode: str, name: str) -> dict:
         })
         if attach.get("wire"):  # its wirefilter, which may be its plug (planners/switches.py)
             interfaces[-1]["wire"] = attach["wire"]
+        if attach.get("vxlan"):  # an embedded node's interface as a VXLAN device (planners/switches.py)
+            interfaces[-1]["vxlan"] = attach["vxlan"]
         if attach.get("veth"):  # the other end of a veth pair (planners/switches.py veth_pairs)
             peer = attach["veth"]
             interfaces[-1]["veth"] = {"namespace": exp.namespace(peer["node"], prefix), "ifname": peer["ifname"]}

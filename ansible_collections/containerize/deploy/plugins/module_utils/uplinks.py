@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 
 from ansible_collections.containerize.deploy.plugins.module_utils.daemons import (
     kill_many,
@@ -28,7 +27,13 @@ from ansible_collections.containerize.deploy.plugins.module_utils.daemons import
 )
 from ansible_collections.containerize.deploy.plugins.module_utils.names import IFNAME_RE, NS_RE, planned_names
 from ansible_collections.containerize.deploy.plugins.module_utils.netns import delete_netns
-from ansible_collections.containerize.deploy.plugins.module_utils.vxlan import ZERO_MAC, Side, WireLock, link_fix
+from ansible_collections.containerize.deploy.plugins.module_utils.vxlan import (
+    ZERO_MAC,
+    Side,
+    WireLock,
+    experiment_device,
+    link_fix,
+)
 
 TAG_RE = re.compile(r"^[0-9a-f]{8}$")
 RECORD = "uplinks.json"
@@ -275,58 +280,12 @@ class Uplinks:
 
     # -- the experiment interface, both targets
     def ensure_device(self, links):
-        pnet = self.pnet
-        want = f"{pnet['address']}/{int(pnet['prefix'])}"
-        mtu = pnet.get("mtu")
-        device = self.device
-        if not device:
-            holders = [name for name, link in links.items() if any(a.split("/")[0] == pnet["address"]
-                                                                     for a in link["inet"])]
-            if holders:
-                return holders[0]
-            device = self.device = self.route_device(pnet.get("route_to") or [])
-            if not device:
-                raise RuntimeError(f"no interface holds the experiment-network address {pnet['address']} and none "
-                                   "routes to the other pnodes; set vde_uplink_device to the experiment interface "
-                                   "(the module then adds it)")
-        link = links.get(device)
-        if link is None:
-            if self.check and self.namespace:
-                self.note(f"address {device} {want}")
-                return device
-            raise RuntimeError(f"experiment interface {device} does not exist"
-                               f"{' in ' + self.namespace if self.namespace else ''}")
-        cmds = []
-        if want not in link["inet"]:
-            self.note(f"address {device} {want}")
-            cmds.append(f"addr add {want} dev {device}")
-            if not self.namespace:
-                self.record["added_address"] = {"device": device, "address": want}
-        stale = [a for a in link["inet"] if a != want and a.split("/")[0] == pnet["address"]]
-        cmds += [f"addr del {a} dev {device}" for a in stale]
-        # a real experiment interface (testbed) keeps its IPv6; the simulated one has none
-        fix, what = link_fix(device, link, mtu=mtu, quiet=bool(self.namespace))
-        if fix:
-            self.note(f"set {device}: {', '.join(what)}")
-        cmds += fix
-        if cmds and not self.check:
-            self.side.batch("ip", cmds)
+        device, added, held = experiment_device(self.side, self.pnet, self.device, links, self.note, self.check)
+        if not held:
+            self.device = device
+        if added and not self.namespace:
+            self.record["added_address"] = added
         return device
-
-    def route_device(self, peers):
-        """The interface this pnode reaches the first of PEERS (other pnodes' hosts) through, or None."""
-        for peer in peers:
-            try:
-                address = socket.getaddrinfo(peer, None, socket.AF_INET)[0][4][0]
-            except (OSError, IndexError):
-                continue
-            rc, out, _err = run(self.side.ip("-o", "route", "get", address))
-            words = out.split() if rc == 0 else []
-            if "dev" in words[:-1]:
-                device = words[words.index("dev") + 1]
-                if device != "lo":
-                    return device
-        return None
 
     # -- bridges, VXLAN devices, forwarding entries
     def ensure_links(self, links, local_address):

@@ -1,7 +1,8 @@
 """The pieces of a cross-pnode uplink (vde_uplinks): a network stack to act in (a named namespace or the
 pnode's own), the links in it read with one `ip -batch` and changed with another, the all-zero
 forwarding entries of VXLAN devices, and the lock that serializes changes to the wire namespace the
-pnodes of one machine share.
+pnodes of one machine share. Also the experiment interface holding the pnode's pnet address and a
+VXLAN device flooding to its peers, which embedded_nodes uses for an embedded node's interface.
 
 Standard library only (see daemons.py).
 """
@@ -157,3 +158,82 @@ def link_fix(name, have, master=None, mtu=None, quiet=True):
         cmds.append(f"link set dev {name} {' '.join(fix)}")
         what += fix
     return cmds, what
+
+
+def route_device(side, peers):
+    """The interface SIDE reaches the first of PEERS (other pnodes' hosts) through, or None."""
+    for peer in peers:
+        try:
+            address = socket.getaddrinfo(peer, None, socket.AF_INET)[0][4][0]
+        except (OSError, IndexError):
+            continue
+        rc, out, _err = run(side.ip("-o", "route", "get", address))
+        words = out.split() if rc == 0 else []
+        if "dev" in words[:-1]:
+            device = words[words.index("dev") + 1]
+            if device != "lo":
+                return device
+    return None
+
+
+def experiment_device(side, pnet, device, links, note, check):
+    """(device, added, held): the experiment interface of SIDE with PNET's address (added when missing,
+    unless CHECK), DEVICE or, when None, the interface holding the address (held) or routing to the other
+    hosts (pnet route_to). ADDED is {device, address} when the address was added here. NOTE gets the changes."""
+    want = f"{pnet['address']}/{int(pnet['prefix'])}"
+    mtu = pnet.get("mtu")
+    if not device:
+        holders = [name for name, link in links.items() if any(a.split("/")[0] == pnet["address"]
+                                                                 for a in link["inet"])]
+        if holders:
+            return holders[0], None, True
+        device = route_device(side, pnet.get("route_to") or [])
+        if not device:
+            raise RuntimeError(f"no interface holds the experiment-network address {pnet['address']} and none "
+                               "routes to the other pnodes; set vde_uplink_device to the experiment interface "
+                               "(the module then adds it)")
+    link = links.get(device)
+    if link is None:
+        if check and side.ns:
+            note(f"address {device} {want}")
+            return device, None, False
+        raise RuntimeError(f"experiment interface {device} does not exist{' in ' + side.ns if side.ns else ''}")
+    cmds, added = [], None
+    if want not in link["inet"]:
+        note(f"address {device} {want}")
+        cmds.append(f"addr add {want} dev {device}")
+        added = {"device": device, "address": want}
+    stale = [a for a in link["inet"] if a != want and a.split("/")[0] == pnet["address"]]
+    cmds += [f"addr del {a} dev {device}" for a in stale]
+    # a real experiment interface (testbed) keeps its IPv6; the simulated one has none
+    fix, what = link_fix(device, link, mtu=mtu, quiet=bool(side.ns))
+    if fix:
+        note(f"set {device}: {', '.join(what)}")
+    cmds += fix
+    if cmds and not check:
+        side.batch("ip", cmds)
+    return device, added, False
+
+
+def vxlan_commands(name, have, want, mtu, peers, have_peers):
+    """(ip commands, bridge commands, notes) that make link NAME (observed as HAVE, or None) a VXLAN device
+    as WANT ({id, local, port}), up with MTU and no IPv6, flooding to PEERS (HAVE_PEERS: its present ones)."""
+    ip_cmds, notes = [], []
+    if have and (have["kind"] != "vxlan" or have["vxlan"] != want):
+        notes.append(f"replace vxlan {name} (planned {want})")
+        ip_cmds.append(f"link del dev {name}")
+        have, have_peers = None, set()
+    if not have:
+        notes.append(f"create vxlan {name} (VNI {want['id']})")
+        ip_cmds.append(f"link add {name} type vxlan id {int(want['id'])} local {want['local']} "
+                       f"dstport {int(want['port'])}")
+    fix, what = link_fix(name, have, mtu=mtu)
+    if fix and have:
+        notes.append(f"set {name}: {', '.join(what)}")
+    ip_cmds += fix
+    want_peers = {str(p) for p in peers}
+    bridge_cmds = [f"fdb append {ZERO_MAC} dev {name} dst {p}" for p in sorted(want_peers - have_peers)]
+    bridge_cmds += [f"fdb del {ZERO_MAC} dev {name} dst {p}" for p in sorted(have_peers - want_peers)]
+    if want_peers != have_peers:
+        notes.append(f"flood {name} to {', '.join(sorted(want_peers))}")
+    return ip_cmds, bridge_cmds, notes

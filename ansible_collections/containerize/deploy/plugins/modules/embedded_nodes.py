@@ -17,6 +17,9 @@ description:
     O(interface_map[IFNAME]), or the device with the planned MAC. It is brought up and gets the
     planned IPv4 address and prefix (addresses this module added earlier and no longer planned are
     removed; others are left alone). The MAC is set only with O(set_mac)."
+  - "An interface planned with C(vxlan) (testbed target, its link crossing pnodes) and not in O(interface_map)
+    is a VXLAN device made on the machine, flooding to the other pnodes' uplinks (C(vxlan.peers)) from
+    O(pnet.address), which is added to the experiment interface when missing, as vde_uplinks does."
   - "Routes: the planned routes are installed (C(ip route replace)); routes this module installed
     earlier and no longer planned are removed, other routes are left alone. A planned default
     route is skipped with a warning when the machine already has a default route through a device
@@ -72,6 +75,13 @@ options:
     description: Install a planned default route even when the machine has a default route elsewhere.
     type: bool
     default: false
+  pnet:
+    description: This pnode's place on the experiment network (C(containerize_pnet)), for VXLAN interfaces.
+    type: dict
+  vxlan_port:
+    description: UDP port of the VXLAN devices (the vde role's C(vde_uplink_port)).
+    type: int
+    default: 4789
   timeout:
     description: Seconds to wait for a start command supervisor to go away.
     type: float
@@ -158,6 +168,7 @@ from ansible_collections.containerize.deploy.plugins.module_utils.machine import
 from ansible_collections.containerize.deploy.plugins.module_utils.node_status import start_needle
 from ansible_collections.containerize.deploy.plugins.module_utils.spec import nodes_module
 from ansible_collections.containerize.deploy.plugins.module_utils.start_log import LOG_NAME, SCRIPT_NAME
+from ansible_collections.containerize.deploy.plugins.module_utils.vxlan import Side, experiment_device, vxlan_commands
 
 LOG_DIR = "/var/containers/log"  # inside the machine
 SUPERVISOR_COPY = f"/etc/containerize/{SCRIPT_NAME}"  # inside a simulated machine (machine_root not /)
@@ -324,13 +335,41 @@ class Node:
             applied[dev] = spec["args"]
         self.record["tc"] = applied
 
+    def plan_vxlan(self, plan, links):
+        """Queue what makes the VXLAN device of PLAN (an interface's `vxlan`); add the pnet address now."""
+        pnet = self.module.params["pnet"]
+        if not pnet or not pnet.get("address"):
+            raise RuntimeError(f"{self.name}: an interface over VXLAN needs pnet (containerize_pnet)")
+        side = Side(self.machine.netns or None)
+        have = side.links()
+        _dev, added, _held = experiment_device(side, pnet, pnet.get("device"), have, self.note, self.check)
+        if added:
+            self.record["pnet_address"] = added
+        want = {"id": int(plan["vni"]), "local": pnet["address"], "port": self.module.params["vxlan_port"]}
+        name = plan["device"]
+        peers = side.fdb_zero().get(name, set()) if name in have else set()
+        ip_cmds, bridge_cmds, notes = vxlan_commands(name, have.get(name), want, plan.get("mtu"), plan["peers"], peers)
+        for text in notes:
+            self.note(text)
+        if ip_cmds:
+            self.act(side.batch, "ip", ip_cmds)
+        if bridge_cmds:
+            self.act(side.batch, "bridge", bridge_cmds)
+        links.setdefault(name, {"mac": "", "up": True, "addresses": []})
+        return name
+
     def plan_network(self):
         links, routes = self.machine.observe()
         # never the device of the machine's own default route (its control network) on the host network
         control = set() if self.machine.netns else {r["dev"] for r in routes if r["dest"] == "default" and r["dev"]}
+        vxlans = {}
         for iface in self.spec.get("interfaces") or []:
+            if iface.get("vxlan") and not self.module.params["interface_map"].get(iface["ifname"]):
+                vxlans[iface["ifname"]] = self.devices[iface["ifname"]] = self.plan_vxlan(iface["vxlan"], links)
+                continue
             self.devices[iface["ifname"]] = planned_device(self.name, iface, links, self.device_of(iface, links),
                                                            control)
+        self.record["vxlan"] = vxlans
         cmds = self.plan_addresses(links) + self.plan_routes(routes)
         if cmds:
             self.act(self.run_batch, cmds)
@@ -455,6 +494,13 @@ class Node:
                     cmds.append(f"addr del {addr} dev {dev}")
                     self.note(f"addr del {dev} {addr}")
         cmds += self.plan_restore(links)
+        for dev in sorted(set((self.record.get("vxlan") or {}).values()) & set(links)):
+            cmds.append(f"link del dev {dev}")
+            self.note(f"remove vxlan {dev}")
+        added = self.record.get("pnet_address") or {}
+        if added.get("address") in (links.get(added.get("device")) or {}).get("addresses", []):
+            cmds.append(f"addr del {added['address']} dev {added['device']}")
+            self.note(f"addr del {added['device']} {added['address']}")
         if cmds:
             self.act(m.ip_batch, cmds, True)
         for dev in sorted(self.record.get("tc") or {}):
@@ -508,6 +554,8 @@ def main():
         "interface_map": {"type": "dict", "default": {}},
         "set_mac": {"type": "bool", "default": False},
         "replace_default_route": {"type": "bool", "default": False},
+        "pnet": {"type": "dict"},
+        "vxlan_port": {"type": "int", "default": 4789},
         "timeout": {"type": "float", "default": 5.0},
     }, names=())
     p = module.params
