@@ -176,10 +176,11 @@ def route_device(side, peers):
     return None
 
 
-def experiment_device(side, pnet, device, links, note, check):
+def experiment_device(side, pnet, device, links, note, check, quiet=None):
     """(device, added, held): the experiment interface of SIDE with PNET's address (added when missing,
     unless CHECK), DEVICE or, when None, the interface holding the address (held) or routing to the other
-    hosts (pnet route_to). ADDED is {device, address} when the address was added here. NOTE gets the changes."""
+    hosts (pnet route_to). ADDED is {device, address} when the address was added here. NOTE gets the changes.
+    QUIET (default: in a named namespace, a simulated pnode's wire) takes IPv6 off the interface."""
     want = f"{pnet['address']}/{int(pnet['prefix'])}"
     mtu = pnet.get("mtu")
     if not device:
@@ -206,7 +207,7 @@ def experiment_device(side, pnet, device, links, note, check):
     stale = [a for a in link["inet"] if a != want and a.split("/")[0] == pnet["address"]]
     cmds += [f"addr del {a} dev {device}" for a in stale]
     # a real experiment interface (testbed) keeps its IPv6; the simulated one has none
-    fix, what = link_fix(device, link, mtu=mtu, quiet=bool(side.ns))
+    fix, what = link_fix(device, link, mtu=mtu, quiet=bool(side.ns) if quiet is None else quiet)
     if fix:
         note(f"set {device}: {', '.join(what)}")
     cmds += fix

@@ -342,7 +342,8 @@ class Node:
             raise RuntimeError(f"{self.name}: an interface over VXLAN needs pnet (containerize_pnet)")
         side = Side(self.machine.netns or None)
         have = side.links()
-        _dev, added, _held = experiment_device(side, pnet, pnet.get("device"), have, self.note, self.check)
+        _dev, added, _held = experiment_device(side, pnet, pnet.get("device"), have, self.note, self.check,
+                                              quiet=False)
         if added:
             self.record["pnet_address"] = added
         want = {"id": int(plan["vni"]), "local": pnet["address"], "port": self.module.params["vxlan_port"]}
