@@ -190,8 +190,10 @@ def plan_uplinks(topo: Topology, plans: dict[str, PnodeNetwork], crossing: list[
             if switch["role"] == "substrate" and switch["substrate"] in crosses:
                 carriers.setdefault(switch["substrate"], []).append(pnode)
         for (name, ifname), attach in net.attachments.items():
+            if local or topo.nodes[name].kind != "embedded_pnode":
+                continue
             substrate = next(i.substrate for i in topo.nodes[name].interfaces if i.ifname == ifname)
-            if not local and topo.nodes[name].kind == "embedded_pnode" and substrate in crosses:
+            if substrate in crosses:
                 embedded.append((pnode, attach, substrate))
                 carriers.setdefault(substrate, []).append(pnode)
     for pnode, net in plans.items():

@@ -10,8 +10,9 @@ Standard library only (see daemons.py).
 
 from __future__ import annotations
 
-import json
 import os
+
+from ansible_collections.containerize.deploy.plugins.module_utils.daemons import read_json
 
 TBF_LATENCY_MS = 50
 # what the wire_element module built on a pnode, in SCRIPTS_DIR/wire: read by the modules that run elements
@@ -89,17 +90,17 @@ def element_argv(element, run_dir, wid, left, right, wf):
             + shaping_args("RL", wf.get("right_to_left"), exact))
 
 
+def runs_as_plug(wf, element):
+    """True when the element of WF is its node's plug (process_nodes runs it, vde_network does not): a
+    process node's wirefilter (node_plug) where the element is cz-wire, which can open the node's tap."""
+    return bool(wf.get("node_plug")) and exact_element(element["program"])
+
+
 def recorded_element(wire_dir, program=None):
     """{program, cpu_latency_us} of the element the wire_element module recorded in WIRE_DIR (None: nothing
     recorded): cz-wire's path where it was built (and is still there), else wirefilter. PROGRAM, when
     given, is run instead of the recorded one."""
-    record = {}
-    if wire_dir:
-        try:
-            with open(os.path.join(wire_dir, ELEMENT_RECORD), encoding="utf-8") as handle:
-                record = json.load(handle)
-        except (OSError, ValueError):
-            record = {}
+    record = read_json(os.path.join(wire_dir, ELEMENT_RECORD)) if wire_dir else None
     record = record if isinstance(record, dict) else {}
     found = str(record.get("program") or "")
     if program is None:

@@ -254,7 +254,7 @@ from ansible_collections.containerize.deploy.plugins.module_utils.spec import (
     note_changes,
 )
 from ansible_collections.containerize.deploy.plugins.module_utils.start_log import SCRIPT_NAME, wants_start
-from ansible_collections.containerize.deploy.plugins.module_utils.wirefilter import exact_element, recorded_element
+from ansible_collections.containerize.deploy.plugins.module_utils.wirefilter import recorded_element, runs_as_plug
 
 # the supervisor earlier versions of this module wrote into the run directory: its processes are still
 # recognized as this module's, and the file is removed at swap-out
@@ -279,8 +279,7 @@ class Context(NodesContext):
         # cz-wire opens the taps of shaped interfaces itself (plugs.plan_plug); wirefilter cannot
         self.element = recorded_element(os.path.join(scripts_dir, "wire") if scripts_dir else None,
                                         p["wire_program"])
-        self.wires = {str(wf.get("id")): wf for wf in p["wirefilters"]
-                      if wf.get("node_plug") and exact_element(self.element["program"])}
+        self.wires = {str(wf.get("id")): wf for wf in p["wirefilters"] if runs_as_plug(wf, self.element)}
         try:
             self.run_entries = sorted(os.listdir(self.run_dir))
         except OSError:

@@ -225,8 +225,8 @@ from ansible_collections.containerize.deploy.plugins.module_utils.names import N
 from ansible_collections.containerize.deploy.plugins.module_utils.spec import plan_module, run_dir_spec
 from ansible_collections.containerize.deploy.plugins.module_utils.wirefilter import (
     element_argv,
-    exact_element,
     recorded_element,
+    runs_as_plug,
 )
 
 SPAWN_WORKERS = 4  # daemons started at once
@@ -293,7 +293,7 @@ class Plan:
             if missing:
                 errors.append(f"wirefilter {wid}: switch {', '.join(map(str, missing))} is not planned here")
                 continue
-            if wf.get("node_plug") and exact_element(element["program"]):
+            if runs_as_plug(wf, element):
                 # cz-wire opens the node's tap itself: process_nodes runs it as the node's plug, in place of
                 # the plug, this private switch and the element (docs/datapath.md)
                 self.node_plugs.add(wid)
