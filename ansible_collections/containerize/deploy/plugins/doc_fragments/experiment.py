@@ -64,7 +64,9 @@ options:
     elements: dict
     default: []
   workers:
-    description: Nodes handled in parallel.
+    description:
+      - Nodes handled in parallel once one needs work; nodes found as planned before that are checked
+        one after the other (checking is quicker without threads).
     type: int
     default: 4
 """

@@ -23,7 +23,8 @@ description:
     node's namespace (setns) to start C(vde_plug2tap) there and to open a netlink socket that stays
     bound to it; the links, addresses, routes and C(tbf) qdiscs are read and set over that socket
     with the requests C(ip) and C(tc) send (module_utils netlink), and the namespaces are
-    made with one C(ip -batch). Nodes are handled by a small thread pool (O(workers)).
+    made with one C(ip -batch). Nodes are checked in turn and, from the first that needs work,
+    handled by a small thread pool (O(workers)).
   - A plug is restarted when it died, when its switch was started after it (the kernel's start
     times of the two processes), when it runs in another namespace (the namespace was deleted and
     made again) or when its arguments (its C(/proc/PID/cmdline)) are not the planned ones. A new tap
