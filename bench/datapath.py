@@ -18,6 +18,8 @@ larger):
   one pnode, quiet        q             p50 3 % / 0.3 ms    p99 10 % / 1 ms
   across pnodes           x             p50 3 % / 0.5 ms    p99 10 % / 1 ms
   under load              q, while iperf3 fills u           (the one-pnode bounds)
+  the same, placed        r while iperf3 fills v, v's nodes on the last CPU and r's on the others
+                          (containers:cpus; not on a machine with one CPU)
   1,000 idle: inside      two nodes of one LAN of the big experiment   p50 5 % / 0.5 ms  p99 25 % / 2 ms
   1,000 idle: next to it  q of the small experiment                    (the same)
 and throughput (iperf3, TCP payload received): u >= 1000 Mb/s, h 95 +- 5 Mb/s; loss of p inside the
@@ -63,14 +65,28 @@ PAIRS = [
     fidelity.Case("u", "ceiling", 10000),
     fidelity.Case("h", "bandwidth", 100),
     fidelity.Case("p", "loss", 100, loss=0.1),
+    # q and u again, placed with containers:cpus (r on all CPUs but the last, v on the last one)
+    fidelity.Case("r", "delay", 100, delay_ms=5),
+    fidelity.Case("v", "ceiling", 10000),
 ]
 
 
+def cpu_places() -> dict[str, str]:
+    """containers:cpus of r's and v's nodes: the loaded pair v on the last CPU, r on the others
+    (none on a machine with one CPU)."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return {}
+    rest = ",".join(str(c) for c in cpus[:-1])
+    return {"ra": rest, "rb": rest, "va": str(cpus[-1]), "vb": str(cpus[-1])}
+
+
 def small_topology() -> str:
-    """fidelity's pairs, every node on pnode 0 but xb, on pnode 1."""
+    """fidelity's pairs, every node on pnode 0 but xb, on pnode 1; r and v placed on CPUs (cpu_places)."""
     text = fidelity.topology(PAIRS)
     places = [f"tb-add-node-attribute ${c.name}{end} containers:partition {int(c.name + end == 'xb')}"
               for c in PAIRS for end in "ab"]
+    places += [f"tb-add-node-attribute ${node} containers:cpus {cpus}" for node, cpus in cpu_places().items()]
     return text.replace("$ns rtproto Static", "\n".join(places) + "\n$ns rtproto Static")
 
 
@@ -154,17 +170,17 @@ def loss_row(title: str, exp: Swapped, case: fidelity.Case) -> dict:
             **{key: found[key] for key in ("sent", "lost", "expected")}}
 
 
-def under_load(title: str, exp: Swapped, seconds: float) -> dict:
-    """q's round trips while iperf3 sends over u as fast as it can, for the whole measurement."""
-    server = subprocess.Popen(fidelity.exec_argv(exp.expdir, "ub", "iperf3", "-s", "-1"), env=ENV, cwd=REPO,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def under_load(title: str, exp: Swapped, seconds: float, pair: str = "q", load: str = "u") -> dict:
+    """PAIR's round trips while iperf3 sends over LOAD as fast as it can, for the whole measurement."""
+    server = subprocess.Popen(fidelity.exec_argv(exp.expdir, f"{load}b", "iperf3", "-s", "-1"), env=ENV,
+                              cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(0.5)
-    client = subprocess.Popen(fidelity.exec_argv(exp.expdir, "ua", "iperf3", "-c", "ub", "-t", f"{seconds:g}",
-                                                 "-J"), env=ENV, cwd=REPO, stdout=subprocess.PIPE,
+    client = subprocess.Popen(fidelity.exec_argv(exp.expdir, f"{load}a", "iperf3", "-c", f"{load}b", "-t",
+                                                 f"{seconds:g}", "-J"), env=ENV, cwd=REPO, stdout=subprocess.PIPE,
                               stderr=subprocess.DEVNULL, text=True)
     try:
         time.sleep(1.0)  # TCP at full speed
-        row = rtt_row(title, exp, "qa", "qb", QUIET)
+        row = rtt_row(title, exp, f"{pair}a", f"{pair}b", QUIET)
     finally:
         out, _ = client.communicate(timeout=seconds + 60)
         for proc in (client, server):
@@ -191,6 +207,10 @@ def run(big: int, seconds: int, progress=None) -> tuple[list[dict], dict]:
         add(rtt_row("one pnode, quiet", small, "qa", "qb", QUIET))
         add(rtt_row("across two pnodes", small, "xa", "xb", CROSS))
         add(under_load("one pnode, iperf3 on another link", small, COUNT * 0.05 + 4))
+        if cpu_places():
+            settle()
+            add(under_load("the same, the loaded nodes on a CPU of their own (containers:cpus)", small,
+                           COUNT * 0.05 + 4, pair="r", load="v"))
         add(throughput_row("throughput, unshaped link", small, PAIRS[2], seconds))
         add(throughput_row("throughput, 100 Mb/s link", small, PAIRS[3], seconds))
         add(loss_row("loss 10 % each way", small, PAIRS[4]))

@@ -78,6 +78,8 @@ def _process(expdir: ExperimentDir, node: str, plan: dict, command: list[str]) -
         raise ContainerizeError(f"node {node!r} is not running here (no namespace {ns}); swap in first")
     argv = ["ip", "netns", "exec", ns, "unshare", "--uts", "--", "sh", "-c", BIND_AND_EXEC, "sh",
             expdir.node_dir(node), str(plan.get("hostname") or node), *command]  # fmt: skip
+    if plan.get("cpus"):  # on the node's CPUs, as its start command (containers:cpus)
+        argv = ["taskset", "--cpu-list", str(plan["cpus"]), *argv]
     return Entry(node, "process", argv=argv)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from ..config import as_list
 from ..errors import Collector, shown
 from ..model import KINDS, Topology
@@ -31,10 +33,31 @@ def assign_kinds(topo: Topology, options: Options) -> None:
             errors.add(f"node {node.name!r}: containers:openvz_template {shown(template)} is not a template name "
                        "such as debian-12 (letters, digits and . _ - +, no '/')", topo.source, node.line)
         node.kind = kind
+        cpus = node.attributes.get("containers:cpus")
+        if cpus is not None:
+            problem = cpu_list_problem(cpus)
+            if kind != "process":
+                problem = f"applies to process nodes only, not {kind}"
+            if problem:
+                errors.add(f"node {node.name!r}: containers:cpus {shown(cpus)} {problem}", topo.source, node.line)
         if kind == "qemu" and len(node.interfaces) > max_ifaces:
             errors.add(f"node {node.name!r}: qemu node has {len(node.interfaces)} interfaces, more than the "
                        f"{max_ifaces} supported (site key qemu_max_interfaces)", topo.source, node.line)
     errors.raise_if_any()
+
+
+MAX_CPU = 4095
+
+
+def cpu_list_problem(text: str) -> str | None:
+    """What is wrong with a CPU list such as 1 or 0-3,6 (taskset's --cpu-list form), or None."""
+    if not re.fullmatch(r"\d{1,4}(-\d{1,4})?(,\d{1,4}(-\d{1,4})?)*", text):
+        return "is not a CPU list such as 1 or 0-3,6 (CPU numbers and ranges, comma-separated)"
+    for part in text.split(","):
+        low, _, high = part.partition("-")
+        if int(low) > MAX_CPU or (high and not int(low) <= int(high) <= MAX_CPU):
+            return f"has a range that is empty or goes past CPU {MAX_CPU}: {part}"
+    return None
 
 
 def switched_kinds(options: Options) -> set[str]:

@@ -14,7 +14,7 @@ from functools import lru_cache
 KNOWN = (
     "containers:node_type", "containers:partition", "containers:PartitionPass", "containers:openvz_template",
     "containers:openvz_diskspace", "containers:qemu_url", "containers:qemu_arch", "containers:maverick_url",
-    "containers:ghost", "containers:pnode",
+    "containers:ghost", "containers:pnode", "containers:cpus",
     # written by containerize itself (writers/topdl.py, writers/experiment.py)
     "containers:kind", "containers:netmask", "containers:network", "containers:mac", "containers:switch",
     "containers:port", "containers:rtproto", "containers:routes", "containers:image",

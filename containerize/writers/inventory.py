@@ -55,6 +55,8 @@ def node_vars(exp: Experiment, pnode: str, name: str) -> dict:
         "os": node.os or "", "hardware": node.hardware or "",
         "attributes": dict(node.attributes),
     }
+    if node.attributes.get("containers:cpus"):  # the CPUs the node's processes run on (process nodes)
+        plan["cpus"] = node.attributes["containers:cpus"]
     if node.kind == "openvz":
         plan["openvz_template"] = node.attributes.get("containers:openvz_template") or \
             options.openvz_template or options.site.get("openvz_template", "")

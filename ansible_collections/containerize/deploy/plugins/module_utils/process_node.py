@@ -3,8 +3,7 @@ directory, taps plugged into VDE (plugs.py) and configured over netlink, forward
 and its start command under the shared supervisor (roles/hv/files/start-command.sh).
 
 A Node observes the node, notes each thing that is not as planned (what its result and diff
-report), and repairs it unless the module runs in check mode: every action goes through act().
-Standard library only (see daemons.py).
+report), and repairs it unless the module runs in check mode: every action goes through act(). Stdlib only.
 """
 
 from __future__ import annotations
@@ -104,6 +103,7 @@ class ProcessNode:
         self.ghost = bool(spec.get("ghost"))
         self.hostname = spec.get("hostname") or self.name
         self.startcmd = spec.get("startcmd") or ""
+        self.taskset = ["taskset", "--cpu-list", spec["cpus"]] if spec.get("cpus") else []  # its CPUs
         self.forwarding = bool(spec.get("forwarding"))
         self.interfaces = list(spec.get("interfaces") or [])
         self.plugs = {  # how each interface is plugged (a veth has no plug)
@@ -182,7 +182,7 @@ class ProcessNode:
     def start_argv(self):
         """The shared supervisor in the node's namespace and a UTS namespace of its own (the command: one argument)."""
         return [
-            "ip", "netns", "exec", self.ns, "unshare", "--uts", "--", "sh", self.ctx.start_script,
+            *self.taskset, "ip", "netns", "exec", self.ns, "unshare", "--uts", "--", "sh", self.ctx.start_script,
             self.log_dir, self.startcmd, self.hostname, self.nodedir,
         ]  # fmt: skip
 

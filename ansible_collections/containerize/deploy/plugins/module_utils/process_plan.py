@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 
 from ansible_collections.containerize.deploy.plugins.module_utils.daemons import norm_dest
 from ansible_collections.containerize.deploy.plugins.module_utils.names import (
@@ -17,6 +18,33 @@ from ansible_collections.containerize.deploy.plugins.module_utils.names import (
     valid_netns,
 )
 
+CPU_LIST_RE = re.compile(r"\d{1,4}(-\d{1,4})?(,\d{1,4}(-\d{1,4})?)*")
+
+
+def cpu_set(text):
+    """The CPUs of a list such as 1 or 0-3,6 (taskset's --cpu-list form); ValueError if it is not one."""
+    if not CPU_LIST_RE.fullmatch(text):
+        raise ValueError("is not a CPU list such as 1 or 0-3,6")
+    cpus = set()
+    for part in text.split(","):
+        low, _, high = part.partition("-")
+        cpus.update(range(int(low), int(high or low) + 1))
+    if not cpus:
+        raise ValueError("names no CPU")
+    return cpus
+
+
+def _cpus_problem(text):
+    """What is wrong with a node's cpus on this pnode, or None."""
+    try:
+        missing = cpu_set(text) - os.sched_getaffinity(0)
+    except ValueError as exc:
+        return str(exc)
+    if missing:
+        have, lacking = (",".join(str(c) for c in sorted(cpus)[:8]) for cpus in (os.sched_getaffinity(0), missing))
+        return f"names CPUs this pnode does not give us ({lacking}; it has {have})"
+    return None
+
 
 def validate(run_dir, nodes):
     """What is wrong with the plan's NODES (a list of messages)."""
@@ -25,6 +53,9 @@ def validate(run_dir, nodes):
         ns = str(g.get("namespace") or "")
         if not valid_netns(ns):
             errors.append(f"node {name}: namespace {ns!r} is not a valid name")
+        problem = _cpus_problem(str(g["cpus"])) if g.get("cpus") else None
+        if problem:
+            errors.append(f"node {name}: cpus {g['cpus']!r} {problem}")
         for iface in g.get("interfaces") or []:
             ifname = str(iface.get("ifname", ""))
             if not valid_ifname(ifname):
