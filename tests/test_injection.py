@@ -324,6 +324,19 @@ def test_vzctl_config_refuses_shell_text():
             vz_conf(fake, 1000)
 
 
+@pytest.mark.parametrize("cpus", ["0;touch /tmp/pwned", "$(touch /tmp/pwned)", "0 --pid 1", "-a", "0\n1", ""])
+def test_a_cpu_list_is_only_digits_commas_and_dashes(cpus):
+    """A node's cpus becomes an argument of taskset: the compiler and the pnode accept nothing but a CPU list."""
+    from ansible_collections.containerize.deploy.plugins.module_utils.process_plan import cpu_set, validate
+    from containerize.planners.kinds import cpu_list_problem
+
+    assert cpu_list_problem(cpus) is not None
+    with pytest.raises(ValueError):
+        cpu_set(cpus)
+    node = {"name": "a", "namespace": "a.e.p", "cpus": cpus}
+    assert cpus == "" or any("cpus" in error for error in validate("/tmp/run", [node]))
+
+
 # ----------------------------------------------------------------------------------------------
 # swapped in for real
 
