@@ -67,12 +67,12 @@ def test_start_command_and_exec_run_on_the_planned_cpus(tmp_path):
         assert unpinned.stdout.split()[-1] == _allowed(os.getpid())
         assert changed(playbook(expdir, "swapin")) == 0
 
-        # placed elsewhere: the re-run restarts the start command there
-        source.write_text(TOPOLOGY.format(cpus=first))
-        compile_topology(source, expdir, "cpus", "pin", "--default-container=process")
-        assert changed(playbook(expdir, "swapin")) > 0
-        assert {_allowed(pid) for pid in _start_tree(expdir, "a")} == {first}
-        assert changed(playbook(expdir, "swapin")) == 0
+        if first != last:  # placed elsewhere (a machine with 2 CPUs or more): the re-run restarts it there
+            source.write_text(TOPOLOGY.format(cpus=first))
+            compile_topology(source, expdir, "cpus", "pin", "--default-container=process")
+            assert changed(playbook(expdir, "swapin")) > 0
+            assert {_allowed(pid) for pid in _start_tree(expdir, "a")} == {first}
+            assert changed(playbook(expdir, "swapin")) == 0
     finally:
         playbook(expdir, "swapout")
     assert_nothing_left(expdir, before)
