@@ -19,7 +19,18 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.e2e import ENV, MODULES, REPO, changed, compile_topology, host_state, node_exec, playbook
+from tests.e2e import (
+    ENV,
+    MODULES,
+    REPO,
+    assert_delay,
+    assert_nothing_left,
+    changed,
+    compile_topology,
+    host_state,
+    node_exec,
+    playbook,
+)
 
 pytestmark = pytest.mark.slow
 ROLES = MODULES.parent.parent / "roles"
@@ -207,6 +218,47 @@ def run_module(name: str, args: dict, env: dict, check_mode: bool = False) -> di
     result = json.loads(proc.stdout)
     assert not result.get("failed"), result
     return result
+
+
+SHAPED = """set ns [new Simulator]
+source tb_compat.tcl
+set a [$ns node]
+set c [$ns node]
+set link0 [$ns duplex-link $a $c 100Mb 5ms DropTail]
+tb-add-node-attribute $c containers:node_type openvz
+$ns rtproto Static
+$ns run
+"""
+
+
+def test_shaped_link_of_a_container_has_its_element_as_its_plug(tmp_path, template_dir):
+    """A container's shaped interface is opened by its cz-wire in the container's namespace (no plug, no
+    private switch), as a process node's is (docs/datapath.md); the delay is the planned one."""
+    source = tmp_path / "shaped.tcl"
+    source.write_text(SHAPED)
+    expdir = tmp_path / "exp"
+    compile_topology(source, expdir, "e2e", "ovzwire", "--default-container=process", "--openvz-template=busybox",
+                     f"--openvz-template-dir={template_dir}")
+    planned = yaml.safe_load((expdir / "wirefilters.yaml").read_text())
+    wf = next(w for wires in planned.values() for w in wires if w["node"] == "c")
+    assert wf["node_plug"] and wf["node_kind"] == "openvz"
+    before = host_state()
+    try:
+        playbook(expdir, "swapin")
+        rd = run_dir(expdir, "c")
+        _vars, entry = node_entry(expdir, "c")
+        pid = int((rd / f"{wf['id']}.wf.pid").read_text())
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+        if "cz-wire" in argv[0]:  # where cz-wire could not be built the old path stays (wirefilter)
+            assert "tap://eth0:" + str(rd / f"{wf['right']}.ctl") in " ".join(argv), argv
+            assert os.stat(f"/proc/{pid}/ns/net").st_ino == os.stat(f"/run/netns/{entry['namespace']}").st_ino
+            assert not (rd / "c.eth0.plug.pid").exists() and not (rd / f"{wf['left']}.ctl").exists()
+        assert_delay(expdir, "a", "c", 10.0)
+        assert_delay(expdir, "c", "a", 10.0)
+        assert changed(playbook(expdir, "swapin")) == 0
+    finally:
+        playbook(expdir, "swapout")
+    assert_nothing_left(expdir, before)
 
 
 def test_vzctl_runtime_writes_configs_starts_plugs_and_is_idempotent(tmp_path, template_dir):

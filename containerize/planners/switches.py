@@ -6,9 +6,9 @@ their namespaces (veth_pairs): no switch, no plug, no process at all (docs/datap
 Each pnode runs one switch per substrate that has a switched interface on it. A shaped
 interface gets a small private switch and a wirefilter joining it to the substrate switch,
 so the node (tap or qemu) always plugs into a switch, and shaping never sits on the
-substrate switch itself (a LAN is shaped per member, as DETER did). A process node's wirefilter
-is marked node_plug: where the pnode runs cz-wire, the element opens the node's tap itself and the
-private switch and plug are not run (decided on the pnode, which knows its element).
+substrate switch itself (a LAN is shaped per member, as DETER did). A process or openvz node's
+wirefilter is marked node_plug: where the pnode runs cz-wire, the element opens the node's tap itself
+and the private switch and plug are not run (decided on the pnode, which knows its element).
 
 A substrate whose switches sit on more than one pnode is carried between them over the
 experiment network ("pnet"): each such switch gets an uplink, a tap plugged into the switch and
@@ -97,8 +97,9 @@ def plan_switches(topo: Topology, assignment: dict[str, list[str]], shaping: lis
                         "id": wid, "node": name, "interface": iface.ifname,
                         "left": private, "right": switch["id"], "right_port": port,
                         "left_to_right": as_dict(plan.outbound), "right_to_left": as_dict(plan.inbound),
-                        # a process node's element may be its plug (cz-wire opens the tap): the pnode decides
-                        "node_plug": node.kind == "process",
+                        # a process or openvz node's element may be its plug (cz-wire opens the tap in the
+                        # node's namespace): the pnode decides (wirefilter.runs_as_plug)
+                        "node_plug": node.kind in ("process", "openvz"), "node_kind": node.kind,
                     })
                     net.attachments[(name, iface.ifname)] = {"switch": private, "port": 1, "tc": None, "wire": wid}
                 else:

@@ -92,7 +92,11 @@ def element_argv(element, run_dir, wid, left, right, wf):
 
 def runs_as_plug(wf, element):
     """True when the element of WF is its node's plug (process_nodes runs it, vde_network does not): a
-    process node's wirefilter (node_plug) where the element is cz-wire, which can open the node's tap."""
+    process or openvz node's wirefilter (node_plug) where the element is cz-wire, which can open the
+    node's tap. Not an openvz node's on an OpenVZ kernel (/proc/vz), where vzctl's container is plugged
+    into the private switch by vde_pcapplug (openvz_nodes' vzctl runtime)."""
+    if wf.get("node_kind") == "openvz" and os.path.isdir("/proc/vz"):
+        return False
     return bool(wf.get("node_plug")) and exact_element(element["program"])
 
 

@@ -99,12 +99,15 @@ options:
         type: dict
       node_plug:
         description:
-          - The element may be the node's plug (a process node's interface). When the element is
+          - The element may be the node's plug (a process or openvz node's interface). When the element is
             C(cz-wire), M(containerize.deploy.process_nodes) runs it on the node's tap in place of a
             plug, the private switch I(left) and this element; here it is planned (not stopped as a
-            stray) but not run, and I(left) is not started.
+            stray) but not run, and I(left) is not started. Not for I(node_kind=openvz) on an OpenVZ kernel.
         type: bool
         default: false
+      node_kind:
+        description: Kind of the node the shaped interface belongs to.
+        type: str
       node:
         description: Node the shaped interface belongs to (informational).
         type: str
