@@ -68,7 +68,8 @@ class Experiment:
         self.namespaces = {node: exp.node_plan(node)["namespace"] for node in NODES}
 
     def pid(self, name: str) -> int:
-        return int((self.run_dir / name).read_text().split()[0])
+        # a pid file being written is empty for a moment: ValueError, as for a file not yet there
+        return int(((self.run_dir / name).read_text().split() or [""])[0])
 
     def daemons(self) -> dict[int, str]:
         """Every live process of this experiment's run directory: {pid: arguments}."""
