@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ansible_collections.containerize.deploy.plugins.module_utils.nspawn import children
 from tests.e2e import assert_nothing_left, changed, compile_topology, host_state, node_exec, playbook
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (network namespaces)")
@@ -37,15 +38,8 @@ def _start_tree(expdir: Path, node: str) -> list[int]:
     pnode = yaml.safe_load((expdir / "inventory" / "host_vars" / "pnode-0000.yml").read_text())
     run_dir = Path(pnode["containerize_run_dir"])
     tree = [int((run_dir / f"{node}.start.pid").read_text())]
-    children = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
     for pid in tree:
-        tree.extend(children.get(pid, []))
+        tree.extend(children(pid))
     return tree
 
 

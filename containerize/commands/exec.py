@@ -40,6 +40,7 @@ from pathlib import Path
 from ansible_collections.containerize.deploy.plugins.module_utils import ssh_relay
 from ansible_collections.containerize.deploy.plugins.module_utils.node_status import Context as StatusContext
 from ansible_collections.containerize.deploy.plugins.module_utils.node_status import embedded_wrap, qemu_status
+from ansible_collections.containerize.deploy.plugins.module_utils.process_plan import taskset_prefix
 from ansible_collections.containerize.deploy.plugins.module_utils.qemu_exec import node_exec
 from ansible_collections.containerize.deploy.plugins.plugin_utils.modules import COLLECTION
 
@@ -78,9 +79,8 @@ def _process(expdir: ExperimentDir, node: str, plan: dict, command: list[str]) -
         raise ContainerizeError(f"node {node!r} is not running here (no namespace {ns}); swap in first")
     argv = ["ip", "netns", "exec", ns, "unshare", "--uts", "--", "sh", "-c", BIND_AND_EXEC, "sh",
             expdir.node_dir(node), str(plan.get("hostname") or node), *command]  # fmt: skip
-    if plan.get("cpus"):  # on the node's CPUs, as its start command (containers:cpus)
-        argv = ["taskset", "--cpu-list", str(plan["cpus"]), *argv]
-    return Entry(node, "process", argv=argv)
+    # on the node's CPUs (containers:cpus), as its start command
+    return Entry(node, "process", argv=[*taskset_prefix(plan.get("cpus")), *argv])
 
 
 def qemu_runner(node_dir: str):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import re
+from ansible_collections.containerize.deploy.plugins.module_utils.process_plan import cpu_set
 
 from ..config import as_list
 from ..errors import Collector, shown
@@ -46,17 +46,13 @@ def assign_kinds(topo: Topology, options: Options) -> None:
     errors.raise_if_any()
 
 
-MAX_CPU = 4095
-
-
 def cpu_list_problem(text: str) -> str | None:
-    """What is wrong with a CPU list such as 1 or 0-3,6 (taskset's --cpu-list form), or None."""
-    if not re.fullmatch(r"\d{1,4}(-\d{1,4})?(,\d{1,4}(-\d{1,4})?)*", text):
-        return "is not a CPU list such as 1 or 0-3,6 (CPU numbers and ranges, comma-separated)"
-    for part in text.split(","):
-        low, _, high = part.partition("-")
-        if int(low) > MAX_CPU or (high and not int(low) <= int(high) <= MAX_CPU):
-            return f"has a range that is empty or goes past CPU {MAX_CPU}: {part}"
+    """What is wrong with a CPU list such as 1 or 0-3,6 (taskset's --cpu-list form), or None: the check
+    process_nodes makes again on the pnode (module_utils/process_plan.py)."""
+    try:
+        cpu_set(text)
+    except ValueError as exc:
+        return str(exc)
     return None
 
 

@@ -1,6 +1,6 @@
-"""One process node realized on its pnode: a network namespace with the node's /etc files, node
-directory, taps plugged into VDE (plugs.py) and configured over netlink, forwarding, end-node tbf,
-and its start command under the shared supervisor (roles/hv/files/start-command.sh).
+"""One process node realized on its pnode: a network namespace with its /etc files, node directory, taps
+plugged into VDE (plugs.py) set over netlink, end-node tbf, and its start command (on its planned cpus)
+under the shared supervisor (roles/hv/files/start-command.sh); forwarding.
 
 A Node observes the node, notes each thing that is not as planned (what its result and diff
 report), and repairs it unless the module runs in check mode: every action goes through act(). Stdlib only.
@@ -46,6 +46,7 @@ from ansible_collections.containerize.deploy.plugins.module_utils.plugs import (
     stop_plug,
     unplugged,
 )
+from ansible_collections.containerize.deploy.plugins.module_utils.process_plan import taskset_prefix
 from ansible_collections.containerize.deploy.plugins.module_utils.start_log import LOG_NAME, read_start_log
 from ansible_collections.containerize.deploy.plugins.module_utils.wirefilter import TBF_LATENCY_MS, tbf_burst
 
@@ -103,7 +104,7 @@ class ProcessNode:
         self.ghost = bool(spec.get("ghost"))
         self.hostname = spec.get("hostname") or self.name
         self.startcmd = spec.get("startcmd") or ""
-        self.taskset = ["taskset", "--cpu-list", spec["cpus"]] if spec.get("cpus") else []  # its CPUs
+        self.taskset = taskset_prefix(spec.get("cpus"))  # its start command runs on its planned CPUs
         self.forwarding = bool(spec.get("forwarding"))
         self.interfaces = list(spec.get("interfaces") or [])
         self.plugs = {  # how each interface is plugged (a veth has no plug)
@@ -311,8 +312,7 @@ class ProcessNode:
         # bookkeeping record first, so a failure later still leaves a trace for swap-out
         if o["registered"] != self.ns + "\n":
             self.act("record", write_in_place, ctx.rpath(f"{self.name}.ns"), self.ns + "\n")
-        # /etc/netns/NS files
-        if o["hosts"] != ctx.hosts:
+        if o["hosts"] != ctx.hosts:  # the /etc/netns/NS files
             self.act("hosts", write_etc_file, self.ns, "hosts", ctx.hosts)
         if ctx.write_hostname and o["hostname"] != self.hostname + "\n":
             self.act("hostname", write_etc_file, self.ns, "hostname", self.hostname + "\n")

@@ -19,29 +19,37 @@ from ansible_collections.containerize.deploy.plugins.module_utils.names import (
 )
 
 CPU_LIST_RE = re.compile(r"\d{1,4}(-\d{1,4})?(,\d{1,4}(-\d{1,4})?)*")
+MAX_CPU = 4095
 
 
 def cpu_set(text):
-    """The CPUs of a list such as 1 or 0-3,6 (taskset's --cpu-list form); ValueError if it is not one."""
+    """The CPUs of a list such as 1 or 0-3,6 (taskset's --cpu-list form); ValueError saying what is wrong
+    if it is not one (the compiler's check of containers:cpus too)."""
     if not CPU_LIST_RE.fullmatch(text):
-        raise ValueError("is not a CPU list such as 1 or 0-3,6")
+        raise ValueError("is not a CPU list such as 1 or 0-3,6 (CPU numbers and ranges, comma-separated)")
     cpus = set()
     for part in text.split(","):
         low, _, high = part.partition("-")
+        if not int(low) <= int(high or low) <= MAX_CPU:
+            raise ValueError(f"has a range that is empty or goes past CPU {MAX_CPU}: {part}")
         cpus.update(range(int(low), int(high or low) + 1))
-    if not cpus:
-        raise ValueError("names no CPU")
     return cpus
+
+
+def taskset_prefix(cpus):
+    """What runs a command on CPUS (a node's planned cpus; nothing when it has none)."""
+    return ["taskset", "--cpu-list", str(cpus)] if cpus else []
 
 
 def _cpus_problem(text):
     """What is wrong with a node's cpus on this pnode, or None."""
     try:
-        missing = cpu_set(text) - os.sched_getaffinity(0)
+        wanted = cpu_set(text)
     except ValueError as exc:
         return str(exc)
-    if missing:
-        have, lacking = (",".join(str(c) for c in sorted(cpus)[:8]) for cpus in (os.sched_getaffinity(0), missing))
+    usable = os.sched_getaffinity(0)
+    if wanted - usable:
+        have, lacking = (",".join(str(c) for c in sorted(cpus)[:8]) for cpus in (usable, wanted - usable))
         return f"names CPUs this pnode does not give us ({lacking}; it has {have})"
     return None
 

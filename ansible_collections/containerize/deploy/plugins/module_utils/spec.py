@@ -92,9 +92,8 @@ class NodesContext:
         threads); making or repairing one waits on subprocesses, which threads overlap.
         """
         done, errors = [], []
-        pending = list(jobs)
-        while pending:
-            name, job = pending.pop(0)
+        jobs = iter(jobs)
+        for name, job in jobs:
             try:
                 result = job()
             except Exception as exc:  # noqa: BLE001 - reported per node by the caller
@@ -103,6 +102,7 @@ class NodesContext:
             done.append(result)
             if getattr(result, "changes", None):
                 break
+        pending = list(jobs)  # what the loop left, from the first job that changed something or failed
         if pending:
             with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, self.module.params["workers"])) as pool:
                 futures = {pool.submit(job): name for name, job in pending}
