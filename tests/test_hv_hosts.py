@@ -65,3 +65,39 @@ def test_present_without_a_block_keeps_a_made_file(tmp_path):
     sync_hosts_block(_params(path, "one.proj"), check=False)
     sync_hosts_block(_params(path, "one.proj", hosts_block=False), check=False)  # block taken out, nodes run on
     assert path.exists() and path.read_text().startswith(MADE_MARK)
+
+
+def _scripts_params(tmp_path, state="present"):
+    root = tmp_path / "containers"
+    dirs = {k: str(root / k / "e.p") for k in ("config", "log", "nodes")}
+    return {"root": str(root), "config_dir": dirs["config"], "log_dir": dirs["log"], "nodes_dir": dirs["nodes"],
+            "run_dir": str(root / "run" / "1a2b3c4d"), "exp_name": "e.p", "project": "p", "experiment": "e",
+            "hosts": [], "site": {}, "ip_forward": False, "state": state,
+            "scripts_dir": str(root / "config" / "e.p" / "scripts" / "hv"),
+            "scripts": {"start-command.sh": {"content": "#!/bin/sh\n", "mode": "0755"},
+                        "info.sh": {"content": "echo info\n", "mode": "0755"}}}
+
+
+def test_shared_scripts_are_kept_exactly_in_the_same_call(tmp_path):
+    """hv_experiment puts the hv role's scripts in place (no role_files call of its own): stale ones go."""
+    from ansible_collections.containerize.deploy.plugins.modules.hv_experiment import apply, plan
+
+    params = _scripts_params(tmp_path)
+    scripts = tmp_path / "containers" / "config" / "e.p" / "scripts" / "hv"
+    steps, _before, after = plan(params)
+    assert str(scripts / "info.sh") in after and not scripts.exists()  # planning touches nothing
+    apply(steps)
+    assert (scripts / "info.sh").read_text() == "echo info\n" and (scripts / "info.sh").stat().st_mode & 0o777 == 0o755
+    assert plan(params)[0] == []  # as planned: nothing to do
+
+    (scripts / "stale.sh").write_text("old\n")
+    (scripts / "info.sh").chmod(0o600)
+    steps, before, _after = plan(params)
+    assert [what for what, _action, _arg in steps] == [f"put the shared scripts in {scripts} (info.sh, -stale.sh)"]
+    assert before[str(scripts / "info.sh")].startswith("(mode 0600)")
+    apply(steps)
+    assert sorted(p.name for p in scripts.iterdir()) == ["info.sh", "start-command.sh"]
+    assert (scripts / "info.sh").stat().st_mode & 0o777 == 0o755 and plan(params)[0] == []
+
+    apply(plan(_scripts_params(tmp_path, "absent"))[0])
+    assert not (tmp_path / "containers").exists()

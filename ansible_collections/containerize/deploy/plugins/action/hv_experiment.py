@@ -1,3 +1,7 @@
-"""Action for the hv_experiment module: run in-process on a local pnode (plugin_utils/in_process.py)."""
+"""Action for the hv_experiment module: the role's shared scripts read on the controller, run in-process locally."""
 
-from ansible_collections.containerize.deploy.plugins.plugin_utils.in_process import InProcessAction as ActionModule  # noqa: F401
+from ansible_collections.containerize.deploy.plugins.plugin_utils.role_files import RoleFilesAction
+
+
+class ActionModule(RoleFilesAction):
+    FILE_OPTIONS = {"scripts_src": "scripts"}

@@ -16,6 +16,103 @@ options:
     required: true
 """
 
+    # The uplinks that carry the substrates crossing pnodes over VXLAN (module_utils/uplinks.py): vde_uplinks,
+    # and vde_network, which realizes them in the same call as the switches.
+    UPLINKS = r"""
+options:
+  pnet:
+    description:
+      - This pnode on the experiment network (C(containerize_pnet)); null when the experiment has one pnode.
+    type: dict
+    suboptions:
+      address:
+        description: IPv4 address of this pnode on the experiment network (VXLAN source address).
+        type: str
+        required: true
+      prefix:
+        description: Prefix length of the experiment network.
+        type: int
+        required: true
+      device:
+        description:
+          - The experiment interface. With the local target, the veth end made in O(pnet.namespace).
+            With the testbed target, an existing interface; the module adds O(pnet.address) to it when missing.
+          - Null with the testbed target means the interface that already holds the address.
+        type: str
+      route_to:
+        description:
+          - The other pnodes' hosts (names or addresses). With no O(pnet.device) and no interface holding
+            O(pnet.address), the experiment interface is the one that routes to the first of them that resolves.
+        type: list
+        elements: str
+      mtu:
+        description: MTU to set on O(pnet.device) (and the wire port); null leaves it alone.
+        type: int
+      namespace:
+        description: Network namespace holding this pnode's physical side (local target only).
+        type: str
+      wire_namespace:
+        description: Namespace standing for the experiment LAN, shared by the experiment's pnodes (local target only).
+        type: str
+      wire_bridge:
+        description: Bridge in O(pnet.wire_namespace) the pnodes' wires are enslaved to.
+        type: str
+      wire_port:
+        description: Name of this pnode's veth end in O(pnet.wire_namespace).
+        type: str
+  uplinks:
+    description: Uplinks of this pnode (C(containerize_uplinks)); keys other than the ones below are ignored.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      switch:
+        description: Id of the substrate switch in O(run_dir) the tap is plugged into.
+        type: str
+        required: true
+      port:
+        description:
+          - Port of the switch for the tap. The compiler gives the switch's highest port, which no
+            node or wirefilter uses (two endpoints on one VDE port do not hear each other).
+          - Null lets the switch choose a free port.
+        type: int
+      vni:
+        description: VXLAN network identifier of the substrate (1 to 16777215).
+        type: int
+        required: true
+      tap:
+        description: Name of the tap.
+        type: str
+        required: true
+      bridge:
+        description: Name of the bridge joining tap and VXLAN device.
+        type: str
+        required: true
+      vxlan:
+        description: Name of the VXLAN device.
+        type: str
+        required: true
+      peers:
+        description: Experiment-network addresses of the other pnodes carrying this substrate.
+        type: list
+        elements: str
+        required: true
+      substrate:
+        description: The substrate (informational).
+        type: str
+  device:
+    description: Overrides O(pnet.device); with the testbed target, the name of the experiment interface.
+    type: str
+  mtu:
+    description: MTU of the taps and VXLAN devices, the largest frame a node may send across pnodes.
+    type: int
+    default: 1500
+  port:
+    description: UDP destination port of the VXLAN devices.
+    type: int
+    default: 4789
+"""
+
     # The experiment on this pnode: every module that acts on an experiment takes these (RUN_DIR and more).
     DOCUMENTATION = RUN_DIR + r"""  exp_name:
     description: Experiment name C(EID.PID) (C(containerize_exp_name)).

@@ -39,6 +39,16 @@ TAG_RE = re.compile(r"^[0-9a-f]{8}$")
 RECORD = "uplinks.json"
 
 
+# The options of an uplink plan (doc fragment containerize.deploy.experiment.uplinks), for vde_uplinks and vde_network.
+UPLINK_OPTIONS = {
+    "pnet": {"type": "dict", "default": None},
+    "uplinks": {"type": "list", "elements": "dict", "default": []},
+    "device": {"type": "str", "default": None},
+    "mtu": {"type": "int", "default": 1500},
+    "port": {"type": "int", "default": 4789},
+}
+
+
 class Uplinks:
     def __init__(self, module):
         p = module.params
@@ -420,3 +430,24 @@ class Uplinks:
             self.note(f"remove {self.rpath(RECORD)}")
             if not self.check:
                 remove_path(self.rpath(RECORD))
+
+
+def carry_uplinks(module, present):
+    """Realize (PRESENT) or remove this pnode's uplinks with MODULE's options; (result, before, after).
+
+    Fails MODULE when a program is missing or a step fails. The modules vde_uplinks and vde_network
+    (which does this in the same call as the switches, with O(tag)) share it.
+    """
+    work = Uplinks(module)
+    work.validate()
+    if present and work.uplinks:
+        for prog in ("ip", "bridge", "vde_plug2tap"):
+            if not module.get_bin_path(prog):
+                module.fail_json(msg=f"{prog} not found (packages iproute2, vde2)")
+    try:
+        work.present() if present else work.absent()
+    except RuntimeError as exc:
+        work.result["changed"] = bool(work.changes)
+        module.fail_json(msg=str(exc), **work.result)
+    work.result["changed"] = bool(work.changes)
+    return work.result, work.before, work.after

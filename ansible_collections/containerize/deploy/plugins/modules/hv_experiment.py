@@ -13,6 +13,11 @@ description:
     O(nodes_dir), all decided by the compiler), writes the experiment's files into O(config_dir)
     (C(hosts), C(site.conf), C(pid_eid)), keeps a block with the experiment's hosts in the pnode's
     hosts file, and turns IPv4 forwarding on.
+  - With O(scripts_dir), keeps the scripts every node of the experiment shares (the hv role's
+    C(files/), the start command supervisor and the info script) in that directory, exactly (a script
+    that is not given is removed). This is part of this one call, not a M(containerize.deploy.role_files)
+    task of its own, because on a pnode reached over SSH every module call costs ~0.2 s of CPU
+    before it does any work.
   - Reports which required packages are missing, so a package task runs only when it must.
   - With O(state=absent) removes exactly what it made for this experiment, and the base directories
     under O(root) when they are left empty.
@@ -83,6 +88,20 @@ options:
       - When false the caller installs RV(missing_packages), as role C(hv) does with apt.
     type: bool
     default: false
+  scripts_dir:
+    description:
+      - Directory of the experiment's shared scripts (C(containerize_scripts_dir)C(/hv)), made to hold
+        exactly O(scripts). Left alone when not given. With O(state=absent) it is removed.
+    type: path
+  scripts:
+    description: The shared scripts, a dict of C(NAME) to C({content, mode}), where C(NAME) is a plain file name.
+    type: dict
+    default: {}
+  scripts_src:
+    description:
+      - Directory of the role's files (searched like M(ansible.builtin.copy)'s O(ansible.builtin.copy#module:src)),
+        read by the action plugin into O(scripts). Use one of O(scripts_src) and O(scripts).
+    type: path
 """
 
 EXAMPLES = r"""
@@ -99,6 +118,8 @@ EXAMPLES = r"""
     hosts:
       - {address: 10.0.0.1, names: [a, a-lan0]}
     site: {exec_root: /share/containers}
+    scripts_src: "{{ role_path }}/files/"
+    scripts_dir: /var/containers/config/exp.proj/scripts/hv
 """
 
 RETURN = r"""
@@ -121,6 +142,7 @@ import subprocess
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.containerize.deploy.plugins.module_utils import file_set
 from ansible_collections.containerize.deploy.plugins.module_utils.daemons import (
     compact_invocation,
     read_text,
@@ -172,7 +194,12 @@ def plan(params):
                 before[path], after[path] = current or "", content
         if params["ip_forward"] and (read_text(IP_FORWARD) or "").strip() != "1":
             steps.append(("turn on IPv4 forwarding", "write", (IP_FORWARD, "1\n")))
+        if params["scripts_dir"]:
+            steps += script_steps(params["scripts_dir"], params["scripts"], before, after)
     else:
+        inside = [path for path in exp_dirs if params["scripts_dir"] and is_below(params["scripts_dir"], path)]
+        if params["scripts_dir"] and not inside and os.path.lexists(params["scripts_dir"]):
+            steps.append((f"remove {params['scripts_dir']}", "rmtree", params["scripts_dir"]))
         steps += [(f"remove {path}", "rmtree", path) for path in exp_dirs if os.path.lexists(path)]
         # base directories left empty, the root, and (a simulated pnode's root is {pnode_root}/pnodes/
         # pnode-NNNN) pnodes/: removed after the experiment's own, so "empty" is judged then
@@ -184,10 +211,30 @@ def plan(params):
     return steps, before, after
 
 
+def is_below(path, folder):
+    return os.path.commonpath([os.path.abspath(path), os.path.abspath(folder)]) == os.path.abspath(folder)
+
+
+def script_steps(scripts_dir, scripts, before, after):
+    """The steps that make SCRIPTS_DIR hold exactly SCRIPTS; BEFORE and AFTER get their diff."""
+    write, remove, was, wanted = file_set.plan(scripts_dir, scripts)
+    for name, _content, _mode in write:
+        path = os.path.join(scripts_dir, name)
+        before[path] = f"(mode {was[name]['mode']})\n{was[name]['content']}" if was[name]["content"] is not None else ""
+        after[path] = f"(mode {wanted[name]['mode']})\n{wanted[name]['content']}"
+    steps = [] if os.path.isdir(scripts_dir) or write else [(f"create {scripts_dir}", "scripts", (scripts_dir, [], []))]
+    if write or remove:
+        names = ", ".join([w[0] for w in write] + [f"-{name}" for name in remove])
+        steps.append((f"put the shared scripts in {scripts_dir} ({names})", "scripts", (scripts_dir, write, remove)))
+    return steps
+
+
 def apply(steps):
     for _what, action, arg in steps:
         if action == "mkdir":
             os.makedirs(arg, mode=0o755, exist_ok=True)
+        elif action == "scripts":
+            file_set.apply(*arg)
         elif action == "rmtree":
             shutil.rmtree(arg, ignore_errors=True)
         elif action == "rmdir":
@@ -260,9 +307,14 @@ def main():
         "ip_forward": {"type": "bool", "default": True},
         "packages": {"type": "list", "elements": "str", "default": []},
         "fail_missing": {"type": "bool", "default": False},
+        "scripts_dir": {"type": "path"},
+        "scripts": {"type": "dict", "default": {}},
+        "scripts_src": {"type": "path"},
     })
     params = module.params
     check_hosts(module)
+    if file_set.bad_name(params["scripts"]) is not None:
+        module.fail_json(msg=f"scripts: file names must be plain names, not {file_set.bad_name(params['scripts'])!r}")
     if "/" in params["exp_name"] or params["exp_name"] in ("", ".", ".."):
         module.fail_json(msg=f"exp_name {params['exp_name']!r} must be a plain name (EID.PID)")
     missing = missing_packages(params["packages"]) if params["state"] == "present" else []

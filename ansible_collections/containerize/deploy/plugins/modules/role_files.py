@@ -66,40 +66,7 @@ import shutil
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.containerize.deploy.plugins.module_utils.daemons import read_text, write_new_or_replace
-
-
-def plan(dest, files, state):
-    """(write, remove, before, after): what makes DEST match FILES; nothing is touched."""
-    present = sorted(os.listdir(dest)) if os.path.isdir(dest) else []
-    if state == "absent":
-        return [], present, {"dest": dest if os.path.isdir(dest) else None}, {"dest": None}
-    write, before, after = [], {}, {}
-    for name, spec in sorted(files.items()):
-        path = os.path.join(dest, name)
-        mode = int(str(spec.get("mode") or "0644"), 8)
-        have = read_text(path)
-        have_mode = os.stat(path).st_mode & 0o777 if have is not None else None
-        before[name] = {"content": have, "mode": f"{have_mode:04o}" if have_mode is not None else None}
-        after[name] = {"content": spec.get("content", ""), "mode": f"{mode:04o}"}
-        if have != after[name]["content"] or have_mode != mode:
-            write.append((name, after[name]["content"], mode))
-    remove = [name for name in present if name not in files]
-    return write, remove, before, after
-
-
-def apply(dest, write, remove, state):
-    if state == "absent":
-        shutil.rmtree(dest, ignore_errors=True)
-        return
-    os.makedirs(dest, mode=0o755, exist_ok=True)
-    for name, content, mode in write:
-        path = os.path.join(dest, name)
-        write_new_or_replace(path, content, mode)
-        os.chmod(path, mode)
-    for name in remove:
-        path = os.path.join(dest, name)
-        shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) else os.unlink(path)
+from ansible_collections.containerize.deploy.plugins.module_utils import file_set
 
 
 def main():
@@ -113,15 +80,20 @@ def main():
         supports_check_mode=True,
     )
     dest, files, state = os.path.abspath(module.params["dest"]), module.params["files"], module.params["state"]
-    bad = [name for name in files if not name or "/" in name or name in (".", "..")]
-    if bad:
-        module.fail_json(msg=f"role_files: file names must be plain names, not {bad[0]!r}")
-    write, remove, before, after = plan(dest, files, state)
+    bad = file_set.bad_name(files)
+    if bad is not None:
+        module.fail_json(msg=f"role_files: file names must be plain names, not {bad!r}")
     if state == "absent":
-        remove = [dest] if before["dest"] else []
+        write, remove = [], [dest] if os.path.isdir(dest) else []
+        before, after = {"dest": dest if remove else None}, {"dest": None}
+    else:
+        write, remove, before, after = file_set.plan(dest, files)
     changed = bool(write or remove or (state == "present" and not os.path.isdir(dest)))
     if changed and not module.check_mode:
-        apply(dest, write, remove, state)
+        if state == "absent":
+            shutil.rmtree(dest, ignore_errors=True)
+        else:
+            file_set.apply(dest, write, remove)
     result = {"changed": changed, "written": [w[0] for w in write], "removed": remove}
     if module._diff:
         result["diff"] = {"before": before, "after": after}

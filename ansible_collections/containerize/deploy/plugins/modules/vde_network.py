@@ -28,11 +28,23 @@ description:
   - Processes are checked with C(kill -0), their C(/proc/PID/status) state (zombies count as dead)
     and their command line, which must name the pid file, so a reused pid is never mistaken for a
     daemon.
+  - With O(tag), the same call also carries the pnode's substrates that cross pnodes over VXLAN
+    (O(uplinks), O(pnet)) as M(containerize.deploy.vde_uplinks) does, after the switches (and with
+    O(state=absent) before they stop; RV(uplinks)). The vde role does it so because over SSH every
+    module call costs a pnode ~0.2 s of CPU before it does any work.
 version_added: "0.1.0"
 author:
   - containerize authors
-extends_documentation_fragment: [containerize.deploy.experiment.run_dir, containerize.deploy.experiment.attributes]
+extends_documentation_fragment:
+  - containerize.deploy.experiment.run_dir
+  - containerize.deploy.experiment.uplinks
+  - containerize.deploy.experiment.attributes
 options:
+  tag:
+    description:
+      - The experiment tag (C(containerize_exp_tag)), eight hex digits, naming the uplinks' links.
+      - Not given, uplinks are left alone (O(uplinks) and O(pnet) are not used).
+    type: str
   switches:
     description:
       - Every VDE switch this pnode runs (C(containerize_switches)).
@@ -160,6 +172,9 @@ EXAMPLES = r"""
     run_dir: "{{ containerize_run_dir }}"
     switches: "{{ containerize_switches }}"
     wirefilters: "{{ containerize_wirefilters }}"
+    tag: "{{ containerize_exp_tag }}"
+    pnet: "{{ containerize_pnet }}"
+    uplinks: "{{ containerize_uplinks }}"
 
 - name: Stop everything of the experiment on this pnode
   vde_network:
@@ -200,6 +215,11 @@ pids:
   returned: success
   type: dict
   sample: {s0: 1234, w-a-eth0: 1240}
+uplinks:
+  description: With O(tag), what was done to the uplinks, as M(containerize.deploy.vde_uplinks) returns it.
+  returned: when O(tag) is given
+  type: dict
+  sample: {changes: ["create vxlan x1a2b3c4d0"], started: [s0], restarted: [], stopped: [], device: pnet}
 """
 
 import concurrent.futures
@@ -214,8 +234,6 @@ from ansible_collections.containerize.deploy.plugins.module_utils.daemons import
     kill_many,
     make_realtime,
     proc_alive,
-    proc_cmdline,
-    read_json,
     read_pid,
     remove_path,
     spawn_daemon,
@@ -226,6 +244,12 @@ from ansible_collections.containerize.deploy.plugins.module_utils.daemons import
 )
 from ansible_collections.containerize.deploy.plugins.module_utils.names import NAME_RE, SUN_PATH_MAX
 from ansible_collections.containerize.deploy.plugins.module_utils.spec import plan_module, run_dir_spec
+from ansible_collections.containerize.deploy.plugins.module_utils.uplinks import UPLINK_OPTIONS, carry_uplinks
+from ansible_collections.containerize.deploy.plugins.module_utils.vde_state import (
+    scan_pidfiles,
+    switch_state,
+    wirefilter_state,
+)
 from ansible_collections.containerize.deploy.plugins.module_utils.wirefilter import (
     element_argv,
     recorded_element,
@@ -320,55 +344,6 @@ class Plan:
 
     def ctl(self, sid):
         return self.path(f"{sid}.ctl")
-
-
-# ----------------------------------------------------------------------------------------------
-# observation
-
-
-def switch_state(run_dir, sid):
-    pidfile = os.path.join(run_dir, f"{sid}.pid")
-    pid = read_pid(pidfile)
-    if pid and proc_alive(pid, pidfile):
-        return {"running": True, "pid": pid, "argv": proc_cmdline(pid)}
-    return {"running": False, "pid": None, "argv": None}
-
-
-def wirefilter_state(run_dir, wid):
-    pidfile = os.path.join(run_dir, f"{wid}.wf.pid")
-    pid = read_pid(pidfile)
-    record = read_json(os.path.join(run_dir, f"{wid}.wf.json")) or {}
-    running = bool(pid and proc_alive(pid, pidfile))
-    return {
-        "running": running,
-        "pid": pid if running else None,
-        "argv": record.get("argv"),
-        "switch_pids": record.get("switch_pids", {}),
-    }
-
-
-def scan_pidfiles(run_dir):
-    """Every pid file of RUN_DIR, classified: {(kind, id): path}."""
-    found = {}
-    try:
-        names = sorted(os.listdir(run_dir))
-    except FileNotFoundError:
-        return found
-    for name in names:
-        if not name.endswith(".pid"):
-            continue
-        stem = name[: -len(".pid")]
-        if stem.endswith(".wf"):
-            found[("wirefilter", stem[:-3])] = name
-        elif stem.endswith(".plug"):
-            found[("plug", stem[:-5])] = name
-        elif stem.endswith(".start"):
-            found[("start", stem[:-6])] = name
-        elif "." not in stem:
-            found[("switch", stem)] = name
-        else:
-            found[("other", stem)] = name
-    return found
 
 
 # ----------------------------------------------------------------------------------------------
@@ -568,6 +543,14 @@ def run_absent(module, runner, result):
     result["diff"] = {"before": before, "after": {"run_dir": None, "daemons": []}}
 
 
+def add_uplinks(result, uplinks, before, after):
+    """Put the uplinks' result and diff into RESULT (the switches' and wirefilters')."""
+    result["uplinks"] = uplinks
+    result["changed"] = result["changed"] or uplinks["changed"]
+    diff = result.setdefault("diff", {"before": {}, "after": {}})
+    diff["before"]["uplinks"], diff["after"]["uplinks"] = before, after
+
+
 def main():
     module = plan_module(AnsibleModule, run_dir_spec(), {
         "switches": {"type": "list", "elements": "dict", "default": []},
@@ -576,11 +559,15 @@ def main():
         "timeout": {"type": "float", "default": 5.0},
         "wire_dir": {"type": "path"},
         "wire_program": {"type": "str"},
+        "tag": {"type": "str"},
+        **UPLINK_OPTIONS,
     })
     run_dir = os.path.abspath(module.params["run_dir"])
     result = {"changed": False, "started": [], "restarted": [], "stopped": [], "prioritized": []}
     runner = Runner(module, run_dir, module.params["timeout"])
     if module.params["state"] == "absent":
+        # the uplinks first: their plugs hang on the switches
+        uplinks = carry_uplinks(module, present=False) if module.params["tag"] else None
         run_absent(module, runner, result)
     else:
         element = recorded_element(module.params["wire_dir"], module.params["wire_program"])
@@ -589,6 +576,9 @@ def main():
                 module.fail_json(msg=f"{prog} not found: install vde2")
         plan = Plan(module, run_dir, module.params["switches"], module.params["wirefilters"], element)
         run_present(module, plan, runner, result)
+        uplinks = carry_uplinks(module, present=True) if module.params["tag"] else None
+    if uplinks:
+        add_uplinks(result, *uplinks)
     if result["stopped"] and module.params["state"] == "present":
         result["changed"] = True
     exit_result(module, result)

@@ -40,103 +40,15 @@ description:
 version_added: "0.1.0"
 author:
   - containerize authors
-extends_documentation_fragment: [containerize.deploy.experiment.run_dir, containerize.deploy.experiment.attributes]
+extends_documentation_fragment:
+  - containerize.deploy.experiment.run_dir
+  - containerize.deploy.experiment.uplinks
+  - containerize.deploy.experiment.attributes
 options:
   tag:
     description: The experiment tag (C(containerize_exp_tag)), eight hex digits; names of links of this experiment.
     type: str
     required: true
-  pnet:
-    description:
-      - This pnode on the experiment network (C(containerize_pnet)); null when the experiment has one pnode.
-    type: dict
-    suboptions:
-      address:
-        description: IPv4 address of this pnode on the experiment network (VXLAN source address).
-        type: str
-        required: true
-      prefix:
-        description: Prefix length of the experiment network.
-        type: int
-        required: true
-      device:
-        description:
-          - The experiment interface. With the local target, the veth end made in O(pnet.namespace).
-            With the testbed target, an existing interface; the module adds O(pnet.address) to it when missing.
-          - Null with the testbed target means the interface that already holds the address.
-        type: str
-      route_to:
-        description:
-          - The other pnodes' hosts (names or addresses). With no O(pnet.device) and no interface holding
-            O(pnet.address), the experiment interface is the one that routes to the first of them that resolves.
-        type: list
-        elements: str
-      mtu:
-        description: MTU to set on O(pnet.device) (and the wire port); null leaves it alone.
-        type: int
-      namespace:
-        description: Network namespace holding this pnode's physical side (local target only).
-        type: str
-      wire_namespace:
-        description: Namespace standing for the experiment LAN, shared by the experiment's pnodes (local target only).
-        type: str
-      wire_bridge:
-        description: Bridge in O(pnet.wire_namespace) the pnodes' wires are enslaved to.
-        type: str
-      wire_port:
-        description: Name of this pnode's veth end in O(pnet.wire_namespace).
-        type: str
-  uplinks:
-    description: Uplinks of this pnode (C(containerize_uplinks)); keys other than the ones below are ignored.
-    type: list
-    elements: dict
-    default: []
-    suboptions:
-      switch:
-        description: Id of the substrate switch in O(run_dir) the tap is plugged into.
-        type: str
-        required: true
-      port:
-        description:
-          - Port of the switch for the tap. The compiler gives the switch's highest port, which no
-            node or wirefilter uses (two endpoints on one VDE port do not hear each other).
-          - Null lets the switch choose a free port.
-        type: int
-      vni:
-        description: VXLAN network identifier of the substrate (1 to 16777215).
-        type: int
-        required: true
-      tap:
-        description: Name of the tap.
-        type: str
-        required: true
-      bridge:
-        description: Name of the bridge joining tap and VXLAN device.
-        type: str
-        required: true
-      vxlan:
-        description: Name of the VXLAN device.
-        type: str
-        required: true
-      peers:
-        description: Experiment-network addresses of the other pnodes carrying this substrate.
-        type: list
-        elements: str
-        required: true
-      substrate:
-        description: The substrate (informational).
-        type: str
-  device:
-    description: Overrides O(pnet.device); with the testbed target, the name of the experiment interface.
-    type: str
-  mtu:
-    description: MTU of the taps and VXLAN devices, the largest frame a node may send across pnodes.
-    type: int
-    default: 1500
-  port:
-    description: UDP destination port of the VXLAN devices.
-    type: int
-    default: 4789
   state:
     description: C(present) realizes exactly the planned uplinks, C(absent) removes every uplink of the experiment here.
     type: str
@@ -220,36 +132,19 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.containerize.deploy.plugins.module_utils.daemons import compact_invocation
 from ansible_collections.containerize.deploy.plugins.module_utils.spec import plan_module, run_dir_spec
-from ansible_collections.containerize.deploy.plugins.module_utils.uplinks import Uplinks
+from ansible_collections.containerize.deploy.plugins.module_utils.uplinks import UPLINK_OPTIONS, carry_uplinks
 
 
 def main():
     module = plan_module(AnsibleModule, run_dir_spec(), {
         "tag": {"type": "str", "required": True},
-        "pnet": {"type": "dict", "default": None},
-        "uplinks": {"type": "list", "elements": "dict", "default": []},
-        "device": {"type": "str", "default": None},
-        "mtu": {"type": "int", "default": 1500},
-        "port": {"type": "int", "default": 4789},
+        **UPLINK_OPTIONS,
         "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
         "timeout": {"type": "float", "default": 5.0},
     })
-    work = Uplinks(module)
-    work.validate()
-    present = module.params["state"] == "present"
-    if present and work.uplinks:
-        for prog in ("ip", "bridge", "vde_plug2tap"):
-            if not module.get_bin_path(prog):
-                module.fail_json(msg=f"{prog} not found (packages iproute2, vde2)")
-    try:
-        work.present() if present else work.absent()
-    except RuntimeError as exc:
-        work.result["changed"] = bool(work.changes)
-        module.fail_json(msg=str(exc), **work.result)
-    result = work.result
-    result["changed"] = bool(work.changes)
+    result, before, after = carry_uplinks(module, module.params["state"] == "present")
     if module._diff:
-        result["diff"] = {"before": work.before, "after": work.after}
+        result["diff"] = {"before": before, "after": after}
     module.exit_json(**result, invocation=compact_invocation(module))
 
 

@@ -40,7 +40,8 @@ PLAN_ARGUMENTS = {
     "openvz_nodes": NODES_AND_HOSTS,
     "embedded_nodes": NODES_AND_HOSTS,
     "experiment_status": {"nodes": "containerize_nodes"},
-    "vde_network": {"switches": "containerize_switches", "wirefilters": "containerize_wirefilters"},
+    "vde_network": {"switches": "containerize_switches", "wirefilters": "containerize_wirefilters",
+                    "uplinks": "containerize_uplinks"},
     "vde_uplinks": {"uplinks": "containerize_uplinks"},
     "link_shaping": {"nodes": "containerize_nodes", "wirefilters": "containerize_wirefilters"},
 }
