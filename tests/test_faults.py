@@ -113,7 +113,7 @@ def _ip(namespace: str, *args: str) -> None:
 
 
 # breakage -> (how to break it, {task: what its module must report, and nothing else})
-VDE = "containerize.deploy.vde : Run the planned VDE switches and wirefilters"
+VDE = "containerize.deploy.vde : Run the planned VDE switches, wirefilters and cross-pnode uplinks"
 PROCESS = "containerize.deploy.process : Realize, or remove, every process node of this pnode"
 HV = "containerize.deploy.hv : Set the pnode up for the experiment, or remove it from the pnode"
 BREAKAGES = {
