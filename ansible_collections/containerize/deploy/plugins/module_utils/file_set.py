@@ -10,11 +10,12 @@ import os
 import shutil
 
 from ansible_collections.containerize.deploy.plugins.module_utils.daemons import read_text, write_new_or_replace
+from ansible_collections.containerize.deploy.plugins.module_utils.names import plain_file_name
 
 
 def bad_name(files):
     """The first name of FILES that is not a plain file name, or None."""
-    return next((name for name in files if not name or "/" in name or name in (".", "..")), None)
+    return next((name for name in files if not plain_file_name(name)), None)
 
 
 def plan(dest, files):

@@ -34,6 +34,11 @@ def valid_ifname(value):
     return isinstance(value, str) and bool(IFNAME_RE.match(value))
 
 
+def plain_file_name(value):
+    """True when VALUE names a file in a directory, not a path out of it (no /, not . or ..)."""
+    return bool(value) and "/" not in value and value not in (".", "..")
+
+
 def planned_names(entries, errors, key="name", invalid="node name {!r} is not a valid node name",
                   twice="node {} planned twice"):
     """Each (name, entry) of the plan's ENTRIES whose KEY is a valid id, in order.

@@ -154,6 +154,7 @@ from ansible_collections.containerize.deploy.plugins.module_utils.hosts import (
     render_hosts,
     with_block,
 )
+from ansible_collections.containerize.deploy.plugins.module_utils.names import plain_file_name
 from ansible_collections.containerize.deploy.plugins.module_utils.spec import experiment_spec, plan_module
 
 BASE_DIRS = ("config", "log", "run", "nodes")
@@ -197,9 +198,10 @@ def plan(params):
         if params["scripts_dir"]:
             steps += script_steps(params["scripts_dir"], params["scripts"], before, after)
     else:
-        inside = [path for path in exp_dirs if params["scripts_dir"] and is_below(params["scripts_dir"], path)]
-        if params["scripts_dir"] and not inside and os.path.lexists(params["scripts_dir"]):
-            steps.append((f"remove {params['scripts_dir']}", "rmtree", params["scripts_dir"]))
+        # a scripts directory inside one of the experiment's goes with it
+        scripts_dir = params["scripts_dir"]
+        if scripts_dir and os.path.lexists(scripts_dir) and not any(is_below(scripts_dir, path) for path in exp_dirs):
+            steps.append((f"remove {scripts_dir}", "rmtree", scripts_dir))
         steps += [(f"remove {path}", "rmtree", path) for path in exp_dirs if os.path.lexists(path)]
         # base directories left empty, the root, and (a simulated pnode's root is {pnode_root}/pnodes/
         # pnode-NNNN) pnodes/: removed after the experiment's own, so "empty" is judged then
@@ -222,7 +224,7 @@ def script_steps(scripts_dir, scripts, before, after):
         path = os.path.join(scripts_dir, name)
         before[path] = f"(mode {was[name]['mode']})\n{was[name]['content']}" if was[name]["content"] is not None else ""
         after[path] = f"(mode {wanted[name]['mode']})\n{wanted[name]['content']}"
-    steps = [] if os.path.isdir(scripts_dir) or write else [(f"create {scripts_dir}", "scripts", (scripts_dir, [], []))]
+    steps = [] if os.path.isdir(scripts_dir) or write else [(f"create {scripts_dir}", "mkdir", scripts_dir)]
     if write or remove:
         names = ", ".join([w[0] for w in write] + [f"-{name}" for name in remove])
         steps.append((f"put the shared scripts in {scripts_dir} ({names})", "scripts", (scripts_dir, write, remove)))
@@ -313,9 +315,10 @@ def main():
     })
     params = module.params
     check_hosts(module)
-    if file_set.bad_name(params["scripts"]) is not None:
-        module.fail_json(msg=f"scripts: file names must be plain names, not {file_set.bad_name(params['scripts'])!r}")
-    if "/" in params["exp_name"] or params["exp_name"] in ("", ".", ".."):
+    bad_script = file_set.bad_name(params["scripts"])
+    if bad_script is not None:
+        module.fail_json(msg=f"scripts: file names must be plain names, not {bad_script!r}")
+    if not plain_file_name(params["exp_name"]):
         module.fail_json(msg=f"exp_name {params['exp_name']!r} must be a plain name (EID.PID)")
     missing = missing_packages(params["packages"]) if params["state"] == "present" else []
     if missing and params["fail_missing"]:
