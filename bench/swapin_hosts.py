@@ -5,7 +5,8 @@ pnodes (--size) and onto COUNT hosts of the test bed (tests/hosts.py, --pnode-ho
 in, re-run (no change expected) and swapped out. On each, the RTT between two nodes of the first pnode
 ("same") and between the first nodes of the first two pnodes ("cross"): p50 and p99 of 200 pings.
 "ratio" is the hosts' swap-in over the local one with as many pnodes. With --repeat R each is run R
-times and the times are medians (RTTs from the first run). See bench/swapin.py's doc.
+times, local and hosts in turn, and the times are medians (RTTs from the first run); the ratio is the
+median of the R pairs' ratios, each pair's printed below it. See bench/swapin.py's doc.
 """
 
 from __future__ import annotations
@@ -90,14 +91,17 @@ def hosts_table(counts: list[int], sizes: list[int], repeat: int = 1) -> int:
             for count in counts:
                 local_dir = workdir / f"local{nodes}x{count}"
                 _compile(source, local_dir, f"l{nodes}x{count}", f"--size={count}")
-                local = _median([_one(local_dir, ENV) for _ in range(repeat)])
-                print(_row("local", count, nodes, local, None), flush=True)
                 hosts_file = workdir / f"hosts{count}.yml"
                 hosts_file.write_text("".join(f"- {host.address}\n" for host in group[:count]))
                 hosts_dir = workdir / f"hosts{nodes}x{count}"
                 _compile(source, hosts_dir, f"h{nodes}x{count}", "--pnode-hosts-file", str(hosts_file))
-                remote = _median([_one(hosts_dir, env) for _ in range(repeat)])
-                print(_row("hosts", count, nodes, remote, remote["swapin"] / local["swapin"]), flush=True)
+                # in pairs, local then hosts: this VM's speed drifts over minutes, and a pair shares it
+                pairs = [(_one(local_dir, ENV), _one(hosts_dir, env)) for _ in range(repeat)]
+                ratios = [remote["swapin"] / local["swapin"] for local, remote in pairs]
+                print(_row("local", count, nodes, _median([local for local, _ in pairs]), None), flush=True)
+                print(_row("hosts", count, nodes, _median([remote for _, remote in pairs]),
+                           statistics.median(ratios)), flush=True)
+                print(f"{'':<6} swap-in ratio of each pair: {' '.join(f'{r:.2f}' for r in ratios)}", flush=True)
     finally:
         testbed.down(log=lambda _line: None)
         shutil.rmtree(workdir, ignore_errors=True)

@@ -132,9 +132,30 @@ BREAKAGES = {
     "node hosts": (lambda e: Path(f"/etc/netns/{e.namespaces['c']}/hosts").write_text("127.0.0.1 tampered\n"),
                    {PROCESS: {"nodes": {"c"}}}),
     "experiment config": (lambda e: Path(f"/var/containers/config/{e.name}/hosts").unlink(), {HV: {}}),
+    # the node's /var/containers/facts: process_nodes keeps it (no readiness call on a pnode of process nodes)
+    "node facts": (lambda e: Path(f"/var/containers/nodes/{e.name}/b/facts").unlink(),
+                   {PROCESS: {"info_files": {"b facts"}}}),
     # the whole run directory (pid files, sockets): the orphaned daemons are found by their arguments
     "run directory": (lambda e: shutil.rmtree(e.run_dir), {HV: {}, VDE: {}, PROCESS: {}}),
 }
+
+
+def test_process_nodes_are_ready_when_their_call_returns(exp):
+    """A pnode of process nodes makes no readiness call: the process role's one call leaves every start
+    command begun and the info and facts files in every node directory."""
+    proc = subprocess.run(["ansible-playbook", "-i", str(exp.expdir / "inventory"), "playbooks/swapin.yml", "-v"],
+                          capture_output=True, text=True, env=ENV, cwd=REPO, check=True)
+    readiness = r"TASK \[containerize.deploy.readiness : Wait until.*\]\s*\*+\s*skipping"
+    assert re.search(readiness, proc.stdout), proc.stdout
+    for node in NODES:
+        nodedir = Path(f"/var/containers/nodes/{exp.name}/{node}")
+        assert f"node={node}\nkind=process\n" in (nodedir / "facts").read_text()
+        assert os.access(nodedir / "info", os.X_OK)
+    for node in ("a", "d"):  # started by the first swap-in; d's has ended
+        assert (Path(f"/var/containers/nodes/{exp.name}/{node}/log/start_command.log").read_text()
+                .startswith("start "))
+    inside = node_exec(exp.expdir, "c", "/var/containers/info")
+    assert inside.returncode == 0 and "Node:" in inside.stdout and "c" in inside.stdout, inside.stdout + inside.stderr
 
 
 def test_each_shaped_interface_is_one_element_to_its_switch(exp):

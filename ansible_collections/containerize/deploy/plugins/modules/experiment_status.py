@@ -164,14 +164,14 @@ waited:
   type: float
 """
 
-import os
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.containerize.deploy.plugins.module_utils.daemons import (
-    compact_invocation,
-    read_text,
-    write_new_or_replace,
+from ansible_collections.containerize.deploy.plugins.module_utils.daemons import compact_invocation
+from ansible_collections.containerize.deploy.plugins.module_utils.node_info import (
+    apply_info_files,
+    info_script,
+    missing_script_message,
+    plan_info_files,
 )
 from ansible_collections.containerize.deploy.plugins.module_utils.node_status import (
     Context,
@@ -180,34 +180,6 @@ from ansible_collections.containerize.deploy.plugins.module_utils.node_status im
     status_lines,
 )
 from ansible_collections.containerize.deploy.plugins.module_utils.spec import run_dir_spec
-
-INFO_SCRIPT_PATH = ("hv", "info.sh")  # below scripts_dir: the hv role's files/info.sh
-
-
-def facts_text(node, params):
-    facts = {"node": node["name"], "kind": node.get("kind") or "process", "project": params["project"],
-             "experiment": params["experiment"], "pnode": params["pnode"]}
-    return "".join(f"{key}={value}\n" for key, value in facts.items())
-
-
-def plan_info_files(params, script):
-    """The (label, path, text, mode) writes that put SCRIPT and the facts in every node directory that exists."""
-    ctx = Context(params)
-    writes = []
-    for node in named_nodes(params):
-        nodedir = ctx.nodedir(node["name"])
-        if not os.path.isdir(nodedir):
-            continue
-        for name, text, mode in (("info", script, 0o755), ("facts", facts_text(node, params), 0o644)):
-            path = os.path.join(nodedir, name)
-            if read_text(path) != text or (os.stat(path).st_mode & 0o777) != mode:
-                writes.append((f"{node['name']} {name}", path, text, mode))
-    return writes
-
-
-def apply_info_files(writes):
-    for _label, path, text, mode in writes:
-        write_new_or_replace(path, text, mode)
 
 
 def late_message(result, timeout):
@@ -242,16 +214,15 @@ def main():
         module.fail_json(msg=f"exp_name {params['exp_name']!r} is not a valid name")
     script = None
     if params["info_files"]:
-        script_path = os.path.join(params["scripts_dir"] or "", *INFO_SCRIPT_PATH)
-        script = read_text(script_path) if params["scripts_dir"] else None
+        script, script_path = info_script(params["scripts_dir"])
         if script is None:
-            module.fail_json(msg=f"info_files needs the hv role's info script, {script_path} (scripts_dir): "
-                                 "run the hv role first")
+            module.fail_json(msg=missing_script_message(script_path))
     result = gather(params)
     result["changed"] = False
     result["table"] = status_lines(result["nodes"])
     if params["info_files"]:
-        writes = plan_info_files(params, script)
+        writes = plan_info_files(Context(params).nodes_dir, named_nodes(params), script, params["project"],
+                                 params["experiment"], params["pnode"])
         if not module.check_mode:
             apply_info_files(writes)
         result["changed"] = bool(writes)

@@ -149,6 +149,26 @@ options:
     description: Seconds to wait for a plug or process to come up or go away.
     type: float
     default: 5.0
+  start_timeout:
+    description:
+      - Seconds to wait, at the end of the call, until every start command started in it has begun (its
+        supervisor logged C(start)); the call fails naming the ones that have not. A process node has no
+        boot to wait for, so with this the call leaves its nodes ready and the readiness role has nothing
+        to wait for on a pnode of process nodes.
+    type: float
+    default: 60.0
+  info_files:
+    description:
+      - Keep the C(info) script (a copy of O(scripts_dir)C(/hv/info.sh)) and the C(facts) file in the
+        directory of each node of this call, as the readiness role's M(containerize.deploy.experiment_status)
+        does for every node (module_utils/node_info.py), so that a pnode of process nodes needs no readiness
+        call. Needs O(scripts_dir).
+    type: bool
+    default: false
+  pnode:
+    description: Name of this pnode (for the C(facts) file).
+    type: str
+    default: ""
   ipv6:
     description:
       - IPv6 on the nodes' interfaces (C(net.ipv6.conf.IF.disable_ipv6), and C(default) for the ones made
@@ -213,6 +233,11 @@ stopped:
   returned: always
   type: list
   elements: str
+info_files:
+  description: The C(NODE info) and C(NODE facts) files written (or, in check mode, that would be).
+  returned: with O(info_files)
+  type: list
+  elements: str
 """
 import os
 import shutil
@@ -231,6 +256,7 @@ from ansible_collections.containerize.deploy.plugins.module_utils.daemons import
     remove_path,
     stop_strays,
     stray_processes,
+    wait_for,
 )
 from ansible_collections.containerize.deploy.plugins.module_utils.names import valid_netns
 from ansible_collections.containerize.deploy.plugins.module_utils.netns import (
@@ -240,6 +266,12 @@ from ansible_collections.containerize.deploy.plugins.module_utils.netns import (
     processes_in,
     scan_namespaces,
     write_in_place,
+)
+from ansible_collections.containerize.deploy.plugins.module_utils.node_info import (
+    apply_info_files,
+    info_script,
+    missing_script_message,
+    plan_info_files,
 )
 from ansible_collections.containerize.deploy.plugins.module_utils.plugs import (
     OLD_RECORD_SUFFIX,
@@ -254,7 +286,11 @@ from ansible_collections.containerize.deploy.plugins.module_utils.spec import (
     nodes_module,
     note_changes,
 )
-from ansible_collections.containerize.deploy.plugins.module_utils.start_log import SCRIPT_NAME, wants_start
+from ansible_collections.containerize.deploy.plugins.module_utils.start_log import (
+    SCRIPT_NAME,
+    read_start_log,
+    wants_start,
+)
 from ansible_collections.containerize.deploy.plugins.module_utils.wirefilter import recorded_element, runs_as_plug
 
 # the supervisor earlier versions of this module wrote into the run directory: its processes are still
@@ -465,6 +501,42 @@ def run_present(ctx, nodes, result, planned):
     if errors:
         module.fail_json(msg="some process nodes failed: " + "; ".join(sorted(errors)), **result,
                          invocation=compact_invocation(module))
+    late = [] if ctx.check else wait_for_start_lines(
+        {node.name: node.log_dir for node in done if node.started}, module.params["start_timeout"])
+    if late:
+        module.fail_json(msg=f"{len(late)} start command(s) not begun after {module.params['start_timeout']:g} s "
+                             f"(no start line in log/start_command.log): {', '.join(late)}", **result,
+                         invocation=compact_invocation(module))
+
+
+def wait_for_start_lines(log_dirs, timeout):
+    """Wait (at most TIMEOUT s) until the supervisor of each node of LOG_DIRS {name: log directory} logged
+    its start; the names of those that did not, sorted."""
+    waiting = dict(log_dirs)
+
+    def begun():
+        for name in [name for name, log_dir in waiting.items() if read_start_log(log_dir)[0]]:
+            del waiting[name]
+        return not waiting
+
+    wait_for(begun, timeout)
+    return sorted(waiting)
+
+
+def keep_info_files(ctx, nodes, result):
+    """The info script and facts file in each node's directory (module_utils/node_info.py)."""
+    p = ctx.module.params
+    script, path = info_script(p["scripts_dir"])
+    if script is None and not ctx.check:
+        ctx.module.fail_json(msg=missing_script_message(path), **result)
+    if script is None:  # check mode before the hv role put it in place: every file would be written
+        writes = [(f"{g['name']} {name}", None, None, None) for g in nodes for name in ("info", "facts")]
+    else:
+        writes = plan_info_files(ctx.nodes_dir, nodes, script, ctx.project, ctx.experiment, p["pnode"])
+    if not ctx.check:
+        apply_info_files(writes)
+    result["info_files"] = [label for label, _path, _text, _mode in writes]
+    result["changed"] = result["changed"] or bool(writes)
 
 
 def main():
@@ -473,6 +545,9 @@ def main():
         "kinds": {"type": "list", "elements": "str", "default": ["process"]},
         "start_commands": {"type": "bool", "default": True},
         "timeout": {"type": "float", "default": 5.0},
+        "start_timeout": {"type": "float", "default": 60.0},
+        "info_files": {"type": "bool", "default": False},
+        "pnode": {"type": "str", "default": ""},
         "ipv6": {"type": "bool"},
         "wirefilters": {"type": "list", "elements": "dict", "default": []},
         "wire_program": {"type": "str"},
@@ -497,6 +572,8 @@ def main():
             if not ctx.check and not os.path.isfile(ctx.start_script):
                 module.fail_json(msg=f"{ctx.start_script} is missing (the hv role puts it in place)")
         run_present(ctx, nodes, result, planned)
+        if module.params["info_files"]:
+            keep_info_files(ctx, nodes, result)
     exit_result(module, result)
 
 

@@ -1,0 +1,53 @@
+# Copyright: the containerize authors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The info script and facts file of every node directory (/var/containers/info and /var/containers/facts
+inside the node).
+
+experiment_status keeps them for every kind of node (the readiness role's O(info_files)); process_nodes
+keeps them for its own nodes, so that a pnode of process nodes is ready without a readiness call.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ansible_collections.containerize.deploy.plugins.module_utils.daemons import read_text, write_new_or_replace
+
+INFO_SCRIPT_PATH = ("hv", "info.sh")  # below scripts_dir: the hv role's files/info.sh
+
+
+def info_script(scripts_dir):
+    """(text, path) of the hv role's info script below SCRIPTS_DIR; text is None when it cannot be read."""
+    path = os.path.join(scripts_dir or "", *INFO_SCRIPT_PATH)
+    return (read_text(path) if scripts_dir else None), path
+
+
+def missing_script_message(path):
+    return f"info_files needs the hv role's info script, {path} (scripts_dir): run the hv role first"
+
+
+def facts_text(node, project, experiment, pnode):
+    facts = {"node": node["name"], "kind": node.get("kind") or "process", "project": project,
+             "experiment": experiment, "pnode": pnode}
+    return "".join(f"{key}={value}\n" for key, value in facts.items())
+
+
+def plan_info_files(nodes_dir, nodes, script, project, experiment, pnode):
+    """The (label, path, text, mode) writes that put SCRIPT and the facts in the directory of each of NODES
+    (NODES_DIR/NAME) that exists."""
+    writes = []
+    for node in nodes:
+        nodedir = os.path.join(nodes_dir, node["name"])
+        if not os.path.isdir(nodedir):
+            continue
+        facts = facts_text(node, project, experiment, pnode)
+        for name, text, mode in (("info", script, 0o755), ("facts", facts, 0o644)):
+            path = os.path.join(nodedir, name)
+            if read_text(path) != text or (os.stat(path).st_mode & 0o777) != mode:
+                writes.append((f"{node['name']} {name}", path, text, mode))
+    return writes
+
+
+def apply_info_files(writes):
+    for _label, path, text, mode in writes:
+        write_new_or_replace(path, text, mode)
