@@ -145,7 +145,7 @@ def test_process_nodes_are_ready_when_their_call_returns(exp):
     command begun and the info and facts files in every node directory."""
     proc = subprocess.run(["ansible-playbook", "-i", str(exp.expdir / "inventory"), "playbooks/swapin.yml", "-v"],
                           capture_output=True, text=True, env=ENV, cwd=REPO, check=True)
-    readiness = r"TASK \[containerize.deploy.readiness : Wait until.*\]\s*\*+\s*skipping"
+    readiness = r"TASK \[Wait until the nodes are ready\]\s*\*+\s*skipping"
     assert re.search(readiness, proc.stdout), proc.stdout
     for node in NODES:
         nodedir = Path(f"/var/containers/nodes/{exp.name}/{node}")
