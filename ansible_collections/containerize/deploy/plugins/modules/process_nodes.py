@@ -529,10 +529,8 @@ def keep_info_files(ctx, nodes, result):
     script, path = info_script(p["scripts_dir"])
     if script is None and not ctx.check:
         ctx.module.fail_json(msg=missing_script_message(path), **result)
-    if script is None:  # check mode before the hv role put it in place: every file would be written
-        writes = [(f"{g['name']} {name}", None, None, None) for g in nodes for name in ("info", "facts")]
-    else:
-        writes = plan_info_files(ctx.nodes_dir, nodes, script, ctx.project, ctx.experiment, p["pnode"])
+    # in check mode before the hv role put the script in place, each node's script would be written
+    writes = plan_info_files(ctx.nodes_dir, nodes, script or "", ctx.project, ctx.experiment, p["pnode"])
     if not ctx.check:
         apply_info_files(writes)
     result["info_files"] = [label for label, _path, _text, _mode in writes]
