@@ -115,7 +115,7 @@ def _ip(namespace: str, *args: str) -> None:
 # breakage -> (how to break it, {task: what its module must report, and nothing else})
 VDE = "containerize.deploy.vde : Run the planned VDE switches, wirefilters and cross-pnode uplinks"
 PROCESS = "containerize.deploy.process : Realize, or remove, every process node of this pnode"
-HV = "containerize.deploy.hv : Set the pnode up for the experiment, or remove it from the pnode"
+HV = "containerize.deploy.hv : Set the pnode up for the experiment (and its VDE network with hv_network), or remove it"
 BREAKAGES = {
     # the LAN's switch: it comes back, and the elements plugged into it (each LAN member's cz-wire, which is
     # its plug: docs/datapath.md) are restarted by process_nodes; the link's switch and element are untouched

@@ -101,3 +101,16 @@ def test_shared_scripts_are_kept_exactly_in_the_same_call(tmp_path):
 
     apply(plan(_scripts_params(tmp_path, "absent"))[0])
     assert not (tmp_path / "containers").exists()
+
+
+def test_network_is_left_to_role_vde_only_when_something_must_come_first():
+    """With network=true the base call runs the VDE network unless its packages are still to be installed
+    or its wirefilters wait for the shaping element that role vde builds after this call."""
+    from ansible_collections.containerize.deploy.plugins.modules.hv_experiment import network_waits
+
+    unshaped = {"wirefilters": [], "wire_program": None}
+    shaped = {"wirefilters": [{"id": "w0", "left": "p0", "right": "s0"}], "wire_program": None}
+    assert not network_waits(unshaped, missing=[])
+    assert network_waits(unshaped, missing=["vde2"])
+    assert network_waits(shaped, missing=[])
+    assert not network_waits({**shaped, "wire_program": "wirefilter"}, missing=[])

@@ -282,7 +282,7 @@ def run_playbook(expdir: Path, book: Path, *extra: str, check: bool = True) -> t
 
 
 # Other experiments on this machine share /etc/hosts: a re-run may rewrite this experiment's block there.
-HOSTS_BLOCK = {"hv : Set the pnode up for the experiment, or remove it from the pnode"}
+HOSTS_BLOCK = {"hv : Set the pnode up for the experiment (and its VDE network with hv_network), or remove it"}
 
 
 def changed_tasks(output: str) -> set[str]:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from bench.topologies import one_lan
 from tests.e2e import (
     REPO,
     assert_delay,
@@ -23,6 +24,7 @@ from tests.e2e import (
     host_state,
     node_exec,
     playbook,
+    playbook_changes,
     traces,
 )
 
@@ -165,4 +167,39 @@ def test_swapout_after_interrupted_swapin(tmp_path):
     cut_swapin(expdir, lambda: any(run_dir.glob("*.plug.pid")) or any(run_dir.glob("*.wf.pid")))
     assert any(traces(host_state(), expdir).values()), "the swap-in was cut before it made anything"
     playbook(expdir, "swapout")
+    _assert_same(before, host_state())
+
+
+HV_TASK = ("containerize.deploy.hv : Set the pnode up for the experiment (and its VDE network with hv_network), "
+           "or remove it")
+
+
+def test_unshaped_network_runs_in_the_base_call(tmp_path):
+    """A pnode whose links are not shaped gets its switches and uplinks from the hv role's one call (no
+    vde role on swap-in, none on swap-out): a LAN over two pnodes works, a killed switch is restarted
+    by that call, a re-run changes nothing, and swap-out leaves nothing."""
+    source = tmp_path / "lan.tcl"
+    source.write_text(one_lan(4))
+    expdir = tmp_path / "exp"
+    compile_topology(source, expdir, "e2e", "unshaped", "--default-container=process", "--size=2")
+    before = host_state()
+    try:
+        changes = playbook_changes(expdir, "swapin")
+        assert {change["task"] for change in changes} == {HV_TASK, "containerize.deploy.process : "
+                                                          "Realize, or remove, every process node of this pnode"}
+        started = {switch for change in changes if change["task"] == HV_TASK for switch in change["result"]["started"]}
+        assert started and all(change["result"]["network_run"] for change in changes if change["task"] == HV_TASK)
+        assignment = yaml.safe_load((expdir / "assignment").read_text())
+        first, second = (names[0] for names in assignment.values())
+        assert node_exec(expdir, first, "ping", "-c", "2", "-W", "3", second).returncode == 0
+        host_vars = yaml.safe_load((expdir / "inventory/host_vars/pnode-0000.yml").read_text())
+        switch = Path(host_vars["containerize_run_dir"]) / f"{host_vars['containerize_switches'][0]['id']}.pid"
+        os.kill(int(switch.read_text()), signal.SIGKILL)
+        time.sleep(0.3)
+        repaired = [change for change in playbook_changes(expdir, "swapin") if change["task"] == HV_TASK]
+        assert [change["result"]["started"] for change in repaired] == [[switch.name[:-len(".pid")]]]
+        assert node_exec(expdir, first, "ping", "-c", "2", "-W", "3", second).returncode == 0
+        assert changed(playbook(expdir, "swapin")) == 0
+    finally:
+        playbook(expdir, "swapout")
     _assert_same(before, host_state())

@@ -1,7 +1,20 @@
-"""Action for the hv_experiment module: the role's shared scripts read on the controller, run in-process locally."""
+"""Action for the hv_experiment module: the role's shared scripts read on the controller, run in-process locally.
 
+With network=true the module also runs the pnode's VDE network: the plan's switches, wirefilters and
+uplinks are handed over as for vde_network, when the task does not give them.
+"""
+
+from ansible.module_utils.parsing.convert_bool import boolean
+
+from ansible_collections.containerize.deploy.plugins.plugin_utils.in_process import PLAN_ARGUMENTS
 from ansible_collections.containerize.deploy.plugins.plugin_utils.role_files import RoleFilesAction
 
 
 class ActionModule(RoleFilesAction):
     FILE_OPTIONS = {"scripts_src": "scripts"}
+
+    def _module_args(self, task_vars: dict) -> dict:
+        module_args = super()._module_args(task_vars)
+        if boolean(module_args.get("network", False), strict=False):
+            self._add_plan_arguments(module_args, task_vars, PLAN_ARGUMENTS["vde_network"])
+        return module_args

@@ -16,6 +16,113 @@ options:
     required: true
 """
 
+    # The pnode's VDE switches and wirefilters (module_utils/vde_run.py): vde_network, and hv_experiment, which
+    # runs them in the same call as the pnode base when asked (network=true).
+    NETWORK = r"""
+options:
+  tag:
+    description:
+      - The experiment tag (C(containerize_exp_tag)), eight hex digits, naming the uplinks' links.
+      - Not given, uplinks are left alone (O(uplinks) and O(pnet) are not used).
+    type: str
+  switches:
+    description:
+      - Every VDE switch this pnode runs (C(containerize_switches)).
+      - Keys other than the ones below are ignored.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      id:
+        description: Switch id, unique within the experiment and pnode, C([A-Za-z0-9][A-Za-z0-9-]*).
+        type: str
+        required: true
+      ports:
+        description: Number of ports (C(vde_switch -n)); usable ports are 1 to I(ports)-1.
+        type: int
+        required: true
+      substrate:
+        description: Substrate the switch carries (informational).
+        type: str
+      role:
+        description: C(substrate) or C(private) (informational).
+        type: str
+  wirefilters:
+    description:
+      - One wirefilter per shaped interface (C(containerize_wirefilters)); left is the node side,
+        right the substrate side. Keys other than the ones below are ignored.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      id:
+        description: Wirefilter id.
+        type: str
+        required: true
+      left:
+        description: Switch id on the node side (usually a private switch).
+        type: str
+        required: true
+      right:
+        description: Switch id on the substrate side.
+        type: str
+        required: true
+      right_port:
+        description: Port on the right switch; omitted or null lets the switch choose.
+        type: int
+      left_port:
+        description:
+          - Port on the left switch. When not given, the highest port of the left switch
+            (I(ports)-1) is used so that the wirefilter never shares a port with a node
+            (endpoints sharing a VDE port do not hear each other).
+        type: int
+      left_to_right:
+        description:
+          - Shaping of traffic leaving the node, C({bandwidth, delay_ms, loss}).
+          - I(bandwidth) is bit/s or null (unlimited), I(delay_ms) one-way milliseconds,
+            I(loss) a probability from 0 to 1.
+          - wirefilter delays by whole milliseconds only (it truncates), so twice I(delay_ms) is rounded
+            to whole milliseconds and split, the larger half here and the smaller in I(right_to_left);
+            node to node (this hop then the peer's I(right_to_left) hop, each half of the link's delay)
+            keeps the planned delay to within half a millisecond.
+        type: dict
+      right_to_left:
+        description: Shaping of traffic arriving at the node, same keys as I(left_to_right).
+        type: dict
+      node_plug:
+        description:
+          - The element may be the node's plug (a process or openvz node's interface). When the element is
+            C(cz-wire), M(containerize.deploy.process_nodes) runs it on the node's tap in place of a
+            plug, the private switch I(left) and this element; here it is planned (not stopped as a
+            stray) but not run, and I(left) is not started. Not for I(node_kind=openvz) on an OpenVZ kernel.
+        type: bool
+        default: false
+      node_kind:
+        description: Kind of the node the shaped interface belongs to.
+        type: str
+      node:
+        description: Node the shaped interface belongs to (informational).
+        type: str
+      interface:
+        description: Shaped interface name (informational).
+        type: str
+  wire_dir:
+    description:
+      - Where the M(containerize.deploy.wire_element) module recorded the pnode's element
+        (C(SCRIPTS_DIR/wire)); it is run for each wirefilter - the path of C(cz-wire) where it was built
+        (same arguments and management socket; it takes I(delay_ms) exactly, where wirefilter takes the
+        whole-millisecond split below), else C(wirefilter) (vde2) - with its recorded
+        I(cpu_latency_us). Not given and no O(wire_program), C(wirefilter).
+    type: path
+  wire_program:
+    description: The program run for each wirefilter instead of the recorded one (C(wirefilter), or a cz-wire).
+    type: str
+  timeout:
+    description: Seconds to wait for a daemon to come up or go away.
+    type: float
+    default: 5.0
+"""
+
     # The uplinks that carry the substrates crossing pnodes over VXLAN (module_utils/uplinks.py): vde_uplinks,
     # and vde_network, which realizes them in the same call as the switches.
     UPLINKS = r"""

@@ -19,6 +19,12 @@ description:
     task of its own, because on a pnode reached over SSH every module call costs ~0.2 s of CPU
     before it does any work.
   - Reports which required packages are missing, so a package task runs only when it must.
+  - With O(network=true), runs the pnode's VDE network in the same call, as M(containerize.deploy.vde_network)
+    does with the same options, after the base (O(state=present)) or before it is removed (O(state=absent)).
+    A network whose packages are still to be installed, or with wirefilters (the vde role builds their
+    shaping element first, M(containerize.deploy.wire_element)) unless O(wire_program) is given, is left
+    to a later M(containerize.deploy.vde_network) call (RV(network_run) false). The swapin and swapout
+    playbooks do it so, because over SSH every module call costs a pnode ~0.2 s of CPU before it does any work.
   - With O(state=absent) removes exactly what it made for this experiment, and the base directories
     under O(root) when they are left empty.
   - Why one module and not M(ansible.builtin.file), M(ansible.builtin.copy) and
@@ -32,7 +38,18 @@ extends_documentation_fragment:
   - containerize.deploy.experiment
   - containerize.deploy.experiment.attributes
   - containerize.deploy.experiment.plan
+  - containerize.deploy.experiment.network
+  - containerize.deploy.experiment.uplinks
 options:
+  network:
+    description:
+      - Also run (or, with O(state=absent), remove) the pnode's VDE switches, wirefilters and uplinks, from
+        O(switches), O(wirefilters), O(tag), O(uplinks) and O(pnet) (the plan's C(containerize_switches),
+        C(containerize_wirefilters), C(containerize_uplinks), which the action plugin hands over when
+        they are not given).
+      - False leaves the network alone, and those options are not used.
+    type: bool
+    default: false
   root:
     description: Pnode root (C(containerize_root)); its base directories are removed when left empty.
     type: path
@@ -133,6 +150,14 @@ missing_packages:
   type: list
   elements: str
   returned: always
+network_run:
+  description:
+    - Whether the VDE network was run in this call (O(network=true) and nothing it needs still to come).
+      When true, RV(started), RV(restarted), RV(stopped), RV(prioritized), RV(pids) and RV(uplinks) are
+      returned as M(containerize.deploy.vde_network) returns them.
+  type: bool
+  returned: always
+  sample: true
 """
 
 import fcntl
@@ -156,6 +181,7 @@ from ansible_collections.containerize.deploy.plugins.module_utils.hosts import (
 )
 from ansible_collections.containerize.deploy.plugins.module_utils.names import plain_file_name
 from ansible_collections.containerize.deploy.plugins.module_utils.spec import experiment_spec, plan_module
+from ansible_collections.containerize.deploy.plugins.module_utils.vde_run import NETWORK_OPTIONS, run_network
 
 BASE_DIRS = ("config", "log", "run", "nodes")
 IP_FORWARD = "/proc/sys/net/ipv4/ip_forward"
@@ -296,6 +322,12 @@ def sync_hosts_block(params, check):
         return True, current, wanted
 
 
+def network_waits(params, missing):
+    """Whether the network is left to a later vde_network call: its packages are still to be installed, or
+    its wirefilters wait for the shaping element the vde role builds after this call (wire_element)."""
+    return bool(missing) or bool(params["wirefilters"] and not params["wire_program"])
+
+
 def main():
     module = plan_module(AnsibleModule, experiment_spec(), {
         "root": {"type": "path", "required": True},
@@ -312,6 +344,8 @@ def main():
         "scripts_dir": {"type": "path"},
         "scripts": {"type": "dict", "default": {}},
         "scripts_src": {"type": "path"},
+        "network": {"type": "bool", "default": False},
+        **NETWORK_OPTIONS,
     })
     params = module.params
     check_hosts(module)
@@ -325,22 +359,32 @@ def main():
         module.fail_json(msg="missing packages (and not to be installed): " + ", ".join(missing),
                          missing_packages=missing)
     steps, before, after = plan(params)
+    present = params["state"] == "present"
+    network_run = params["network"] and not (present and network_waits(params, missing))
+    # the daemons go before the directories holding their sockets, and start once those exist
+    network = run_network(module, "absent") if network_run and not present else None
     try:
         if not module.check_mode:
             apply(steps)
         hosts_changed, hosts_before, hosts_after = sync_hosts_block(params, module.check_mode)
     except OSError as exc:
         module.fail_json(msg=f"{exc.filename}: {exc.strerror}")
+    if network_run and present:
+        network = run_network(module, "present")
     # an rmdir of a directory that is not empty changes nothing: not reported
     changes = [what for what, action, arg in steps
                if action != "rmdir" or not os.path.isdir(arg) or (module.check_mode and not os.listdir(arg))]
     if hosts_changed:
         changes.append(f"update the experiment's block in {params['etc_hosts']}")
         before[params["etc_hosts"]], after[params["etc_hosts"]] = hosts_before, hosts_after
-    result = {"changed": bool(changes), "changes": changes, "missing_packages": missing}
+    result = {"changed": bool(changes), "changes": changes, "missing_packages": missing, "network_run": network_run}
+    diffs = [{"before": "".join(f"{k}:\n{v}\n" for k, v in before.items()),
+              "after": "".join(f"{k}:\n{v}\n" for k, v in after.items())}]
+    if network:
+        diffs.append(network.pop("diff", {"before": {}, "after": {}}))
+        result.update(network, changed=result["changed"] or network["changed"])
     if module._diff:
-        result["diff"] = {"before": "".join(f"{k}:\n{v}\n" for k, v in before.items()),
-                          "after": "".join(f"{k}:\n{v}\n" for k, v in after.items())}
+        result["diff"] = diffs if len(diffs) > 1 else diffs[0]
     module.exit_json(**result, invocation=compact_invocation(module))
 
 

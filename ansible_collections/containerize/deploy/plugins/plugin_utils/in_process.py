@@ -64,11 +64,15 @@ class InProcessAction(ActionBase):
     def _module_args(self, task_vars: dict) -> dict:
         """The task's arguments, and the plan's for those it leaves out (PLAN_ARGUMENTS)."""
         module_args = dict(self._task.args)
-        for option, variable in PLAN_ARGUMENTS.get(self._task.action.rsplit(".", 1)[-1], {}).items():
+        self._add_plan_arguments(module_args, task_vars, PLAN_ARGUMENTS.get(self._task.action.rsplit(".", 1)[-1], {}))
+        return module_args
+
+    def _add_plan_arguments(self, module_args: dict, task_vars: dict, plan: dict) -> None:
+        """Set each option of PLAN (option -> plan variable) that MODULE_ARGS leaves out to the variable's value."""
+        for option, variable in plan.items():
             if option not in module_args and variable in task_vars:
                 value = task_vars[variable]
                 module_args[option] = self._templar.template(value) if isinstance(value, str) else value
-        return module_args
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
