@@ -7,12 +7,12 @@ up N hosts on one Linux bridge with no controller (`--switch lxbr --controller n
 from its interpreter's start, as ansible-playbook's time is.
 Usage (from the checkout): python3 -m bench.swapin [--repeat N] [SIZES...]    (default 10 50 100 250, N 3)
 
-Each size is run N times, Mininet and ours in turn, and the table shows medians (the ratio is
-median swap-in / median Mininet bring-up): this machine is a VM whose neighbours steal CPU, and
-single runs vary by +-30 %. Every phase starts on a settled machine (settle(): the CPUs at least
-90 % idle for a second), because the kernel frees deleted network namespaces in the background
-(taking the rtnl lock that link set-up needs), so the previous phase's clean-up would otherwise
-slow down the next one, ours or Mininet's.
+Each size is run N times, Mininet and ours in turn, and the table shows medians (the ratios are
+median swap-in / median Mininet bring-up and median swap-out / median Mininet stop, `net.stop()`):
+this machine is a VM whose neighbours steal CPU, and single runs vary by +-30 %. Every phase starts
+on a settled machine (settle(): the CPUs at least 90 % idle for a second), because the kernel frees
+deleted network namespaces in the background (taking the rtnl lock that link set-up needs), so the
+previous phase's clean-up would otherwise slow down the next one, ours or Mininet's.
 
 With --pnodes 1,2,4 [--nodes 100]: one LAN of that many process nodes split over 1, 2 and 4 local
 pnodes (--size), so the LAN crosses every pnode and is carried between them over VXLAN. Prints the
@@ -110,7 +110,8 @@ def _median_run(runs: list[dict]) -> dict:
     return merged
 
 
-def mininet(hosts: int) -> float | None:
+def mininet(hosts: int) -> tuple[float, float] | None:
+    """Seconds Mininet takes to bring HOSTS hosts up (from its interpreter's start) and to stop them."""
     python = "/usr/bin/python3"
     if not Path(python).exists() or subprocess.run([python, "-c", "import mininet"], capture_output=True).returncode:
         return None
@@ -120,7 +121,8 @@ def mininet(hosts: int) -> float | None:
                           check=False)
     if proc.returncode != 0:
         return None
-    return float(proc.stdout.split()[0])
+    up, stop = proc.stdout.split()[:2]
+    return float(up), float(stop)
 
 
 def _rtts(expdir: Path, source: str, target: str, count: int = 200, env: dict | None = None) -> list[float]:
@@ -239,7 +241,7 @@ def main() -> int:
         del args[at:at + 2]
     sizes = [int(a) for a in args] or [10, 50, 100, 250]
     print_header(f"{'topology':<10} {'nodes':>5} {'swap-in s':>9} {'no-op re-run s':>14} {'changed':>7} "
-                 f"{'swap-out s':>10} {'mininet up s':>12} {'ratio':>6}")
+                 f"{'swap-out s':>10} {'mininet up s':>12} {'ratio':>6} {'mininet stop s':>14} {'ratio':>6}")
     workdir = Path(tempfile.mkdtemp(prefix="bench-swapin-"))
     try:
         for size in sizes:
@@ -247,7 +249,7 @@ def main() -> int:
             for _ in range(repeat):  # in turn, so that both see the same neighbours
                 mn_runs.append(mininet(size))
                 lan_runs.append(measure(f"oneLAN{size}", one_lan(size), workdir))
-            mn = statistics.median(mn_runs) if None not in mn_runs else None
+            mn = [statistics.median(run[i] for run in mn_runs) for i in (0, 1)] if None not in mn_runs else None
             for label, text, count in (("one LAN", None, size),
                                        ("tree", lan_tree(size - size // 11, lan_size=10), None)):
                 if text is None:
@@ -255,11 +257,13 @@ def main() -> int:
                 else:
                     result = _median_run([measure(f"tree{size}", text, workdir) for _ in range(repeat)])
                 nodes = count or _count_nodes(workdir / f"{label.replace(' ', '')}{size}")
-                ratio = f"{result['swapin'] / mn:.2f}" if mn and label == "one LAN" else "-"
-                mn_text = f"{mn:.2f}" if mn and label == "one LAN" else "-"
+                versus = mn and label == "one LAN"
+                up, up_ratio, stop, stop_ratio = (
+                    (f"{mn[0]:.2f}", f"{result['swapin'] / mn[0]:.2f}",
+                     f"{mn[1]:.2f}", f"{result['swapout'] / mn[1]:.2f}") if versus else ("-",) * 4)
                 print(f"{label:<10} {nodes:>5} {result['swapin']:>9.2f} {result['rerun']:>14.2f} "
-                      f"{result['rerun_changed']:>7} {result['swapout']:>10.2f} {mn_text:>12} {ratio:>6}",
-                      flush=True)
+                      f"{result['rerun_changed']:>7} {result['swapout']:>10.2f} {up:>12} {up_ratio:>6} {stop:>14} "
+                      f"{stop_ratio:>6}", flush=True)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return 0
