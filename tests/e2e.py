@@ -20,6 +20,11 @@ REPO = Path(__file__).resolve().parent.parent
 MODULES = REPO / "ansible_collections" / "containerize" / "deploy" / "plugins" / "modules"
 ENV = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
        "ANSIBLE_FORCE_COLOR": "0"}
+# the names playbook_changes() reports the swapin playbook's module calls by
+HV_TASK = ("containerize.deploy.hv : Set the pnode up for the experiment (and its VDE network with hv_network), "
+           "or remove it")
+VDE_TASK = "containerize.deploy.vde : Run the planned VDE switches, wirefilters and cross-pnode uplinks"
+PROCESS_TASK = "containerize.deploy.process : Realize, or remove, every process node of this pnode"
 RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
 

@@ -20,7 +20,10 @@ import pytest
 
 from tests.e2e import (
     ENV,
+    HV_TASK,
+    PROCESS_TASK,
     REPO,
+    VDE_TASK,
     assert_delay,
     assert_nothing_left,
     changed,
@@ -113,30 +116,28 @@ def _ip(namespace: str, *args: str) -> None:
 
 
 # breakage -> (how to break it, {task: what its module must report, and nothing else})
-VDE = "containerize.deploy.vde : Run the planned VDE switches, wirefilters and cross-pnode uplinks"
-PROCESS = "containerize.deploy.process : Realize, or remove, every process node of this pnode"
-HV = "containerize.deploy.hv : Set the pnode up for the experiment (and its VDE network with hv_network), or remove it"
 BREAKAGES = {
     # the LAN's switch: it comes back, and the elements plugged into it (each LAN member's cz-wire, which is
     # its plug: docs/datapath.md) are restarted by process_nodes; the link's switch and element are untouched
-    "lan switch": (lambda e: _kill(e.pid("s0.pid")), {VDE: {"started": {"s0"}}, PROCESS: {"nodes": {"a", "b", "c"}}}),
+    "lan switch": (lambda e: _kill(e.pid("s0.pid")),
+                   {VDE_TASK: {"started": {"s0"}}, PROCESS_TASK: {"nodes": {"a", "b", "c"}}}),
     # the element of d's link, which is d's plug: process_nodes starts it again, nothing else moves
-    "link element": (lambda e: _kill(e.pid("w3-0.wf.pid")), {PROCESS: {"nodes": {"d"}}}),
-    "lan element": (lambda e: _kill(e.pid("w1-0.wf.pid")), {PROCESS: {"nodes": {"b"}}}),
-    "supervisor": (lambda e: os.killpg(e.pid("a.start.pid"), signal.SIGKILL), {PROCESS: {"nodes": {"a"}}}),
+    "link element": (lambda e: _kill(e.pid("w3-0.wf.pid")), {PROCESS_TASK: {"nodes": {"d"}}}),
+    "lan element": (lambda e: _kill(e.pid("w1-0.wf.pid")), {PROCESS_TASK: {"nodes": {"b"}}}),
+    "supervisor": (lambda e: os.killpg(e.pid("a.start.pid"), signal.SIGKILL), {PROCESS_TASK: {"nodes": {"a"}}}),
     "namespace": (lambda e: subprocess.run(["ip", "netns", "delete", e.namespaces["b"]], check=True),
-                  {PROCESS: {"nodes": {"b"}}}),
-    "tap": (lambda e: _ip(e.namespaces["c"], "link", "del", "eth1"), {PROCESS: {"nodes": {"c"}}}),
-    "address": (lambda e: _ip(e.namespaces["b"], "addr", "flush", "dev", "eth0"), {PROCESS: {"nodes": {"b"}}}),
-    "route": (lambda e: _ip(e.namespaces["d"], "route", "flush", "10.0.0.0/23"), {PROCESS: {"nodes": {"d"}}}),
+                  {PROCESS_TASK: {"nodes": {"b"}}}),
+    "tap": (lambda e: _ip(e.namespaces["c"], "link", "del", "eth1"), {PROCESS_TASK: {"nodes": {"c"}}}),
+    "address": (lambda e: _ip(e.namespaces["b"], "addr", "flush", "dev", "eth0"), {PROCESS_TASK: {"nodes": {"b"}}}),
+    "route": (lambda e: _ip(e.namespaces["d"], "route", "flush", "10.0.0.0/23"), {PROCESS_TASK: {"nodes": {"d"}}}),
     "node hosts": (lambda e: Path(f"/etc/netns/{e.namespaces['c']}/hosts").write_text("127.0.0.1 tampered\n"),
-                   {PROCESS: {"nodes": {"c"}}}),
-    "experiment config": (lambda e: Path(f"/var/containers/config/{e.name}/hosts").unlink(), {HV: {}}),
+                   {PROCESS_TASK: {"nodes": {"c"}}}),
+    "experiment config": (lambda e: Path(f"/var/containers/config/{e.name}/hosts").unlink(), {HV_TASK: {}}),
     # the node's /var/containers/facts: process_nodes keeps it (no readiness call on a pnode of process nodes)
     "node facts": (lambda e: Path(f"/var/containers/nodes/{e.name}/b/facts").unlink(),
-                   {PROCESS: {"info_files": {"b facts"}}}),
+                   {PROCESS_TASK: {"info_files": {"b facts"}}}),
     # the whole run directory (pid files, sockets): the orphaned daemons are found by their arguments
-    "run directory": (lambda e: shutil.rmtree(e.run_dir), {HV: {}, VDE: {}, PROCESS: {}}),
+    "run directory": (lambda e: shutil.rmtree(e.run_dir), {HV_TASK: {}, VDE_TASK: {}, PROCESS_TASK: {}}),
 }
 
 

@@ -16,6 +16,8 @@ import yaml
 
 from bench.topologies import one_lan
 from tests.e2e import (
+    HV_TASK,
+    PROCESS_TASK,
     REPO,
     assert_delay,
     changed,
@@ -170,10 +172,6 @@ def test_swapout_after_interrupted_swapin(tmp_path):
     _assert_same(before, host_state())
 
 
-HV_TASK = ("containerize.deploy.hv : Set the pnode up for the experiment (and its VDE network with hv_network), "
-           "or remove it")
-
-
 def test_unshaped_network_runs_in_the_base_call(tmp_path):
     """A pnode whose links are not shaped gets its switches and uplinks from the hv role's one call (no
     vde role on swap-in, none on swap-out): a LAN over two pnodes works, a killed switch is restarted
@@ -185,8 +183,7 @@ def test_unshaped_network_runs_in_the_base_call(tmp_path):
     before = host_state()
     try:
         changes = playbook_changes(expdir, "swapin")
-        assert {change["task"] for change in changes} == {HV_TASK, "containerize.deploy.process : "
-                                                          "Realize, or remove, every process node of this pnode"}
+        assert {change["task"] for change in changes} == {HV_TASK, PROCESS_TASK}
         started = {switch for change in changes if change["task"] == HV_TASK for switch in change["result"]["started"]}
         assert started and all(change["result"]["network_run"] for change in changes if change["task"] == HV_TASK)
         assignment = yaml.safe_load((expdir / "assignment").read_text())

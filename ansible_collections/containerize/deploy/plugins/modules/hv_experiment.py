@@ -378,13 +378,14 @@ def main():
         changes.append(f"update the experiment's block in {params['etc_hosts']}")
         before[params["etc_hosts"]], after[params["etc_hosts"]] = hosts_before, hosts_after
     result = {"changed": bool(changes), "changes": changes, "missing_packages": missing, "network_run": network_run}
-    diffs = [{"before": "".join(f"{k}:\n{v}\n" for k, v in before.items()),
-              "after": "".join(f"{k}:\n{v}\n" for k, v in after.items())}]
+    network_diff = None
     if network:
-        diffs.append(network.pop("diff", {"before": {}, "after": {}}))
+        network_diff = network.pop("diff")
         result.update(network, changed=result["changed"] or network["changed"])
     if module._diff:
-        result["diff"] = diffs if len(diffs) > 1 else diffs[0]
+        diff = {"before": "".join(f"{k}:\n{v}\n" for k, v in before.items()),
+                "after": "".join(f"{k}:\n{v}\n" for k, v in after.items())}
+        result["diff"] = [diff, network_diff] if network_diff else diff
     module.exit_json(**result, invocation=compact_invocation(module))
 
 
