@@ -35,13 +35,18 @@ def compile_topology(source: Path, out: Path, project: str, experiment: str, *ar
     assert proc.returncode == 0, proc.stderr
 
 
-def playbook(expdir: Path, name: str, *extra: str) -> dict[str, dict[str, int]]:
-    """Run playbooks/NAME.yml; return the recap per host. Fails the test on a failed run."""
+def playbook_output(expdir: Path, name: str, *extra: str) -> str:
+    """Run playbooks/NAME.yml; return what it printed. Fails the test on a failed run."""
     cmd = ["ansible-playbook", "-i", str(expdir / "inventory"), str(REPO / "playbooks" / f"{name}.yml"), *extra]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=ENV, cwd=REPO, check=False)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    return proc.stdout
+
+
+def playbook(expdir: Path, name: str, *extra: str) -> dict[str, dict[str, int]]:
+    """Run playbooks/NAME.yml; return the recap per host. Fails the test on a failed run."""
     return {m[0]: {"ok": int(m[1]), "changed": int(m[2]), "unreachable": int(m[3]), "failed": int(m[4])}
-            for m in RECAP.findall(proc.stdout)}
+            for m in RECAP.findall(playbook_output(expdir, name, *extra))}
 
 
 def playbook_changes(expdir: Path, name: str, *extra: str) -> list[dict]:

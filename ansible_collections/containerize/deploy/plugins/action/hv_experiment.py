@@ -2,12 +2,15 @@
 
 With network=true the module also runs the pnode's VDE network: the plan's switches, wirefilters and
 uplinks are handed over as for vde_network, when the task does not give them.
+Around the module call it keeps the record of the kinds of nodes swapped in on the pnode, which
+swapout.yml reads to skip the roles of other kinds (plugin_utils/swapped_kinds.py).
 """
 
 from ansible.module_utils.parsing.convert_bool import boolean
 
 from ansible_collections.containerize.deploy.plugins.plugin_utils.in_process import PLAN_ARGUMENTS
 from ansible_collections.containerize.deploy.plugins.plugin_utils.role_files import RoleFilesAction
+from ansible_collections.containerize.deploy.plugins.plugin_utils.swapped_kinds import SwappedKinds
 
 
 class ActionModule(RoleFilesAction):
@@ -18,3 +21,12 @@ class ActionModule(RoleFilesAction):
         if boolean(module_args.get("network", False), strict=False):
             self._add_plan_arguments(module_args, task_vars, PLAN_ARGUMENTS["vde_network"])
         return module_args
+
+    def run(self, tmp=None, task_vars=None):
+        record = SwappedKinds.for_task(task_vars or {}, self._task.args, self._task.check_mode)
+        if record is not None:
+            record.before_base()
+        result = super().run(tmp, task_vars)
+        if record is not None:
+            record.after_base(result)
+        return result

@@ -11,6 +11,10 @@ description:
     C(embedded_pnode)) and by pnode (group C(pnode_NNNN) holds the pnode and its nodes).
   - Per-pnode and experiment-wide variables come from C(host_vars/) and C(group_vars/) beside the
     inventory source file, which Ansible loads by itself.
+  - A pnode gets C(containerize_swapped_kinds), the kinds of nodes swapped in on it since its last
+    complete swap-out, from its record C(swapped/PNODE.json) in the experiment directory (kept by role
+    C(hv)); without a readable record it is not set, and the swapout playbook runs the qemu and openvz
+    roles on the pnode whatever its plan.
   - With the C(local) target every pnode is this machine (local connection); the compiler gives each
     pnode its own C(containerize_root) and C(containerize_prefix) when several share it. With the
     C(testbed) target a pnode is reached over SSH at a name built from O(pnode_host_pattern).
@@ -75,6 +79,7 @@ import yaml
 from ansible.errors import AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin, Constructable
 
+from ansible_collections.containerize.deploy.plugins.plugin_utils.swapped_kinds import read_record, record_path
 from ansible_collections.containerize.deploy.plugins.plugin_utils.unsafe_yaml import Loader
 
 KINDS = ("embedded_pnode", "qemu", "openvz", "process")
@@ -117,6 +122,9 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
                 host_vars.update(ansible_connection="local", ansible_python_interpreter=sys.executable)
             else:
                 host_vars.update(ansible_host=self._address(pnodes, index, pnode, pattern, eid, pid))
+            swapped = read_record(record_path(expdir, pnode))
+            if swapped is not None:
+                host_vars["containerize_swapped_kinds"] = swapped
             for key, value in host_vars.items():
                 self.inventory.set_variable(pnode, key, value)
             group = pnode.replace("-", "_")
