@@ -48,6 +48,11 @@ class Experiment:
     def namespace(self, node: str, prefix: str = "") -> str:
         return f"{prefix}{node}.{self.options.experiment}.{self.options.project}"
 
+    def lan_namespace(self, substrate: str, prefix: str = "") -> str:
+        """The namespace of a LAN's kernel bridge (planners/switches.py bridged_lans): never a node's, whose
+        names have no dot."""
+        return f"{prefix}{substrate}.lan.{self.options.experiment}.{self.options.project}"
+
 
 def check(topo: Topology) -> None:
     """The checks that need no planning (names, values, the subnets the file fixes): linear and cheap, so a

@@ -112,6 +112,7 @@ def test_link_set_up_and_mac_and_links_agree_with_ip(netns, rtnl):
             "mtu": link["mtu"],
             "ipv6_disabled": run("ip", "netns", "exec", netns, "cat",
                                  f"/proc/sys/net/ipv6/conf/{link['ifname']}/disable_ipv6").strip() == "1",
+            "master": None,
         }
     assert rtnl.index("d0") == links["d0"]["index"]
     run("ip", "netns", "exec", netns, "sysctl", "-qw", "net.ipv6.conf.d1.disable_ipv6=1")
@@ -122,6 +123,30 @@ def test_link_set_up_and_mac_and_links_agree_with_ip(netns, rtnl):
     assert "UP" not in d0["flags"] and d0["address"] == "02:00:00:aa:bb:0c"
     assert rtnl.links()["d0"]["up"] is False
     rtnl.link_set("d0")  # nothing asked: nothing sent
+
+
+def test_bridge_port_in_one_request_agrees_with_ip(make_netns, netns, rtnl):
+    """bridge_add, veth_add with master and up (a LAN member's port, module_utils/lan_bridge.py), link_set
+    master, and link_del taking the other end with it, as iproute2 sees them."""
+    member = make_netns()
+    rtnl.bridge_add("lan")
+    bridge = rtnl.links()["lan"]
+    rtnl.veth_add("p1", "eth0", f"/run/netns/{member}", master=bridge["index"], up=True)
+    (port,) = ip_json(netns, "link", "show", "dev", "p1")
+    assert port["master"] == "lan" and "UP" in port["flags"] and rtnl.links()["p1"]["master"] == bridge["index"]
+    (bridge_shown,) = ip_json(netns, "-d", "link", "show", "dev", "lan")
+    assert bridge_shown["linkinfo"]["info_kind"] == "bridge" and "UP" in bridge_shown["flags"]
+    assert [link["ifname"] for link in ip_json(member, "link", "show", "dev", "eth0")] == ["eth0"]
+    run("ip", "-n", netns, "link", "set", "p1", "nomaster")
+    assert rtnl.links()["p1"]["master"] is None
+    rtnl.link_set("p1", master=bridge["index"])
+    assert ip_json(netns, "link", "show", "dev", "p1")[0]["master"] == "lan"
+    rtnl.link_del("p1")
+    assert "p1" not in rtnl.links()
+    assert subprocess.run(["ip", "-n", member, "link", "show", "dev", "eth0"], capture_output=True).returncode != 0
+    with pytest.raises(OSError) as err:
+        rtnl.link_del("p1")
+    assert err.value.errno == errno.ENODEV
 
 
 # --- addresses -------------------------------------------------------------------------------------------

@@ -1,7 +1,9 @@
 """VDE switches per pnode, the port of every interface, where wirefilters sit, and which links need none.
 
 A link between two process nodes of one pnode with no delay and no loss is a veth pair between
-their namespaces (veth_pairs): no switch, no plug, no process at all (docs/datapath.md).
+their namespaces (veth_pairs); a LAN of process nodes of one pnode with no delay and no loss is a
+kernel bridge in a namespace of its own, each member's interface a veth into it (bridged_lans): no
+switch, no plug, no process at all (docs/datapath.md).
 
 Each pnode runs one switch per substrate that has a switched interface on it. A shaped
 interface gets a small private switch and a wirefilter joining it to the substrate switch,
@@ -60,6 +62,7 @@ def plan_switches(topo: Topology, assignment: dict[str, list[str]], shaping: lis
     shaping_of = {(s.node, s.ifname): s for s in shaping}
     sub_index = {name: i for i, name in enumerate(topo.substrates)}
     veths = veth_pairs(topo, assignment, shaping_of, switched)
+    bridged = bridged_lans(topo, assignment, shaping_of, switched)
     pnodes_of_sub: dict[str, set[str]] = {}
     plans: dict[str, PnodeNetwork] = {}
     for pnode, names in assignment.items():
@@ -75,6 +78,12 @@ def plan_switches(topo: Topology, assignment: dict[str, list[str]], shaping: lis
                     tc = as_dict(plan.outbound) if plan.method == "tc" else None
                     net.attachments[(name, iface.ifname)] = {"switch": None, "port": None, "tc": tc,
                                                              "veth": {"node": peer.node, "ifname": peer.ifname}}
+                    continue
+                lan_port = bridged.get((name, iface.ifname))
+                if lan_port is not None:  # the port of its LAN's bridge; "bridge" names the LAN
+                    tc = as_dict(plan.outbound) if plan.method == "tc" else None
+                    net.attachments[(name, iface.ifname)] = {"switch": None, "port": lan_port, "tc": tc,
+                                                             "bridge": iface.substrate}
                     continue
                 if node.kind not in switched:
                     tc = as_dict(plan.outbound) if plan.method == "tc" else None
@@ -137,6 +146,26 @@ def veth_pairs(topo: Topology, assignment: dict[str, list[str]], shaping_of: dic
         pairs[(members[0].node, members[0].ifname)] = members[1]
         pairs[(members[1].node, members[1].ifname)] = members[0]
     return pairs
+
+
+def bridged_lans(topo: Topology, assignment: dict[str, list[str]], shaping_of: dict, switched: set) -> dict:
+    """{(node, ifname): its port number, from 1} for the LANs carried by a kernel bridge: every member a process
+    node of one pnode, and no delay or loss on any member's hop (bandwidth, if any, is a tbf on each member's
+    egress, as on a VDE LAN). The bridge forwards in the kernel; qemu and VXLAN uplinks need a VDE switch."""
+    pnode_of = {name: pnode for pnode, names in assignment.items() for name in names}
+    ports = {}
+    for name, members in topo.substrate_members().items():
+        if topo.substrates[name].kind != "lan" or not members:
+            continue
+        nodes = [topo.nodes[i.node] for i in members]
+        if any(n.kind != "process" or n.kind not in switched for n in nodes) or \
+                len({pnode_of.get(n.name) for n in nodes}) != 1:
+            continue
+        if any(shaping_of[(i.node, i.ifname)].method == "wirefilter" for i in members):
+            continue
+        for port, member in enumerate(members, 1):
+            ports[(member.node, member.ifname)] = port
+    return ports
 
 
 def pnet_addresses(pnodes: list[str], subnet: str = PNET_SUBNET) -> tuple[dict[str, str], int]:

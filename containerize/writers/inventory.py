@@ -45,6 +45,9 @@ def node_vars(exp: Experiment, pnode: str, name: str) -> dict:
         if attach.get("veth"):  # the other end of a veth pair (planners/switches.py veth_pairs)
             peer = attach["veth"]
             interfaces[-1]["veth"] = {"namespace": exp.namespace(peer["node"], prefix), "ifname": peer["ifname"]}
+        if attach.get("bridge"):  # a port of its LAN's kernel bridge (planners/switches.py bridged_lans)
+            interfaces[-1]["bridge"] = {"namespace": exp.lan_namespace(attach["bridge"], prefix),
+                                        "port": f"p{attach['port']}"}
     plan = {
         "name": name, "kind": node.kind, "ghost": node.ghost,
         "namespace": exp.namespace(name, prefix), "hostname": name,

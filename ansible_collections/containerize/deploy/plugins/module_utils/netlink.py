@@ -44,7 +44,7 @@ NLMSGERR_ATTR_MSG = 1
 NLA_TYPE_MASK = 0x3FFF  # without NLA_F_NESTED and NLA_F_NET_BYTEORDER
 
 # linux/rtnetlink.h
-RTM_NEWLINK, RTM_GETLINK = 16, 18
+RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK = 16, 17, 18
 RTM_NEWADDR, RTM_DELADDR, RTM_GETADDR = 20, 21, 22
 RTM_NEWROUTE, RTM_DELROUTE, RTM_GETROUTE = 24, 25, 26
 RTM_NEWQDISC, RTM_DELQDISC = 36, 37
@@ -56,7 +56,7 @@ RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_TABLE = 1, 4, 5, 15
 TCA_KIND, TCA_OPTIONS = 1, 2
 
 # linux/if_link.h, linux/if.h
-IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_QDISC, IFLA_EXT_MASK = 1, 3, 4, 6, 29
+IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_MASTER, IFLA_QDISC, IFLA_EXT_MASK = 1, 3, 4, 10, 6, 29
 RTEXT_FILTER_SKIP_STATS = 1 << 3  # leave the (large) counters out of link replies
 IFLA_LINKINFO, IFLA_NET_NS_FD, IFLA_AF_SPEC = 18, 28, 26
 IFLA_INET6_CONF = 2  # in IFLA_AF_SPEC's AF_INET6: the interface's ipv6 sysctls, an array of s32 (linux/ipv6.h)
@@ -364,7 +364,8 @@ class Rtnl(Closing):
     # --- links ---------------------------------------------------------------------------------------------
 
     def links(self):
-        """{ifname: {"index", "mac" (lowercase, None without one), "up" (IFF_UP), "qdisc", "mtu", "ipv6_disabled"}}.
+        """{ifname: {"index", "mac" (lowercase, None without one), "up" (IFF_UP), "qdisc", "mtu", "ipv6_disabled",
+        "master" (the ifindex of its bridge, None when enslaved to none)}}.
 
         ipv6_disabled is the interface's net.ipv6.conf.IF.disable_ipv6 (None in a kernel without IPv6): read
         here, it costs no visit to the namespace's /proc/sys."""
@@ -385,6 +386,7 @@ class Rtnl(Closing):
                 "qdisc": _get_str(attrs, IFLA_QDISC),
                 "mtu": _get_u32(attrs, IFLA_MTU),
                 "ipv6_disabled": _ipv6_disabled(attrs),
+                "master": _get_u32(attrs, IFLA_MASTER) or None,
             }
         return found
 
@@ -403,33 +405,51 @@ class Rtnl(Closing):
                 return IFINFOMSG.unpack_from(payload)[2]
         raise OSError(errno.ENODEV, f"index {ifname}: {os.strerror(errno.ENODEV)}")
 
-    def link_set(self, ifname, up=None, mac=None):
-        """Like `ip link set dev IFNAME [address MAC] [up|down]` (one request; the address is set first)."""
-        if up is None and mac is None:
+    def link_set(self, ifname, up=None, mac=None, master=None):
+        """Like `ip link set dev IFNAME [address MAC] [master MASTER] [up|down]` (one request; MASTER an ifindex)."""
+        if up is None and mac is None and master is None:
             return
-        what = f"link set dev {ifname}" + (f" address {mac}" if mac else "")
+        what = f"link set dev {ifname}" + (f" address {mac}" if mac else "") + (f" master {master}" if master else "")
         what += "" if up is None else " up" if up else " down"
         flags = IFF_UP if up else 0
         change = 0 if up is None else IFF_UP
         body = IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, flags, change) + _ifname_attr(ifname)
         if mac is not None:
             body += _attr(IFLA_ADDRESS, _mac_bytes(mac, what))
+        if master is not None:
+            body += _attr(IFLA_MASTER, _u32(master))
         self._do(what, RTM_NEWLINK, 0, body)
 
-    def veth_add(self, ifname, peer, peer_netns):
-        """Like `ip link add IFNAME type veth peer name PEER netns PEER_NETNS` (a path such as
-        /run/netns/NAME): a pair of linked interfaces, IFNAME here and PEER there, both down.
+    def veth_add(self, ifname, peer, peer_netns, master=None, up=False):
+        """Like `ip link add IFNAME [master MASTER] [up] type veth peer name PEER netns PEER_NETNS` (a path
+        such as /run/netns/NAME): a pair of linked interfaces, IFNAME here and PEER there (down).
         OSError EEXIST when a name is taken on either side."""
         what = f"link add {ifname} type veth peer name {peer} netns {peer_netns}"
         fd = os.open(peer_netns, os.O_RDONLY | os.O_CLOEXEC)
         try:
             peer_info = IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0) + _ifname_attr(peer)
             peer_info += _attr(IFLA_NET_NS_FD, _u32(fd))
-            info = _attr(IFLA_INFO_KIND, b"veth\0") + _attr(IFLA_INFO_DATA, _attr(VETH_INFO_PEER, peer_info))
-            body = IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0) + _ifname_attr(ifname) + _attr(IFLA_LINKINFO, info)
-            self._do(what, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, body)
+            self._link_add(what, ifname, b"veth\0", _attr(IFLA_INFO_DATA, _attr(VETH_INFO_PEER, peer_info)), master, up)
         finally:
             os.close(fd)
+
+    def bridge_add(self, ifname):
+        """Like `ip link add IFNAME up type bridge` (the kernel's defaults: no STP, so a new port forwards at once)."""
+        self._link_add(f"link add {ifname} up type bridge", ifname, b"bridge\0", b"", None, True)
+
+    def _link_add(self, what, ifname, kind, data, master, up):
+        flags = IFF_UP if up else 0
+        body = IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, flags, flags) + _ifname_attr(ifname)
+        body += _attr(IFLA_LINKINFO, _attr(IFLA_INFO_KIND, kind) + data)
+        if master is not None:
+            body += _attr(IFLA_MASTER, _u32(master))
+        self._do(what, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, body)
+
+    def link_del(self, ifname):
+        """Like `ip link del IFNAME` (a veth goes with its peer). OSError ENODEV when there is none."""
+        self._do(
+            f"link del {ifname}", RTM_DELLINK, 0, IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0) + _ifname_attr(ifname)
+        )
 
     # --- addresses -----------------------------------------------------------------------------------------
 

@@ -69,10 +69,10 @@ def start_status(node, log_dir):
 
 def plugs_down(ctx, node):
     """The interfaces of NODE whose tap plug (run_dir/NODE.IFNAME.plug.pid, or its element WIRE.wf.pid when
-    that is the plug: plugs.plan_plug) is not running (a veth has none)."""
+    that is the plug: plugs.plan_plug) is not running (a veth or a bridge port has none)."""
     down = []
     for iface in node.get("interfaces") or []:
-        if iface.get("veth"):
+        if iface.get("veth") or iface.get("bridge"):
             continue
         pidfiles = [ctx.rpath(f"{node['name']}.{iface.get('ifname')}.plug.pid")]
         if iface.get("wire"):  # the element first: where cz-wire runs, it is the plug

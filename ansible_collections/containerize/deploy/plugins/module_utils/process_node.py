@@ -1,6 +1,6 @@
 """One process node realized on its pnode: a network namespace with its /etc files, node directory, taps
-plugged into VDE (plugs.py) set over netlink, end-node tbf, and its start command (on its planned cpus)
-under the shared supervisor (roles/hv/files/start-command.sh); forwarding.
+plugged into VDE (plugs.py) or kernel links (kernel_links.py) set over netlink, end-node tbf, and its
+start command (on its planned cpus) under the shared supervisor (roles/hv/files/start-command.sh); forwarding.
 
 A Node observes the node, notes each thing that is not as planned (what its result and diff
 report), and repairs it unless the module runs in check mode: every action goes through act(). Stdlib only.
@@ -8,7 +8,6 @@ report), and repairs it unless the module runs in check mode: every action goes 
 
 from __future__ import annotations
 
-import errno
 import os
 import subprocess
 
@@ -24,8 +23,12 @@ from ansible_collections.containerize.deploy.plugins.module_utils.daemons import
     read_text,
     remove_path,
     short_hash,
-    wait_for,
     write_json,
+)
+from ansible_collections.containerize.deploy.plugins.module_utils.kernel_links import (
+    ensure_bridge_port,
+    ensure_veth,
+    kernel_path,
 )
 from ansible_collections.containerize.deploy.plugins.module_utils.netlink import Rtnl, in_netns
 from ansible_collections.containerize.deploy.plugins.module_utils.netns import (
@@ -107,9 +110,9 @@ class ProcessNode:
         self.taskset = taskset_prefix(spec.get("cpus"))  # its start command runs on its planned CPUs
         self.forwarding = bool(spec.get("forwarding"))
         self.interfaces = list(spec.get("interfaces") or [])
-        self.plugs = {  # how each interface is plugged (a veth has no plug)
+        self.plugs = {  # how each interface is plugged (a veth or a bridge port has no plug)
             i["ifname"]: plan_plug(ctx.run_dir, self.name, i, ctx.wires, ctx.element)
-            for i in self.interfaces if not i.get("veth")
+            for i in self.interfaces if not (i.get("veth") or i.get("bridge"))
         }
         self.routes = [
             {"dest": norm_dest(r.get("dest")), "gateway": r.get("gateway") or None, "dev": r.get("dev")}
@@ -253,7 +256,7 @@ class ProcessNode:
             link = ip["links"].get(iface["ifname"])
             plug = o["plugs"].get(iface["ifname"])
             s["interfaces"][iface["ifname"]] = {
-                "plug": ("running" if plug["pid"] else "stopped") if plug else ("veth" if link else "none"),
+                "plug": ("running" if plug["pid"] else "stopped") if plug else kernel_path(iface, link),
                 "mac": link["mac"] if link else None,
                 "addresses": link["addresses"] if link else [],
                 "up": link["up"] if link else False,
@@ -272,7 +275,7 @@ class ProcessNode:
             "forwarding": self.forwarding,
             "interfaces": {
                 i["ifname"]: {
-                    "plug": "veth" if i.get("veth") else "running",
+                    "plug": "bridge" if i.get("bridge") else "veth" if i.get("veth") else "running",
                     "mac": str(i.get("mac") or "").lower() or None,
                     "addresses": [f"{i['address']}/{i['prefix']}"] if i.get("address") else [],
                     "up": True,
@@ -368,8 +371,13 @@ class ProcessNode:
             ifname = iface["ifname"]
             if iface.get("veth"):
                 # an interface that had a plug before has just lost its tap (unplug): a veth takes its place
-                if (ifname not in links or ifname in self.unplugged) and self.ensure_veth(iface):
+                if (ifname not in links or ifname in self.unplugged) and ensure_veth(self, iface):
                     replugged.append(ifname)  # new, or made by its peer since observed: blank
+                continue
+            if iface.get("bridge"):
+                # the same: a bridge port in place of the tap of an earlier plan
+                if ensure_bridge_port(self, iface, ifname in links and ifname not in self.unplugged):
+                    replugged.append(ifname)
                 continue
             plug, plan = o["plugs"][ifname], self.plugs[ifname]
             switch_pid, switch_started = ctx.switch(plan.switch)
@@ -389,29 +397,6 @@ class ProcessNode:
                 lambda name=ifname: self.has_link(name), ctx.timeout, f"{self.name} {ifname}",
             )  # fmt: skip
         return replugged
-
-    def ensure_veth(self, iface):
-        """A veth pair to the peer's namespace unless this end exists (the peer's thread may have made the
-        pair since the observation, or be making it now); True when this end is (or would be) new."""
-        ifname, peer = iface["ifname"], iface["veth"]
-        if self.has_link(ifname):
-            return True
-        self.note(f"veth {ifname}")
-        if self.ctx.check:
-            return True
-
-        def made():
-            try:
-                self.rtnl().veth_add(ifname, peer["ifname"], netns_path(peer["namespace"]))
-            except OSError as exc:
-                if exc.errno not in (errno.EEXIST, errno.ENOENT):
-                    raise RuntimeError(f"{self.name} ({self.ns}): {exc}") from None
-            # EEXIST: the peer made it (or its old tap is still going away); ENOENT: its namespace is not yet there
-            return self.has_link(ifname)
-
-        if not wait_for(made, self.ctx.timeout, step=0.005):
-            raise RuntimeError(f"{self.name} {ifname}: no veth to {peer['ifname']} in {peer['namespace']}")
-        return True
 
     def ip_after_plugs(self, o, fresh_ns, gone, replugged):
         """The namespace's links and routes once the plugs are as planned (taps of new plugs are blank)."""

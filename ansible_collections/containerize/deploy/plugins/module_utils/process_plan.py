@@ -73,6 +73,11 @@ def validate(run_dir, nodes):
                 if not (isinstance(veth, dict) and valid_netns(str(veth.get("namespace") or ""))
                         and valid_ifname(str(veth.get("ifname") or ""))):
                     errors.append(f"node {name} {ifname}: veth peer {veth!r} needs a valid namespace and ifname")
+            elif iface.get("bridge") is not None:
+                lan = iface["bridge"]
+                if not (isinstance(lan, dict) and valid_netns(str(lan.get("namespace") or ""))
+                        and valid_ifname(str(lan.get("port") or ""))):
+                    errors.append(f"node {name} {ifname}: bridge {lan!r} needs a valid namespace and port")
             elif not NAME_RE.match(str(iface.get("switch", ""))):
                 errors.append(f"node {name} {ifname}: switch {iface.get('switch')!r} is not a valid id")
             elif len(os.path.join(run_dir, f"{iface['switch']}.ctl", "ctl")) >= SUN_PATH_MAX:

@@ -108,6 +108,9 @@ options:
           - An interface with C(veth), C({namespace, ifname}) of the other end, is one end of a veth pair
             into that node's namespace instead (no switch, no plug); whichever of the two nodes comes
             first makes the pair.
+          - An interface with C(bridge), C({namespace, port}), is one end of a veth pair whose other end,
+            C(port), is enslaved to the bridge C(lan) of that namespace, the LAN's own (no switch, no plug).
+            The call makes the LAN namespaces first, and removes those of the experiment no longer planned.
           - C(tc) is null or C({bandwidth, delay_ms, loss}); only I(bandwidth) (bit/s) can be
             realized (with C(tbf)); delay or loss fails, this kernel has no C(netem).
         type: list
@@ -258,6 +261,7 @@ from ansible_collections.containerize.deploy.plugins.module_utils.daemons import
     stray_processes,
     wait_for,
 )
+from ansible_collections.containerize.deploy.plugins.module_utils.lan_bridge import LanBridges, lan_namespaces
 from ansible_collections.containerize.deploy.plugins.module_utils.names import valid_netns
 from ansible_collections.containerize.deploy.plugins.module_utils.netns import (
     ETC_NETNS,
@@ -407,7 +411,7 @@ def run_absent(ctx, plans, result):
         nodes.setdefault(node, ns)
     for g in plans:
         nodes[g["name"]] = g["namespace"]
-    extra = set(scanned.values())
+    extra = set(scanned.values()) | set(lan_namespaces(ctx.prefix, ctx.exp_name))
     before = {
         "namespaces": sorted(ns for ns in set(nodes.values()) | extra if os.path.lexists(netns_path(ns))),
         "node_dirs": sorted(n for n in nodes if os.path.isdir(os.path.join(ctx.nodes_dir, n))),
@@ -492,12 +496,22 @@ def run_present(ctx, nodes, result, planned):
         result["stopped"].extend(sorted(stale))
 
     created = create_namespaces(ctx, nodes)
-    done, errors = ctx.run_each([(g["name"], ProcessNode(ctx, g, g["namespace"] in created).ensure) for g in nodes])
+    lans = {i["bridge"]["namespace"] for g in nodes for i in g.get("interfaces") or [] if i.get("bridge")}
+    ctx.lans = LanBridges(lans, ctx.check)
+    try:
+        # the LANs' bridges before their members' ports; stale ones only where this call has every process node
+        ctx.lans.ensure(lan_namespaces(ctx.prefix, ctx.exp_name) if "process" in module.params["kinds"] else [])
+        done, errors = ctx.run_each([(g["name"], ProcessNode(ctx, g, g["namespace"] in created).ensure) for g in nodes])
+    except (OSError, RuntimeError) as exc:
+        module.fail_json(msg=f"LAN bridges: {exc}", **result, invocation=compact_invocation(module))
+    finally:
+        ctx.lans.close()
     for node in note_changes(done, result):
         if node.started:
             result["started"].append(node.name)
         result["restarted"].extend(node.restarted)
         result["stopped"].extend(node.stopped)
+    note_lans(ctx.lans, result)
     if errors:
         module.fail_json(msg="some process nodes failed: " + "; ".join(sorted(errors)), **result,
                          invocation=compact_invocation(module))
@@ -507,6 +521,15 @@ def run_present(ctx, nodes, result, planned):
         module.fail_json(msg=f"{len(late)} start command(s) not begun after {module.params['start_timeout']:g} s "
                              f"(no start line in log/start_command.log): {', '.join(late)}", **result,
                          invocation=compact_invocation(module))
+
+
+def note_lans(lans, result):
+    """What LANS (LanBridges) changed in RESULT: `lans`, and the LAN namespaces before and after in the diff
+    (under "lan bridges": no node has a space in its name)."""
+    result["lans"] = lans.changes
+    result["changed"] = result["changed"] or bool(lans.changes)
+    result["diff"]["before"]["lan bridges"] = lans.existed
+    result["diff"]["after"]["lan bridges"] = lans.planned
 
 
 def wait_for_start_lines(log_dirs, timeout):
