@@ -82,7 +82,8 @@ static size_t client_len[CLIENTS_MAX];
 static volatile sig_atomic_t stopping;
 static uint64_t rng[4];
 /* how late ppoll's timeout wakes us (EWMA, ns): the next wake-up is asked for that much before the
-   departure, and a frame due within it leaves now, so frames leave on time on average */
+   departure, so a frame leaves about on time; never before it (a wake-up that comes sooner than expected
+   waits out the rest), so a link never delivers faster than its plan */
 static int64_t lateness;
 static int cpu_latency = -1;          /* the PM QoS request held (us), -1 none */
 static const char *cpu_latency_error = "";
@@ -210,10 +211,9 @@ static void arrive(int d, const unsigned char *data, size_t len, int64_t now)
 	dir->last_depart = depart;
 }
 
-/* send what is due (within the expected wake-up lateness); returns the next departure or INT64_MAX */
+/* send what is due at NOW; returns the next departure or INT64_MAX */
 static int64_t depart_due(int64_t now)
 {
-	now += lateness;
 	int64_t next = INT64_MAX;
 	for (int d = 0; d < 2; d++) {
 		struct direction *dir = &dirs[d];
@@ -524,6 +524,8 @@ int main(int argc, char **argv)
 		if (next != INT64_MAX) {
 			now = now_ns();
 			wake = next - lateness;
+			if (wake <= now)
+				wake = next;  /* inside the expected lateness already: wait for the departure itself */
 			int64_t wait = wake - now;
 			if (wait < 0) wait = 0;
 			ts.tv_sec = wait / NS;
