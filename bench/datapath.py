@@ -8,7 +8,7 @@ the settings do not compete for the 2 cores) and always swapped out at the end:
   with both nodes on one pnode; `x` the same link with its nodes on two local pnodes
   (containers:partition 0 and 1, so the link crosses them over VXLAN); `u` an unshaped link (10 Gb/s,
   no delay: nothing on this machine reaches that rate); `h` a 100 Mb/s link; `p` a link losing 10 %
-  each way.
+  each way; `la`, `lb`, `lc` a LAN with no delay (10 Gb/s), which the compiler puts on a kernel bridge.
 - a big one: a routed tree of 1,000 idle process nodes (bench/topologies.py, LANs of 50, 1 ms LANs:
   2 ms planned between two members of a LAN), swapped in next to the small one.
 
@@ -22,7 +22,8 @@ larger):
                           (containers:cpus; not on a machine with one CPU)
   1,000 idle: inside      two nodes of one LAN of the big experiment   p50 5 % / 0.5 ms  p99 25 % / 2 ms
   1,000 idle: next to it  q of the small experiment                    (the same)
-and throughput (iperf3, TCP payload received): u >= 1000 Mb/s, h 95 +- 5 Mb/s; loss of p inside the
+  LAN, kernel bridge      la -> lc (no delay planned)                  (the one-pnode bounds)
+and throughput (iperf3, TCP payload received): u and la -> lb >= 1000 Mb/s, h 95 +- 5 Mb/s; loss of p inside the
 95 % binomial interval (bench/fidelity.py's measure_loss).
 
 Usage (from the checkout): python3 -m bench.datapath [--quick] [--big N] [--json] [--element wirefilter]
@@ -69,6 +70,7 @@ PAIRS = [
     fidelity.Case("r", "delay", 100, delay_ms=5),
     fidelity.Case("v", "ceiling", 10000),
 ]
+LAN = fidelity.Case("l", "ceiling", 10000)  # la, lb and lc on one LAN: a kernel bridge (docs/datapath.md)
 
 
 def cpu_places() -> dict[str, str]:
@@ -87,7 +89,10 @@ def small_topology() -> str:
     places = [f"tb-add-node-attribute ${c.name}{end} containers:partition {int(c.name + end == 'xb')}"
               for c in PAIRS for end in "ab"]
     places += [f"tb-add-node-attribute ${node} containers:cpus {cpus}" for node, cpus in cpu_places().items()]
-    return text.replace("$ns rtproto Static", "\n".join(places) + "\n$ns rtproto Static")
+    members = [f"{LAN.name}{end}" for end in "abc"]
+    lan = [f"set {node} [$ns node]\ntb-add-node-attribute ${node} containers:partition 0" for node in members]
+    lan.append(f'set lan{LAN.name} [$ns make-lan "{" ".join("$" + n for n in members)}" {LAN.bandwidth_mbit:g}Mb 0ms]')
+    return text.replace("$ns rtproto Static", "\n".join(lan + places) + "\n$ns rtproto Static")
 
 
 class Swapped(fidelity.Experiment):
@@ -213,6 +218,8 @@ def run(big: int, seconds: int, progress=None) -> tuple[list[dict], dict]:
                            COUNT * 0.05 + 4, pair="r", load="v"))
         add(throughput_row("throughput, unshaped link", small, PAIRS[2], seconds))
         add(throughput_row("throughput, 100 Mb/s link", small, PAIRS[3], seconds))
+        add(rtt_row("LAN without delay, kernel bridge", small, f"{LAN.name}a", f"{LAN.name}c", QUIET))
+        add(throughput_row("throughput, LAN without delay (kernel bridge)", small, LAN, seconds))
         add(loss_row("loss 10 % each way", small, PAIRS[4]))
         settle()
         with Swapped("dpb", lan_tree(big, lan_size=50), "--size=1") as crowd:

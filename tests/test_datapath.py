@@ -90,7 +90,7 @@ def rows() -> dict[str, dict]:
 
 def rtt_rows(rows: dict[str, dict]) -> list[dict]:
     found = [row for row in rows.values() if row["kind"] == "rtt"]
-    assert len(found) == (6 if datapath.cpu_places() else 5)  # the placed under-load row needs 2 CPUs
+    assert len(found) == (7 if datapath.cpu_places() else 6)  # the placed under-load row needs 2 CPUs
     return found
 
 

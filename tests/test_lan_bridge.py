@@ -118,3 +118,49 @@ def test_bridged_lan_needs_no_process_and_is_repaired(tmp_path):
     finally:
         playbook(expdir, "swapout")
     assert_nothing_left(expdir, before)
+
+
+TWO_PNODES = """\
+set ns [new Simulator]
+source tb_compat.tcl
+foreach n {a b c d} { set $n [$ns node] }
+foreach n {a b} { tb-add-node-attribute [set $n] containers:partition 0 }
+foreach n {c d} { tb-add-node-attribute [set $n] containers:partition 1 }
+set left [$ns make-lan "$a $b" 100Mb DELAY]
+set right [$ns make-lan "$c $d" 100Mb 0ms]
+$ns rtproto Static
+$ns run
+"""
+
+
+@pytest.mark.slow
+def test_each_pnode_keeps_its_own_lans_and_drops_those_no_longer_bridged(tmp_path):
+    """Two local pnodes, one bridged LAN each (pnode 0's names have no prefix, so a scan of its LANs would
+    match pnode 1's): both stay through swap-in and re-run. Recompiled with delay on one LAN, the next
+    swap-in removes that LAN's namespace (it takes VDE) and keeps the other; swap-out leaves nothing."""
+    source = tmp_path / "two.tcl"
+    expdir = tmp_path / "exp"
+    experiment = f"t{os.getpid()}"
+    source.write_text(TWO_PNODES.replace("DELAY", "0ms"))
+    compile_topology(source, expdir, "lanb", experiment, "--default-container=process")
+    lans = {iface["substrate"]: iface["bridge"]["namespace"] for iface in _interfaces(expdir).values()}
+    assert lans == {"left": f"left.lan.{experiment}.lanb", "right": f"p1-right.lan.{experiment}.lanb"}
+    before = host_state()
+    try:
+        playbook(expdir, "swapin")
+        assert changed(playbook(expdir, "swapin")) == 0
+        assert set(lans.values()) <= host_state()["namespaces"]
+        assert node_exec(expdir, "a", "ping", "-c", "2", "-W", "3", "b").returncode == 0
+        assert node_exec(expdir, "d", "ping", "-c", "2", "-W", "3", "c").returncode == 0
+
+        source.write_text(TWO_PNODES.replace("DELAY", "2ms"))
+        compile_topology(source, expdir, "lanb", experiment, "--default-container=process")
+        assert "bridge" not in _interfaces(expdir)[("a", "left")]
+        playbook(expdir, "swapin")
+        namespaces = host_state()["namespaces"]
+        assert lans["left"] not in namespaces and lans["right"] in namespaces
+        assert_delay(expdir, "a", "b", 4.0)
+        assert changed(playbook(expdir, "swapin")) == 0
+    finally:
+        playbook(expdir, "swapout")
+    assert_nothing_left(expdir, before)

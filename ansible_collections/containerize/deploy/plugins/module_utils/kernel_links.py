@@ -52,6 +52,15 @@ def ensure_bridge_port(node, iface, present):
     return True
 
 
+def remove_link(node, ifname):
+    """Delete IFNAME from the node's namespace (its peer goes with it); already gone is fine."""
+    try:
+        node.rtnl().link_del(ifname)
+    except OSError as exc:
+        if exc.errno != errno.ENODEV:
+            raise RuntimeError(f"{node.name} ({node.ns}): {exc}") from None
+
+
 def kernel_path(iface, link):
     """What a node's diff shows for an interface without a plug: bridge, veth, or none (LINK missing)."""
     if not link:

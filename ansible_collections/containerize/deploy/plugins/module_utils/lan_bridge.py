@@ -5,8 +5,10 @@ runs for it: the kernel moves every frame, as on a veth link (docs/datapath.md).
 
 LanBridges observes each planned LAN namespace once per module call (one link dump), makes or repairs it
 before the nodes' threads run, and then makes each member's port for the member's thread (add_port).
-Names are the compiler's: the namespace PREFIX SUBSTRATE.lan.EXP_NAME (lan_namespaces() finds them
-again at swap-out) and the port pK, K the member's port number. Stdlib only.
+Names are the compiler's: the namespace PREFIX SUBSTRATE.lan.EXP_NAME and the port pK, K the member's port
+number. The pnode's run directory records the LAN namespaces it made (RECORD), so a swap-in removes
+those no longer planned and never another pnode's (on the local target pnode 0's prefix is empty: a scan
+would match every pnode's); swap-out removes the recorded ones and what lan_namespaces() finds. Stdlib only.
 """
 
 from __future__ import annotations
@@ -15,7 +17,13 @@ import errno
 import os
 import threading
 
-from ansible_collections.containerize.deploy.plugins.module_utils.daemons import NETNS_DIR, netns_inode, netns_path
+from ansible_collections.containerize.deploy.plugins.module_utils.daemons import (
+    NETNS_DIR,
+    netns_inode,
+    netns_path,
+    read_json,
+    write_json,
+)
 from ansible_collections.containerize.deploy.plugins.module_utils.names import NAME_RE
 from ansible_collections.containerize.deploy.plugins.module_utils.netlink import Rtnl, in_netns
 from ansible_collections.containerize.deploy.plugins.module_utils.netns import (
@@ -26,6 +34,7 @@ from ansible_collections.containerize.deploy.plugins.module_utils.netns import (
 )
 
 BRIDGE = "lan"
+RECORD = "lan-bridges.json"  # in the run directory: the LAN namespaces this pnode made, a JSON list
 # the LAN namespace sends nothing of its own: no IPv6 link-local address, router solicitation or MLD
 # report on the bridge or its ports (every member would receive them)
 IPV6_OFF = {
@@ -47,6 +56,12 @@ def lan_namespaces(prefix, exp_name):
     )  # fmt: skip
 
 
+def recorded_lans(record):
+    """The LAN namespaces RECORD (a path) lists, sorted; none when it is missing or not a list of names."""
+    found = read_json(record)
+    return sorted(ns for ns in found if isinstance(ns, str)) if isinstance(found, list) else []
+
+
 class LanBridges:
     """The planned LANs of one module call (NAMESPACES); CHECK: note, change nothing.
 
@@ -63,14 +78,18 @@ class LanBridges:
         self._ports = {}  # ns -> {port: True when enslaved to the bridge and up}
         self._lock = threading.Lock()
 
-    def ensure(self, stale):
-        """Make or repair every planned LAN (namespace, bridge up) and remove the STALE namespaces."""
-        gone = [ns for ns in stale if ns not in self.planned]
+    def ensure(self, record):
+        """Make or repair every planned LAN (namespace, bridge up), and (RECORD, a path) remove those it
+        records that are no longer planned, then record the planned ones."""
+        recorded = recorded_lans(record) if record else []
+        gone = [ns for ns in recorded if ns not in self.planned and os.path.lexists(netns_path(ns))]
         self.existed = sorted(set(gone) | {ns for ns in self.planned if os.path.lexists(netns_path(ns))})
         if gone:
             self.changes.extend(f"{ns}: removed" for ns in gone)
             if not self.check:
                 delete_namespaces(gone)
+        if record and not self.check and recorded != self.planned:
+            write_json(record, self.planned)  # before they are made: a failure later leaves them recorded
         missing = [ns for ns in self.planned if not os.path.lexists(netns_path(ns))]
         self.changes.extend(f"{ns}: namespace" for ns in missing)
         if self.check:

@@ -29,6 +29,7 @@ from ansible_collections.containerize.deploy.plugins.module_utils.kernel_links i
     ensure_bridge_port,
     ensure_veth,
     kernel_path,
+    remove_link,
 )
 from ansible_collections.containerize.deploy.plugins.module_utils.netlink import Rtnl, in_netns
 from ansible_collections.containerize.deploy.plugins.module_utils.netns import (
@@ -392,6 +393,10 @@ class ProcessNode:
             replugged.append(ifname)
             if plug["pid"]:
                 self.restarted.append(f"{self.name}.{ifname}")
+            elif ifname in links or (not ctx.check and self.has_link(ifname)):
+                # no plug holds the name: a veth or bridge port of an earlier plan (one whose LAN namespace was
+                # just deleted goes with it, but the kernel frees a namespace's devices later)
+                self.act(f"unlink {ifname}", remove_link, self, ifname)
             self.act(
                 f"{'replug' if plug['pid'] else 'plug'} {ifname}", start_plug, self.ns, plan,
                 lambda name=ifname: self.has_link(name), ctx.timeout, f"{self.name} {ifname}",

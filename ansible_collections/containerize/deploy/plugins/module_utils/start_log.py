@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 
+from ansible_collections.containerize.deploy.plugins.module_utils.daemons import wait_for
+
 LOG_NAME = "start_command.log"
 SCRIPT_NAME = "start-command.sh"
 
@@ -50,3 +52,17 @@ def start_field(wants, started, exit_code):
     if exit_code is not None:
         return "finished"
     return "started" if started else "waiting"
+
+
+def wait_for_start_lines(log_dirs, timeout):
+    """Wait (at most TIMEOUT s) until the supervisor of each node of LOG_DIRS {name: log directory} logged
+    its start; the names of those that did not, sorted."""
+    waiting = dict(log_dirs)
+
+    def begun():
+        for name in [name for name, log_dir in waiting.items() if read_start_log(log_dir)[0]]:
+            del waiting[name]
+        return not waiting
+
+    wait_for(begun, timeout)
+    return sorted(waiting)

@@ -241,6 +241,12 @@ info_files:
   returned: with O(info_files)
   type: list
   elements: str
+lans:
+  description: What changed (or would) in the LAN bridges' namespaces, each after its namespace's name.
+  returned: with O(state=present)
+  type: list
+  elements: str
+  sample: ["lan0.lan.exp.proj: namespace", "lan0.lan.exp.proj: bridge lan"]
 """
 import os
 import shutil
@@ -259,9 +265,13 @@ from ansible_collections.containerize.deploy.plugins.module_utils.daemons import
     remove_path,
     stop_strays,
     stray_processes,
-    wait_for,
 )
-from ansible_collections.containerize.deploy.plugins.module_utils.lan_bridge import LanBridges, lan_namespaces
+from ansible_collections.containerize.deploy.plugins.module_utils.lan_bridge import RECORD as LAN_RECORD
+from ansible_collections.containerize.deploy.plugins.module_utils.lan_bridge import (
+    LanBridges,
+    lan_namespaces,
+    recorded_lans,
+)
 from ansible_collections.containerize.deploy.plugins.module_utils.names import valid_netns
 from ansible_collections.containerize.deploy.plugins.module_utils.netns import (
     ETC_NETNS,
@@ -292,7 +302,7 @@ from ansible_collections.containerize.deploy.plugins.module_utils.spec import (
 )
 from ansible_collections.containerize.deploy.plugins.module_utils.start_log import (
     SCRIPT_NAME,
-    read_start_log,
+    wait_for_start_lines,
     wants_start,
 )
 from ansible_collections.containerize.deploy.plugins.module_utils.wirefilter import recorded_element, runs_as_plug
@@ -411,7 +421,8 @@ def run_absent(ctx, plans, result):
         nodes.setdefault(node, ns)
     for g in plans:
         nodes[g["name"]] = g["namespace"]
-    extra = set(scanned.values()) | set(lan_namespaces(ctx.prefix, ctx.exp_name))
+    lans = set(lan_namespaces(ctx.prefix, ctx.exp_name)) | set(recorded_lans(ctx.rpath(LAN_RECORD)))
+    extra = set(scanned.values()) | lans
     before = {
         "namespaces": sorted(ns for ns in set(nodes.values()) | extra if os.path.lexists(netns_path(ns))),
         "node_dirs": sorted(n for n in nodes if os.path.isdir(os.path.join(ctx.nodes_dir, n))),
@@ -500,10 +511,11 @@ def run_present(ctx, nodes, result, planned):
     ctx.lans = LanBridges(lans, ctx.check)
     try:
         # the LANs' bridges before their members' ports; stale ones only where this call has every process node
-        ctx.lans.ensure(lan_namespaces(ctx.prefix, ctx.exp_name) if "process" in module.params["kinds"] else [])
+        try:
+            ctx.lans.ensure(ctx.rpath(LAN_RECORD) if "process" in module.params["kinds"] else None)
+        except (OSError, RuntimeError) as exc:
+            module.fail_json(msg=f"LAN bridges: {exc}", **result, invocation=compact_invocation(module))
         done, errors = ctx.run_each([(g["name"], ProcessNode(ctx, g, g["namespace"] in created).ensure) for g in nodes])
-    except (OSError, RuntimeError) as exc:
-        module.fail_json(msg=f"LAN bridges: {exc}", **result, invocation=compact_invocation(module))
     finally:
         ctx.lans.close()
     for node in note_changes(done, result):
@@ -524,26 +536,11 @@ def run_present(ctx, nodes, result, planned):
 
 
 def note_lans(lans, result):
-    """What LANS (LanBridges) changed in RESULT: `lans`, and the LAN namespaces before and after in the diff
-    (under "lan bridges": no node has a space in its name)."""
+    """LANS' changes in RESULT, and the LAN namespaces in the diff ("lan bridges": no node name has a space)."""
     result["lans"] = lans.changes
     result["changed"] = result["changed"] or bool(lans.changes)
     result["diff"]["before"]["lan bridges"] = lans.existed
     result["diff"]["after"]["lan bridges"] = lans.planned
-
-
-def wait_for_start_lines(log_dirs, timeout):
-    """Wait (at most TIMEOUT s) until the supervisor of each node of LOG_DIRS {name: log directory} logged
-    its start; the names of those that did not, sorted."""
-    waiting = dict(log_dirs)
-
-    def begun():
-        for name in [name for name, log_dir in waiting.items() if read_start_log(log_dir)[0]]:
-            del waiting[name]
-        return not waiting
-
-    wait_for(begun, timeout)
-    return sorted(waiting)
 
 
 def keep_info_files(ctx, nodes, result):
