@@ -43,9 +43,9 @@ def ensure_bridge_port(node, iface, present):
     node.note(f"bridge port {ifname}")
     if node.ctx.check:
         return True
+    if node.has_link(ifname):  # its bridge side went astray, or a veth of an earlier plan
+        remove_link(node, ifname)
     try:
-        if node.has_link(ifname):  # its bridge side went astray, or a veth of an earlier plan
-            node.rtnl().link_del(ifname)
         node.ctx.lans.add_port(lan["namespace"], lan["port"], ifname, netns_path(node.ns))
     except OSError as exc:
         raise RuntimeError(f"{node.name} {ifname}: port {lan['port']} of {lan['namespace']}: {exc}") from None
