@@ -18,18 +18,17 @@ import os
 import threading
 
 from ansible_collections.containerize.deploy.plugins.module_utils.daemons import (
-    NETNS_DIR,
     netns_inode,
     netns_path,
     read_json,
     write_json,
 )
-from ansible_collections.containerize.deploy.plugins.module_utils.names import NAME_RE
 from ansible_collections.containerize.deploy.plugins.module_utils.netlink import Rtnl, in_netns
 from ansible_collections.containerize.deploy.plugins.module_utils.netns import (
     add_namespace,
     add_namespaces,
     delete_namespaces,
+    scan_namespaces,
     sysctls_in_netns,
 )
 
@@ -45,15 +44,7 @@ IPV6_OFF = {
 
 def lan_namespaces(prefix, exp_name):
     """The LAN namespaces of the experiment on this pnode (PREFIX SUBSTRATE.lan.EXP_NAME), sorted."""
-    suffix = ".lan." + exp_name
-    try:
-        names = os.listdir(NETNS_DIR)
-    except OSError:
-        return []
-    return sorted(
-        ns for ns in names
-        if ns.startswith(prefix) and ns.endswith(suffix) and NAME_RE.match(ns[len(prefix) : -len(suffix)])
-    )  # fmt: skip
+    return sorted(scan_namespaces(prefix, "lan." + exp_name).values())
 
 
 def recorded_lans(record):

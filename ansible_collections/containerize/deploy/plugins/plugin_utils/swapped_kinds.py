@@ -20,11 +20,11 @@ written fails the task: one that missed a kind would make swap-out leave nodes b
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 
 from ansible.errors import AnsibleActionFail
+
+from ansible_collections.containerize.deploy.plugins.module_utils.daemons import read_json, write_json
 
 ALL_KINDS = ("embedded_pnode", "openvz", "process", "qemu")
 RECORD_DIR = "swapped"
@@ -36,32 +36,16 @@ def record_path(expdir: str, pnode: str) -> str:
 
 def read_record(path: str) -> list[str] | None:
     """The kinds recorded at PATH; None when there is no record or it is not a JSON list of kind names."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            kinds = json.load(handle)
-    except (OSError, ValueError):
-        return None
+    kinds = read_json(path)
     if not isinstance(kinds, list) or not all(isinstance(kind, str) for kind in kinds):
         return None
     return sorted(set(kinds))
 
 
 def write_record(path: str, kinds) -> None:
-    """Replace the record at PATH with KINDS in one step (a temporary file beside it, then os.replace)."""
+    """Replace the record at PATH with KINDS (write_json: a reader never sees half of it)."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=os.path.dirname(path))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(sorted(set(kinds)), handle)
-            handle.write("\n")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_json(path, sorted(set(kinds)))
 
 
 class SwappedKinds:
