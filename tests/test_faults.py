@@ -121,9 +121,12 @@ BREAKAGES = {
     # its plug: docs/datapath.md) are restarted by process_nodes; the link's switch and element are untouched
     "lan switch": (lambda e: _kill(e.pid("s0.pid")),
                    {VDE_TASK: {"started": {"s0"}}, PROCESS_TASK: {"nodes": {"a", "b", "c"}}}),
-    # the element of d's link, which is d's plug: process_nodes starts it again, nothing else moves
+    # the element of d's link, which is d's plug (joined to c's: no switch): process_nodes starts it again,
+    # nothing else moves
     "link element": (lambda e: _kill(e.pid("w3-0.wf.pid")), {PROCESS_TASK: {"nodes": {"d"}}}),
     "lan element": (lambda e: _kill(e.pid("w1-0.wf.pid")), {PROCESS_TASK: {"nodes": {"b"}}}),
+    # the socket the link's element of d receives c's frames on (joined link): d's element is made again
+    "peer socket": (lambda e: (e.run_dir / "w3-0.wf.data").unlink(), {PROCESS_TASK: {"nodes": {"d"}}}),
     "supervisor": (lambda e: os.killpg(e.pid("a.start.pid"), signal.SIGKILL), {PROCESS_TASK: {"nodes": {"a"}}}),
     "namespace": (lambda e: subprocess.run(["ip", "netns", "delete", e.namespaces["b"]], check=True),
                   {PROCESS_TASK: {"nodes": {"b"}}}),
@@ -160,14 +163,16 @@ def test_process_nodes_are_ready_when_their_call_returns(exp):
 
 
 def test_each_shaped_interface_is_one_element_to_its_switch(exp):
-    """Every interface here is shaped: its plug is its cz-wire (tap://IF in the node's namespace to the
-    substrate switch), with no vde_plug2tap and no private switch (docs/datapath.md)."""
+    """Every interface here is shaped: its plug is its cz-wire (tap://IF in the node's namespace), with no
+    vde_plug2tap and no private switch; a LAN member's element plugs into the LAN's switch, the link's two
+    are joined to each other with no switch (peer://, docs/datapath.md)."""
     daemons = list(exp.daemons().values())
-    elements = [argv for argv in daemons if argv.split()[0].endswith("cz-wire")]
-    assert sorted(argv.split(" -v ")[1].split(":")[0] for argv in elements) == ["tap", "tap", "tap", "tap", "tap"]
+    elements = [argv.split(" -v ")[1].split()[0] for argv in daemons if argv.split()[0].endswith("cz-wire")]
+    assert sorted(wire.split(":")[0] for wire in elements) == ["tap"] * 5
+    assert sum(":peer://" in wire for wire in elements) == 2, elements
     assert not [argv for argv in daemons if "vde_plug2tap" in argv], daemons
     switches = sorted(argv.split(" -s ")[1].split()[0].rsplit("/", 1)[1] for argv in daemons if "vde_switch" in argv)
-    assert switches == ["s0.ctl", "s1.ctl"], switches
+    assert switches == ["s0.ctl"], switches
 
 
 @pytest.mark.parametrize("breakage", list(BREAKAGES))
@@ -227,7 +232,7 @@ def test_interrupted_swapin_then_swapout_leaves_nothing(tmp_path, when):
     """swap-in killed (SIGKILL, whole process group) once the switches, or the first plugs, exist."""
     before = host_state()
     exp = Experiment(tmp_path, f"cut-{when}")
-    marker = "s1.pid" if when == "vde" else "w0-0.wf.pid"  # a's plug (its element)
+    marker = "s0.pid" if when == "vde" else "w0-0.wf.pid"  # the LAN's switch, or a's plug (its element)
     cut_swapin(exp.expdir, lambda: (exp.run_dir / marker).exists())
     assert any(traces(host_state(), exp.expdir).values()), "the swap-in was cut before it made anything"
     playbook(exp.expdir, "swapout")

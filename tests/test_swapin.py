@@ -86,14 +86,14 @@ def _pid_of(pattern: str) -> int:
     raise AssertionError(f"no process matches {pattern!r}")
 
 
-@pytest.mark.parametrize("breakage", ["switch", "wirefilter", "plug", "namespace", "hosts"])
+@pytest.mark.parametrize("breakage", ["peer socket", "wirefilter", "plug", "namespace", "hosts"])
 def test_star_rerun_repairs(star, breakage):
     node = _node(star, "n-4")
     namespace = node["namespace"]
     tag = yaml.safe_load((star / "inventory" / "group_vars" / "all.yml").read_text())["containerize_exp_tag"]
     run_dir = re.escape(f"/run/{tag}/")  # only this experiment's daemons, whatever else runs here
-    if breakage == "switch":
-        os.kill(_pid_of(rf"vde_switch .*{run_dir}s3\.ctl"), signal.SIGKILL)
+    if breakage == "peer socket":  # a star's links are joined (no switch): n-4's element receives on it
+        Path(f"/var/containers/run/{tag}/w4-0.wf.data").unlink()
     elif breakage == "wirefilter":
         os.kill(_pid_of(rf"(?:wirefilter|cz-wire) .*{run_dir}w4-0"), signal.SIGKILL)  # cz-wire in its place
     elif breakage == "plug":

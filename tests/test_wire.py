@@ -1,6 +1,6 @@
 """cz-wire, the shaping element in each wirefilter's place (issue 15), and wire_element, which builds it.
 
-Real parts: gcc builds the vde role's files/wire/cz-wire.c, two real vde_switch daemons and two
+Real parts: gcc builds the vde role's files/wire (cz-wire.c, mgmt.c, wire.h), two real vde_switch daemons and two
 network namespaces with vde_plug2tap taps carry real pings through it. The element's management
 socket is read with the same code (wirefilter_mgmt) that link_shaping, status and `containerize shape` use.
 """
@@ -26,16 +26,18 @@ from ansible_collections.containerize.deploy.plugins.module_utils.wirefilter_mgm
 from tests.e2e import REPO
 
 DEPLOY = REPO / "ansible_collections" / "containerize" / "deploy"
-SOURCE = DEPLOY / "roles" / "vde" / "files" / "wire" / "cz-wire.c"
+WIRE = DEPLOY / "roles" / "vde" / "files" / "wire"
 MODULE = DEPLOY / "plugins" / "modules" / "wire_element.py"
 
 needs_gcc = pytest.mark.skipif(not shutil.which("gcc"), reason="no gcc (scripts/install.sh installs it)")
 
 
-def wire_element(tmp_path: Path, **params) -> dict:
-    """Run the wire_element module (its own main, as Ansible runs it) with PARAMS; its JSON result."""
+def wire_element(tmp_path: Path, edits: dict | None = None, **params) -> dict:
+    """Run the wire_element module (its own main, as Ansible runs it) with PARAMS on the role's sources (with
+    EDITS, {name: text appended}); its JSON result."""
     args = tmp_path / f"args{time.monotonic_ns()}.json"
-    files = {"cz-wire.c": {"content": SOURCE.read_text(), "mode": "0644"}}
+    files = {path.name: {"content": path.read_text() + (edits or {}).get(path.name, ""), "mode": "0644"}
+             for path in sorted(WIRE.iterdir())}
     args.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {"files": files, **params}}))
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.run([sys.executable, str(MODULE), str(args)], capture_output=True, text=True, env=env,
@@ -60,6 +62,9 @@ def test_wire_element_builds_once_per_source_and_falls_back(tmp_path):
     assert subprocess.run([first["program"], "--selftest"], check=False).returncode == 0
     again = wire_element(tmp_path, dest=str(dest))
     assert not again["changed"] and again["program"] == first["program"], again
+    edited = wire_element(tmp_path, {"mgmt.c": "/* edited */\n"}, dest=str(dest))  # any source: a new build
+    assert edited["changed"] and edited["element"] == "cz-wire" and edited["program"] != first["program"], edited
+    assert not os.path.exists(first["program"])
     # no compiler: wirefilter, recorded and warned, not a failure; the same fallback again is no change
     other = tmp_path / "other"
     fallback = wire_element(tmp_path, dest=str(other), cc="no-such-cc")
@@ -79,7 +84,8 @@ def built(tmp_path_factory) -> str:
     if not shutil.which("gcc"):
         pytest.skip("no gcc")
     out = tmp_path_factory.mktemp("czw") / "cz-wire"
-    subprocess.run(["gcc", "-O2", "-Wall", "-Werror", "-o", str(out), str(SOURCE), "-l:libvdeplug.so.2"], check=True)
+    units = [str(path) for path in sorted(WIRE.glob("*.c"))]
+    subprocess.run(["gcc", "-O2", "-Wall", "-Werror", "-o", str(out), *units, "-l:libvdeplug.so.2"], check=True)
     return str(out)
 
 
@@ -195,3 +201,80 @@ def test_bandwidth_paces_and_loss_drops(built, tmp_path):
         assert 60 <= received <= 140, proc.stdout  # 100 expected; 99.99 % binomial interval ~ 100 +- 34
     finally:
         wire.close()
+
+
+class JoinedWire:
+    """Two namespaces, each with a cz-wire as its plug (tap://eth0) joined to the other's by peer://, as
+    process_nodes runs the two hops of a joined point-to-point link (no switch)."""
+
+    def __init__(self, program: str, base: Path, *shaping: str):
+        self.program, self.base, self.tag, self.shaping = program, base, f"czj{os.getpid()}", shaping
+        for number, side in enumerate("lr", 1):
+            subprocess.run(["ip", "netns", "add", f"{self.tag}{side}"], check=True)
+            self.start(side)
+            self.configure(side, number)
+
+    def configure(self, side: str, number: int):
+        """The address and MAC of SIDE's new tap (a fixed MAC, as process_nodes plans one: the peer's ARP entry
+        stays right when the element and its tap are made again)."""
+        ns = f"{self.tag}{side}"
+        subprocess.run(["ip", "-n", ns, "link", "set", "eth0", "address", f"02:00:0a:4e:00:0{number}"], check=True)
+        subprocess.run(["ip", "-n", ns, "addr", "add", f"10.78.0.{number}/24", "dev", "eth0"], check=True)
+        subprocess.run(["ip", "-n", ns, "link", "set", "eth0", "up"], check=True)
+
+    def start(self, side: str):
+        other = "r" if side == "l" else "l"
+        peer = f"peer://{self.base / (side + '.data')},{self.base / (other + '.data')}"
+        subprocess.run(["ip", "netns", "exec", f"{self.tag}{side}", self.program, "--daemon", "--pidfile",
+                        str(self.base / f"{side}.pid"), "-M", str(self.base / f"{side}.mgmt"), "-v",
+                        f"tap://eth0:{peer}", *self.shaping], check=True)
+
+    def pid(self, side: str) -> int:
+        return Wire.pid(self.base / f"{side}.pid")
+
+    def rtts(self, count: int) -> list[float]:
+        argv = ["ip", "netns", "exec", f"{self.tag}l", "ping", "-n", "-i", "0.02", "-W", "2", "10.78.0.2"]
+        subprocess.run([*argv[:4], "ping", "-c", "2", "-W", "2", "10.78.0.2"], capture_output=True, check=False)
+        out = subprocess.run([*argv[:5], "-c", str(count), *argv[5:]], capture_output=True, text=True,
+                             check=False).stdout
+        return [float(part.split("=")[1]) for part in out.split() if part.startswith("time=")]
+
+    def close(self):
+        for side in "lr":
+            try:
+                os.kill(self.pid(side), 15)
+            except (ProcessLookupError, AssertionError):
+                pass
+            subprocess.run(["ip", "netns", "del", f"{self.tag}{side}"], check=False)
+        time.sleep(0.2)
+
+
+@pytest.mark.slow
+def test_two_elements_joined_without_a_switch(built, tmp_path):
+    """peer://SELF,PEER: two hops of 1.125 ms each way (4.5 ms round trip) with no switch between the elements;
+    an element killed and started again is joined again (its peer sends to the path, whoever binds it),
+    and its socket goes with it when it stops."""
+    wire = JoinedWire(built, tmp_path, "-d", "1.125")
+    try:
+        rtts = wire.rtts(100)
+        assert len(rtts) >= 95 and 4.5 <= min(rtts) and statistics.median(rtts) <= 4.5 + 0.5, rtts
+        os.kill(wire.pid("r"), 9)
+        time.sleep(0.2)
+        wire.start("r")
+        wire.configure("r", 2)  # a new tap
+        assert len(wire.rtts(20)) >= 18
+        os.kill(wire.pid("l"), 15)
+        for _ in range(100):
+            if not (tmp_path / "l.data").exists():
+                break
+            time.sleep(0.02)
+        assert not (tmp_path / "l.data").exists() and (tmp_path / "r.data").exists()
+    finally:
+        wire.close()
+
+
+def test_a_bad_peer_url_is_one_line_and_exit_2(built, tmp_path):
+    left = f"peer://{tmp_path / 'a'},{tmp_path / 'b'}"
+    proc = subprocess.run([built, "-v", f"{left}:peer://{tmp_path / 'only'}"], capture_output=True, text=True,
+                          check=False)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "peer://SELF,PEER" in proc.stderr, proc.stderr

@@ -10,7 +10,9 @@ interface gets a small private switch and a wirefilter joining it to the substra
 so the node (tap or qemu) always plugs into a switch, and shaping never sits on the
 substrate switch itself (a LAN is shaped per member, as DETER did). A process or openvz node's
 wirefilter is marked node_plug: where the pnode runs cz-wire, the element opens the node's tap itself
-and the private switch and plug are not run (decided on the pnode, which knows its element).
+and the private switch and plug are not run (decided on the pnode, which knows its element). A
+shaped point-to-point link between two process nodes of one pnode is marked joined (joined_links): its
+two elements, where they are cz-wire, talk straight to each other and its switch is not run either.
 
 A substrate whose switches sit on more than one pnode is carried between them over the
 experiment network ("pnet"): each such switch gets an uplink, a tap plugged into the switch and
@@ -63,6 +65,7 @@ def plan_switches(topo: Topology, assignment: dict[str, list[str]], shaping: lis
     sub_index = {name: i for i, name in enumerate(topo.substrates)}
     veths = veth_pairs(topo, assignment, shaping_of, switched)
     bridged = bridged_lans(topo, assignment, shaping_of, switched)
+    joined = joined_links(topo, assignment, shaping_of, switched)
     pnodes_of_sub: dict[str, set[str]] = {}
     plans: dict[str, PnodeNetwork] = {}
     for pnode, names in assignment.items():
@@ -114,6 +117,7 @@ def plan_switches(topo: Topology, assignment: dict[str, list[str]], shaping: lis
                 else:
                     tc = as_dict(plan.outbound) if plan.method == "tc" else None
                     net.attachments[(name, iface.ifname)] = {"switch": switch["id"], "port": port, "tc": tc}
+        join_elements(net, [sub_switch[name] for name in joined if name in sub_switch])
         for switch in net.switches:
             if switch["role"] == "substrate":
                 # room for the planned ports, cross-pnode plugs and a few hand-plugged monitors
@@ -128,24 +132,50 @@ def plan_switches(topo: Topology, assignment: dict[str, list[str]], shaping: lis
     return plans, crossing
 
 
-def veth_pairs(topo: Topology, assignment: dict[str, list[str]], shaping_of: dict, switched: set) -> dict:
-    """{(node, ifname): the peer's Interface} for the links carried by a veth pair: two process nodes of one
-    pnode joined by a link with no delay and no loss (bandwidth, if any, is a tbf on each sender's egress).
-    Nothing in user space: the kernel hands a frame from one namespace to the other."""
+def process_links(topo: Topology, assignment: dict[str, list[str]], switched: set):
+    """(name, members) of each point-to-point link between two process nodes of one pnode: the links that
+    may take a veth pair (veth_pairs) or join their two elements (joined_links)."""
     pnode_of = {name: pnode for pnode, names in assignment.items() for name in names}
-    pairs = {}
     for name, members in topo.substrate_members().items():
         if topo.substrates[name].kind != "link" or len(members) != 2:
             continue
         nodes = [topo.nodes[i.node] for i in members]
-        if any(n.kind != "process" or n.kind not in switched for n in nodes) or \
-                pnode_of.get(nodes[0].name) != pnode_of.get(nodes[1].name):
-            continue
+        if all(n.kind == "process" and n.kind in switched for n in nodes) and \
+                pnode_of.get(nodes[0].name) == pnode_of.get(nodes[1].name):
+            yield name, members
+
+
+def veth_pairs(topo: Topology, assignment: dict[str, list[str]], shaping_of: dict, switched: set) -> dict:
+    """{(node, ifname): the peer's Interface} for the links carried by a veth pair: two process nodes of one
+    pnode joined by a link with no delay and no loss (bandwidth, if any, is a tbf on each sender's egress).
+    Nothing in user space: the kernel hands a frame from one namespace to the other."""
+    pairs = {}
+    for _name, members in process_links(topo, assignment, switched):
         if any(shaping_of[(i.node, i.ifname)].method == "wirefilter" for i in members):
             continue
         pairs[(members[0].node, members[0].ifname)] = members[1]
         pairs[(members[1].node, members[1].ifname)] = members[0]
     return pairs
+
+
+def joined_links(topo: Topology, assignment: dict[str, list[str]], shaping_of: dict, switched: set) -> set:
+    """The links whose two hops' elements may be joined without a switch: two process nodes of one pnode
+    joined by a link with a wirefilter on both hops (delay or loss). Where the pnode runs cz-wire, each
+    element is its node's plug and sends to the other's socket (peer://): one element per node and
+    direction, and the delay counts from the kernel's time of sending, so a busy CPU's late wake-ups add
+    less (docs/datapath.md)."""
+    return {name for name, members in process_links(topo, assignment, switched)
+            if all(shaping_of[(i.node, i.ifname)].method == "wirefilter" for i in members)}
+
+
+def join_elements(net: PnodeNetwork, switches: list[dict]) -> None:
+    """Mark each of SWITCHES (a joined link's) `joined` and give its two wirefilters each other's id (`peer`)."""
+    for switch in switches:
+        pair = [wf for wf in net.wirefilters if wf["right"] == switch["id"]]
+        if len(pair) != 2:  # not a joined link after all (cannot happen): it keeps its switch
+            continue
+        switch["joined"] = True
+        pair[0]["peer"], pair[1]["peer"] = pair[1]["id"], pair[0]["id"]
 
 
 def bridged_lans(topo: Topology, assignment: dict[str, list[str]], shaping_of: dict, switched: set) -> dict:

@@ -47,6 +47,13 @@ options:
       role:
         description: C(substrate) or C(private) (informational).
         type: str
+      joined:
+        description:
+          - The switch of a point-to-point link whose two wirefilters (with I(peer)) are joined. Where both
+            elements run as their nodes' plugs (I(node_plug) and C(cz-wire)), they send to each other and
+            this switch is not run; otherwise it runs as any other.
+        type: bool
+        default: false
   wirefilters:
     description:
       - One wirefilter per shaped interface (C(containerize_wirefilters)); left is the node side,
@@ -97,6 +104,12 @@ options:
             stray) but not run, and I(left) is not started. Not for I(node_kind=openvz) on an OpenVZ kernel.
         type: bool
         default: false
+      peer:
+        description:
+          - The id of the other hop's wirefilter of a joined point-to-point link (see I(joined) of
+            O(switches)). Where both run as node plugs, M(containerize.deploy.process_nodes) joins them with
+            C(peer://RUN/ID.wf.data,RUN/PEER.wf.data) in place of the switch I(right).
+        type: str
       node_kind:
         description: Kind of the node the shaped interface belongs to.
         type: str

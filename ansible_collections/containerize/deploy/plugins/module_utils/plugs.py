@@ -6,6 +6,8 @@ A shaped interface whose element is cz-wire has the element as its plug: cz-wire
 (tap://IFNAME) in the node's namespace and the substrate switch's port, one process where a plug, a
 private switch and the element were three (docs/datapath.md). Its pid file, management socket and
 record are the element's (ID.wf.*), so link_shaping and status find it as they find any element.
+The two elements of a joined point-to-point link (the compiler's `peer`) send to each other's socket
+(peer://RUN/ID.wf.data,RUN/PEER.wf.data) where both are plugs, and no switch runs between them.
 
 A plug is healthy when it runs (its command line naming its pid file, so a reused pid is never
 mistaken for it), in the node's namespace, with the planned arguments, started after its switch
@@ -58,8 +60,9 @@ def plug_argv(run_dir, node, iface):
 class PlugPlan(NamedTuple):
     argv: list
     pidfile: str
-    switch: str  # the switch it plugs into (a plug started before it is attached to an older one)
+    switch: str | None  # the switch it plugs into (a plug started before it is attached to an older one)
     record: str | None  # an element's ID.wf.json: link_shaping records values changed live there
+    socket: str | None = None  # a joined element's own peer socket: gone (removed by hand), its peer cannot send
 
 
 def plan_plug(run_dir, node, iface, wires, element):
@@ -69,10 +72,21 @@ def plan_plug(run_dir, node, iface, wires, element):
     if wf is None:
         return PlugPlan(plug_argv(run_dir, node, iface), plug_pidfile(run_dir, node, iface["ifname"]),
                         iface["switch"], None)
-    wid, port = str(wf["id"]), wf.get("right_port")
-    right = os.path.join(run_dir, f"{wf['right']}.ctl") + (f"[{int(port)}]" if port else "")
+    wid, port, peer = str(wf["id"]), wf.get("right_port"), wf.get("peer")
+    if peer and str(peer) in wires:  # a joined link: the peer element's socket, whenever it runs
+        socket, switch = peer_socket(run_dir, wid), None
+        right = f"peer://{socket},{peer_socket(run_dir, peer)}"
+    else:
+        socket, switch = None, wf["right"]
+        right = os.path.join(run_dir, f"{wf['right']}.ctl") + (f"[{int(port)}]" if port else "")
     argv = element_argv(element, run_dir, wid, f"tap://{iface['ifname']}", right, wf)
-    return PlugPlan(argv, os.path.join(run_dir, f"{wid}.wf.pid"), wf["right"], os.path.join(run_dir, f"{wid}.wf.json"))
+    return PlugPlan(argv, os.path.join(run_dir, f"{wid}.wf.pid"), switch, os.path.join(run_dir, f"{wid}.wf.json"),
+                    socket)
+
+
+def peer_socket(run_dir, wid):
+    """The datagram socket element WID of a joined link receives its peer's frames on."""
+    return os.path.join(run_dir, f"{wid}.wf.data")
 
 
 def is_plug(argv):
@@ -81,7 +95,8 @@ def is_plug(argv):
 
 
 def observe_plug(plan, ns_inode):
-    """What the kernel says of the plug PLAN names: {pid, in_ns, argv, started} (pid None when it is gone).
+    """What the kernel says of the plug PLAN names: {pid, in_ns, argv, started, realtime, socket} (pid None
+    when it is gone; socket False when a joined element's socket file is gone).
 
     An element's argv is its record's when the two agree up to its wire (-v): link_shaping changes an
     element's values over its management socket and records them, its command line stays as started
@@ -100,14 +115,17 @@ def observe_plug(plan, ns_inode):
         "argv": argv,
         "started": proc_start_ticks(pid) if alive else None,
         "realtime": is_realtime(pid) if alive else None,
+        "socket": not (alive and plan.socket) or os.path.exists(plan.socket),
     }
 
 
 def plug_healthy(plug, argv, switch_started, has_tap):
-    """True when the observed PLUG runs as planned (ARGV), after its switch, and its tap is there."""
+    """True when the observed PLUG runs as planned (ARGV), after its switch, and its tap (and a joined
+    element's socket) is there."""
     return bool(
         plug["pid"]
         and plug["in_ns"]
+        and plug.get("socket", True)
         and plug["argv"] == argv
         and None not in (plug["started"], switch_started)
         and plug["started"] >= switch_started
@@ -134,10 +152,11 @@ def unplugged(plugged, node, planned_ifnames):
 
 
 def stop_plug(pidfile, timeout):
-    """Stop the plug of PIDFILE and remove its pid file and old record."""
+    """Stop the plug of PIDFILE and remove its pid file, old record and (an element's) peer socket."""
     kill_pid(read_pid(pidfile), pidfile, timeout)
     remove_path(pidfile)
-    remove_path(pidfile[: -len(".pid")] + ".json")
+    for suffix in (".json", ".data"):
+        remove_path(pidfile[: -len(".pid")] + suffix)
 
 
 def start_plug(ns, plan, has_tap, timeout, label):
@@ -177,6 +196,8 @@ class Switches:
         self.cache = {}
 
     def __call__(self, switch):
+        if switch is None:  # a joined element plugs into none: nothing to have started before it
+            return (0, 0)
         if switch not in self.cache:
             pidfile = os.path.join(self.run_dir, f"{switch}.pid")
             pid = read_pid(pidfile)

@@ -74,6 +74,7 @@ class Plan:
         self.wirefilters = {}
         self.node_plugs = set()  # elements process_nodes runs as node plugs: planned, not run here
         private = set()
+        joined = {}  # switch id: its elements that run as plugs joined to their peer (peer://)
         errors = []
         for sw in switches:
             sid = str(sw.get("id", ""))
@@ -87,6 +88,8 @@ class Plan:
                 continue
             if sid in self.switches:
                 errors.append(f"switch {sid} planned twice")
+            if sw.get("joined"):
+                joined[sid] = 0
             ctl = self.ctl(sid)
             if len(os.path.join(ctl, "ctl")) >= SUN_PATH_MAX:
                 errors.append(f"switch {sid}: socket path {ctl}/ctl is longer than {SUN_PATH_MAX - 1} bytes")
@@ -120,6 +123,8 @@ class Plan:
                 # the plug, this private switch and the element (docs/datapath.md)
                 self.node_plugs.add(wid)
                 private.add(left)
+                if wf.get("peer") and right in joined:
+                    joined[right] += 1
                 continue
             left_port = wf.get("left_port")
             if left_port is None:
@@ -129,7 +134,8 @@ class Plan:
             right_sock = f"{self.ctl(right)}[{int(right_port)}]" if right_port else self.ctl(right)
             argv = element_argv(element, run_dir, wid, left_sock, right_sock, wf)
             self.wirefilters[wid] = {"argv": argv, "left": left, "right": right}
-        for sid in private:
+        # a joined link's switch: its two elements send to each other (process_nodes), nothing plugs into it
+        for sid in private | {sid for sid, plugs in joined.items() if plugs == 2}:
             self.switches.pop(sid, None)
         if errors:
             module.fail_json(msg="invalid VDE plan: " + "; ".join(errors), errors=errors)
@@ -161,7 +167,7 @@ class Runner:
     def files(kind, ident):
         if kind == "switch":
             return f"{ident}.pid", [f"{ident}.ctl", f"{ident}.mgmt", f"{ident}.pid"]
-        return f"{ident}.wf.pid", [f"{ident}.wf.mgmt", f"{ident}.wf.pid", f"{ident}.wf.json"]
+        return f"{ident}.wf.pid", [f"{ident}.wf.mgmt", f"{ident}.wf.pid", f"{ident}.wf.json", f"{ident}.wf.data"]
 
     def stop(self, items):
         """Stop ITEMS [(kind, id)] (whether running or not) and remove their sockets and pid files."""

@@ -10,9 +10,10 @@ DOCUMENTATION = r"""
 module: wire_element
 short_description: Build cz-wire, the microsecond shaping element, on a pnode (or fall back to wirefilter)
 description:
-  - Compiles the vde role's C(cz-wire.c) on the pnode (C(gcc -O2 ... -l:libvdeplug.so.2)) into
-    C(DEST/CHECKSUM/cz-wire), where C(CHECKSUM) is that of the source. A re-run with the same source does
-    not compile again and reports no change. Builds of other sources are removed.
+  - Compiles the vde role's C(files/wire) (C(cz-wire.c), C(mgmt.c), C(wire.h)) on the pnode
+    (C(gcc -O2 ... cz-wire.c mgmt.c -l:libvdeplug.so.2)) into C(DEST/CHECKSUM/cz-wire), where C(CHECKSUM)
+    is that of the sources. A re-run with the same sources does not compile again and reports no change.
+    Builds of other sources are removed.
   - Where it cannot be built (no compiler, no C(libvdeplug.so.2), a compile error) the element is
     vde2's C(wirefilter), the outcome is recorded in C(DEST/element.json) with the reason, and a
     warning says so; the module does not fail. The same fallback is not retried on a re-run unless
@@ -29,10 +30,12 @@ options:
     type: path
     required: true
   src:
-    description: Directory of the role's files holding C(cz-wire.c), read on the controller into O(files).
+    description: Directory of the role's files holding the sources, read on the controller into O(files).
     type: path
   files:
-    description: The source files, C(NAME) to C({content, mode}) (as role_files takes them); C(cz-wire.c) is used.
+    description:
+      - The source files, C(NAME) to C({content, mode}) (as role_files takes them); those named C(*.c) and
+        C(*.h) are used, and C(cz-wire.c) must be one of them.
     type: dict
     default: {}
   cc:
@@ -103,17 +106,32 @@ from ansible_collections.containerize.deploy.plugins.module_utils.daemons import
 )
 from ansible_collections.containerize.deploy.plugins.module_utils.wirefilter import ELEMENT_RECORD
 
-SOURCE = "cz-wire.c"
+MAIN_SOURCE = "cz-wire.c"
 RECORD = ELEMENT_RECORD
 CFLAGS = ["-O2", "-Wall"]
 LIBS = ["-l:libvdeplug.so.2"]
 
 
-def build(cc, source, binary):
-    """Compile SOURCE into BINARY (atomically); returns the reason it failed or ''."""
+def sources_of(files):
+    """{name: text} of the C sources and headers among FILES (role_files' {name: {content, mode}})."""
+    return {name: str((spec or {}).get("content") or "") for name, spec in sorted(files.items())
+            if name.endswith((".c", ".h")) and "/" not in name}
+
+
+def checksum(sources):
+    """Of every source's name and text: a change to any of them is a new build."""
+    digest = hashlib.sha256()
+    for name, text in sorted(sources.items()):
+        digest.update(f"{name}\0{len(text)}\0{text}".encode())
+    return digest.hexdigest()[:16]
+
+
+def build(cc, sources, binary):
+    """Compile SOURCES (paths; the .c ones are compiled) into BINARY (atomically); the reason it failed or ''."""
     os.makedirs(os.path.dirname(binary), mode=0o755, exist_ok=True)
     partial = binary + ".partial"
-    rc, out, err = run([cc, *CFLAGS, "-o", partial, source, *LIBS], timeout=120)
+    units = [path for path in sources if path.endswith(".c")]
+    rc, out, err = run([cc, *CFLAGS, "-o", partial, *units, *LIBS], timeout=120)
     if rc != 0 or not os.path.isfile(partial):
         lines = [line for line in (err or out or "").splitlines() if line.strip()]
         return f"{cc} failed (rc={rc}): {lines[-1] if lines else 'no output'}"
@@ -137,10 +155,10 @@ def main():
         supports_check_mode=True,
     )
     dest = os.path.abspath(module.params["dest"])
-    text = (module.params["files"].get(SOURCE) or {}).get("content")
-    if text is None:
-        module.fail_json(msg=f"wire_element: files must hold {SOURCE}")
-    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    sources = sources_of(module.params["files"])
+    if MAIN_SOURCE not in sources:
+        module.fail_json(msg=f"wire_element: files must hold {MAIN_SOURCE}")
+    digest = checksum(sources)
     binary = os.path.join(dest, digest, "cz-wire")
     cc_path = module.get_bin_path(module.params["cc"]) if module.params["enabled"] else None
     record = read_json(os.path.join(dest, RECORD)) or {}
@@ -149,7 +167,7 @@ def main():
         module.fail_json(msg=f"cpu_latency_us {latency}: a number of microseconds >= 0, or null for none")
     have = {key: record.get(key) for key in ("element", "program", "checksum", "cpu_latency_us")}
 
-    built = os.access(binary, os.X_OK) and read_text(os.path.join(dest, SOURCE)) == text
+    built = os.access(binary, os.X_OK) and all(read_text(os.path.join(dest, n)) == t for n, t in sources.items())
     if built:
         want = {"element": "cz-wire", "program": binary, "checksum": digest, "reason": ""}
     elif not module.params["enabled"]:
@@ -171,8 +189,9 @@ def main():
             want = {"element": "cz-wire", "program": binary, "checksum": digest, "reason": ""}
         else:
             os.makedirs(dest, mode=0o755, exist_ok=True)
-            write_new_or_replace(os.path.join(dest, SOURCE), text, 0o644)
-            reason = build(cc_path, os.path.join(dest, SOURCE), binary)
+            for name, text in sources.items():
+                write_new_or_replace(os.path.join(dest, name), text, 0o644)
+            reason = build(cc_path, [os.path.join(dest, name) for name in sources], binary)
             want = ({"element": "cz-wire", "program": binary, "checksum": digest, "reason": ""} if not reason else
                     {"element": "wirefilter", "program": "wirefilter", "checksum": digest, "reason": reason,
                      "cc": cc_path})

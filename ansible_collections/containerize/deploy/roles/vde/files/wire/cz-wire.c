@@ -13,12 +13,14 @@
  *           [-l [LR|RL]PERCENT] [--cpu-latency US]
  * LEFT and RIGHT are switch sockets or vdeplug URLs: LEFT tap://eth1, opened in the node's namespace,
  * makes the element the node's plug (process_nodes does that: one process between a node and its switch).
+ * RIGHT peer://SELF,PEER joins it straight to another element (the two hops of a point-to-point link, no
+ * switch between them): frames go out to the datagram socket PEER and come in on SELF with the kernel's
+ * time of sending, from which the delay counts (a late wake-up here does not add to it).
  * --cpu-latency US holds a PM QoS request (/dev/cpu_dma_latency) while it runs: the CPUs wake within US
  * microseconds (idle ones poll), so a frame waking an element is not late by a deep idle state.
- * Management socket (MGMT), wirefilter's protocol subset: banner ending in the prompt "VDEwf$ ",
- * showinfo, delay, bandwidth, loss ([LR|RL] VALUE), help, logout, shutdown.
+ * The management socket (MGMT) speaks wirefilter's protocol subset: mgmt.c.
  *
- * Built on the pnode by the vde role: gcc -O2 -o cz-wire cz-wire.c -l:libvdeplug.so.2
+ * Built on the pnode by the vde role (wire_element): gcc -O2 -o cz-wire cz-wire.c mgmt.c -l:libvdeplug.so.2
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -35,6 +37,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -48,45 +51,29 @@ int vde_datafd(VDECONN *conn);
 int vde_ctlfd(VDECONN *conn);
 int vde_close(VDECONN *conn);
 
-#define VERSION "1"
-#define PROMPT "\nVDEwf$ "
+#include "wire.h"
+
 #define FRAME_MAX 65536
 #define QUEUE_MAX 16384               /* frames per direction, whatever the rate */
 #define BACKLOG_NS 50000000LL         /* 50 ms of serialization backlog, as the end-node tbf */
-#define CLIENTS_MAX 8
 #define NS 1000000000LL
 
-struct frame {
-	int64_t depart;
-	size_t len;
-	unsigned char *data;
-};
-
-struct direction {
-	const char *name;             /* "L->R" */
-	double delay_ms, loss_pct, bandwidth; /* bandwidth bytes/s, 0 unlimited */
-	int64_t last_depart;
-	struct frame *q;
-	unsigned head, count;
-	uint64_t sent, lost, dropped;
-	VDECONN *out;
-};
-
-static struct direction dirs[2] = {{.name = "L->R"}, {.name = "R->L"}};
+struct direction dirs[2] = {{.name = "L->R"}, {.name = "R->L"}};
 static VDECONN *conn[2];
+/* a side joined straight to the peer element's (peer://SELF,PEER): a datagram socket of its own */
+static int peer_fd[2] = {-1, -1};
+static struct sockaddr_un peer_addr[2];
+static const char *peer_self[2];
 static int gone[2];  /* the switch of that side went away: its sockets are no longer polled */
 static const char *mgmt_path, *pid_path;
-static int mgmt_fd = -1, clients[CLIENTS_MAX];
-static char client_buf[CLIENTS_MAX][512];
-static size_t client_len[CLIENTS_MAX];
-static volatile sig_atomic_t stopping;
+volatile sig_atomic_t stopping;
 static uint64_t rng[4];
 /* how late ppoll's timeout wakes us (EWMA, ns): the next wake-up is asked for that much before the
    departure, so a frame leaves about on time; never before it (a wake-up that comes sooner than expected
    waits out the rest), so a link never delivers faster than its plan */
-static int64_t lateness;
-static int cpu_latency = -1;          /* the PM QoS request held (us), -1 none */
-static const char *cpu_latency_error = "";
+int64_t lateness;
+int cpu_latency = -1;                 /* the PM QoS request held (us), -1 none */
+const char *cpu_latency_error = "";
 #define LATENESS_MAX 200000LL
 
 static int64_t now_ns(void)
@@ -107,7 +94,7 @@ static uint64_t next_random(void)
 }
 static double uniform(void) { return (double)(next_random() >> 11) * 0x1.0p-53; }
 
-static void die(const char *fmt, ...)
+void die(const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -140,7 +127,7 @@ static int parse_number(const char *text, int suffix, double *value)
 }
 
 /* which: 0 delay, 1 bandwidth, 2 loss; TEXT is "[LR|RL]VALUE" (no prefix: both directions) */
-static int set_param(int which, const char *text)
+int set_param(int which, const char *text)
 {
 	int mask = 3;
 	double value;
@@ -160,6 +147,79 @@ static int set_param(int which, const char *text)
 		else dirs[d].loss_pct = value;
 	}
 	return 0;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* the sides: a VDE connection (switch port, tap) or a peer element's socket */
+
+static void side_send(int c, const void *data, size_t len)
+{
+	if (peer_fd[c] < 0)
+		vde_send(conn[c], data, len, 0);
+	else  /* the peer not there (yet): the frame is lost, as on a link whose other end is down */
+		sendto(peer_fd[c], data, len, MSG_DONTWAIT, (struct sockaddr *)&peer_addr[c], sizeof peer_addr[c]);
+}
+
+static int side_datafd(int c) { return peer_fd[c] >= 0 ? peer_fd[c] : vde_datafd(conn[c]); }
+static int side_ctlfd(int c) { return peer_fd[c] >= 0 ? -1 : vde_ctlfd(conn[c]); }
+
+/* SUN for PATH; bound to FD (0600, an old socket file replaced) unless FD is -1 */
+void bind_unix(int fd, const char *path, struct sockaddr_un *sun)
+{
+	*sun = (struct sockaddr_un){.sun_family = AF_UNIX};
+	if (strlen(path) >= sizeof sun->sun_path)
+		die("%s: socket path too long, at most %zu bytes", path, sizeof sun->sun_path - 1);
+	strcpy(sun->sun_path, path);
+	if (fd < 0)
+		return;
+	unlink(path);
+	if (bind(fd, (struct sockaddr *)sun, sizeof *sun))
+		die("%s: cannot bind: %s", path, strerror(errno));
+	chmod(path, 0600);
+}
+
+/* peer://SELF,PEER: frames come in on SELF with the kernel's time of sending (SO_TIMESTAMPNS); the
+   buffers hold a burst of large frames (the queue length is the kernel's, net.unix.max_dgram_qlen) */
+static void open_peer(int c, const char *url)
+{
+	char *spec = strdup(url + strlen("peer://")), *comma = strchr(spec, ',');
+	if (!comma || comma == spec || !comma[1])
+		die("%s: allowed peer://SELF,PEER (two socket paths)", url);
+	*comma = 0;
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), on = 1, size = 1 << 21;
+	if (fd < 0)
+		die("socket: %s", strerror(errno));
+	struct sockaddr_un self;
+	bind_unix(fd, spec, &self);
+	bind_unix(-1, comma + 1, &peer_addr[c]);
+	setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on);
+	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+	peer_fd[c] = fd;
+	peer_self[c] = spec;
+}
+
+/* one frame from side C into BUF; *ARRIVAL its time of arrival (CLOCK_MONOTONIC ns) */
+static ssize_t side_recv(int c, unsigned char *buf, size_t size, int64_t *arrival)
+{
+	*arrival = now_ns();
+	if (peer_fd[c] < 0)
+		return vde_recv(conn[c], buf, size, 0);
+	char control[CMSG_SPACE(sizeof(struct timespec))];
+	struct iovec iov = {.iov_base = buf, .iov_len = size};
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof control};
+	ssize_t len = recvmsg(peer_fd[c], &msg, 0);
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); len > 0 && cm; cm = CMSG_NXTHDR(&msg, cm)) {
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_TIMESTAMPNS)
+			continue;
+		struct timespec sent, real;
+		memcpy(&sent, CMSG_DATA(cm), sizeof sent);
+		clock_gettime(CLOCK_REALTIME, &real);
+		int64_t ago = ((int64_t)real.tv_sec - sent.tv_sec) * NS + (real.tv_nsec - sent.tv_nsec);
+		if (ago > 0 && ago < NS)  /* a step of the wall clock is not a frame's age */
+			*arrival -= ago;
+	}
+	return len;
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -188,7 +248,7 @@ static void arrive(int d, const unsigned char *data, size_t len, int64_t now)
 	if (depart < dir->last_depart)
 		depart = dir->last_depart;  /* FIFO when the delay is lowered live */
 	if (dir->count == 0 && depart <= now) {
-		vde_send(dir->out, data, len, 0);
+		side_send(dir->out, data, len);
 		dir->sent++;
 		dir->last_depart = now;
 		return;
@@ -224,7 +284,7 @@ static int64_t depart_due(int64_t now)
 					next = f->depart;
 				break;
 			}
-			vde_send(dir->out, f->data, f->len, 0);
+			side_send(dir->out, f->data, f->len);
 			free(f->data);
 			dir->sent++;
 			dir->head = (dir->head + 1) % QUEUE_MAX;
@@ -234,167 +294,6 @@ static int64_t depart_due(int64_t now)
 	return next;
 }
 
-/* ---------------------------------------------------------------------------------------------- */
-/* management */
-
-static void say(int fd, const char *fmt, ...)
-{
-	char buf[4096];
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(buf, sizeof buf, fmt, ap);
-	va_end(ap);
-	if (n > (int)sizeof buf - 1)
-		n = sizeof buf - 1;
-	for (int off = 0; n > 0 && off < n;) {
-		ssize_t w = send(fd, buf + off, n - off, MSG_NOSIGNAL);
-		if (w <= 0)
-			return;
-		off += w;
-	}
-}
-
-/* a number as fmt_num prints it: up to 6 decimals, trailing zeros dropped */
-static const char *num(char *buf, double v)
-{
-	snprintf(buf, 64, "%.6f", v);
-	char *p = buf + strlen(buf) - 1;
-	while (*p == '0') *p-- = 0;
-	if (*p == '.') *p = 0;
-	return buf;
-}
-
-static void showinfo(int fd)
-{
-	char a[64], b[64];
-	say(fd, "0000 DATA END WITH '.'\nWireFilter: bidirectional (cz-wire " VERSION ")\n");
-	say(fd, "Loss   L->R %s+0U   R->L %s+0U\n", num(a, dirs[0].loss_pct), num(b, dirs[1].loss_pct));
-	say(fd, "Delay  L->R %s+0U   R->L %s+0U\n", num(a, dirs[0].delay_ms), num(b, dirs[1].delay_ms));
-	say(fd, "Bandw  L->R %s+0U   R->L %s+0U\n", num(a, dirs[0].bandwidth), num(b, dirs[1].bandwidth));
-	say(fd, "Current Delay Queue size:   L->R %u      R->L %u   \n", dirs[0].count, dirs[1].count);
-	say(fd, "Sent   L->R %llu   R->L %llu\n", (unsigned long long)dirs[0].sent,
-	    (unsigned long long)dirs[1].sent);
-	say(fd, "Lost   L->R %llu   R->L %llu\n", (unsigned long long)dirs[0].lost,
-	    (unsigned long long)dirs[1].lost);
-	say(fd, "Dropped L->R %llu   R->L %llu\n", (unsigned long long)dirs[0].dropped,
-	    (unsigned long long)dirs[1].dropped);
-	say(fd, "Wake-up lateness %lld us\n", (long long)(lateness / 1000));
-	if (cpu_latency >= 0)
-		say(fd, "CPU latency request %d us\n", cpu_latency);
-	else if (*cpu_latency_error)
-		say(fd, "CPU latency request none: %s\n", cpu_latency_error);
-	say(fd, "Fifoness TRUE\nWaiting packets in delay queues %u\n.\n1000 Success\n" PROMPT,
-	    dirs[0].count + dirs[1].count);
-}
-
-/* one command line; returns 0 to keep the session, -1 to close it */
-static int command(int fd, char *line)
-{
-	static const char *params[] = {"delay", "bandwidth", "loss"};
-	while (*line == ' ' || *line == '\t') line++;
-	char *end = line + strlen(line);
-	while (end > line && (end[-1] == ' ' || end[-1] == '\r' || end[-1] == '\t')) *--end = 0;
-	if (!*line) {
-		say(fd, PROMPT);
-		return 0;
-	}
-	char *arg = strchr(line, ' ');
-	if (arg) *arg++ = 0;
-	else arg = line + strlen(line);
-	if (!strcmp(line, "showinfo")) {
-		showinfo(fd);
-		return 0;
-	}
-	if (!strcmp(line, "help")) {
-		say(fd, "0000 DATA END WITH '.'\nCOMMAND      HELP\n------------ ------------\n"
-		        "help         print a summary of mgmt commands\nshowinfo     show status and parameter values\n"
-		        "loss         set loss percentage\ndelay        set delay ms\n"
-		        "bandwidth    set channel bandwidth bytes/sec\nshutdown     shut the channel down\n"
-		        "logout       log out from this mgmt session\n.\n1000 Success\n" PROMPT);
-		return 0;
-	}
-	if (!strcmp(line, "logout")) {
-		say(fd, "1000 Success\n");
-		return -1;
-	}
-	if (!strcmp(line, "shutdown")) {
-		say(fd, "1000 Success\n");
-		stopping = 1;
-		return -1;
-	}
-	for (int i = 0; i < 3; i++) {
-		if (strcmp(line, params[i]))
-			continue;
-		if (set_param(i, arg))
-			say(fd, "1022 Invalid argument\n" PROMPT);
-		else
-			say(fd, "1000 Success\n" PROMPT);
-		return 0;
-	}
-	say(fd, "1038 Function not implemented\n" PROMPT);
-	return 0;
-}
-
-static void client_input(int i)
-{
-	char *buf = client_buf[i];
-	ssize_t n = recv(clients[i], buf + client_len[i], sizeof client_buf[i] - 1 - client_len[i], 0);
-	if (n <= 0) {
-		close(clients[i]);
-		clients[i] = -1;
-		return;
-	}
-	client_len[i] += n;
-	buf[client_len[i]] = 0;
-	char *nl;
-	while ((nl = memchr(buf, '\n', client_len[i]))) {
-		*nl = 0;
-		int keep = command(clients[i], buf);
-		size_t used = nl + 1 - buf;
-		memmove(buf, nl + 1, client_len[i] - used);
-		client_len[i] -= used;
-		buf[client_len[i]] = 0;
-		if (keep < 0) {
-			close(clients[i]);
-			clients[i] = -1;
-			return;
-		}
-	}
-	if (client_len[i] >= sizeof client_buf[i] - 1) {  /* a line too long: dropped */
-		client_len[i] = 0;
-		say(clients[i], "1022 Invalid argument\n" PROMPT);
-	}
-}
-
-static void mgmt_accept(void)
-{
-	int fd = accept4(mgmt_fd, NULL, NULL, SOCK_CLOEXEC);
-	if (fd < 0)
-		return;
-	for (int i = 0; i < CLIENTS_MAX; i++) {
-		if (clients[i] < 0) {
-			clients[i] = fd;
-			client_len[i] = 0;
-			say(fd, "\nVDE wirefilter V.2.3.2 compatible: cz-wire " VERSION "\n" PROMPT);
-			return;
-		}
-	}
-	say(fd, "1016 Too many sessions\n");
-	close(fd);
-}
-
-static void mgmt_open(const char *path)
-{
-	struct sockaddr_un sun = {.sun_family = AF_UNIX};
-	if (strlen(path) >= sizeof sun.sun_path)
-		die("%s: management socket path too long, at most %zu bytes", path, sizeof sun.sun_path - 1);
-	strcpy(sun.sun_path, path);
-	mgmt_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	unlink(path);
-	if (mgmt_fd < 0 || bind(mgmt_fd, (struct sockaddr *)&sun, sizeof sun) || listen(mgmt_fd, 8))
-		die("%s: cannot listen: %s", path, strerror(errno));
-	chmod(path, 0600);
-}
 
 /* ---------------------------------------------------------------------------------------------- */
 
@@ -476,18 +375,18 @@ int main(int argc, char **argv)
 	*right++ = 0;
 	if (getrandom(rng, sizeof rng, 0) != sizeof rng)
 		die("getrandom: %s", strerror(errno));
-	for (int i = 0; i < CLIENTS_MAX; i++) clients[i] = -1;
 	for (int d = 0; d < 2; d++)
 		if (!(dirs[d].q = calloc(QUEUE_MAX, sizeof(struct frame))))
 			die("out of memory");
-	conn[0] = vde_open_real(left, "cz-wire", 1, NULL);
-	if (!conn[0])
-		die("%s: cannot connect: %s", left, strerror(errno));
-	conn[1] = vde_open_real(right, "cz-wire", 1, NULL);
-	if (!conn[1])
-		die("%s: cannot connect: %s", right, strerror(errno));
-	dirs[0].out = conn[1];
-	dirs[1].out = conn[0];
+	char *urls[2] = {left, right};
+	for (int c = 0; c < 2; c++) {
+		if (!strncmp(urls[c], "peer://", 7))
+			open_peer(c, urls[c]);
+		else if (!(conn[c] = vde_open_real(urls[c], "cz-wire", 1, NULL)))
+			die("%s: cannot connect: %s", urls[c], strerror(errno));
+	}
+	dirs[0].out = 1;
+	dirs[1].out = 0;
 	if (mgmt_path)
 		mgmt_open(mgmt_path);
 	if (daemonize) {
@@ -507,18 +406,16 @@ int main(int argc, char **argv)
 	prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);  /* wake at the departure, not up to 50 us later */
 
 	static unsigned char frame[FRAME_MAX];
-	struct pollfd pfd[5 + CLIENTS_MAX];
+	struct pollfd pfd[4 + MGMT_POLLFDS];
 	sigset_t none;
 	sigemptyset(&none);
 	while (!stopping) {
 		int n = 0;
 		for (int c = 0; c < 2; c++) {
-			pfd[n++] = (struct pollfd){.fd = gone[c] ? -1 : vde_datafd(conn[c]), .events = POLLIN};
-			pfd[n++] = (struct pollfd){.fd = gone[c] ? -1 : vde_ctlfd(conn[c]), .events = POLLIN};
+			pfd[n++] = (struct pollfd){.fd = gone[c] ? -1 : side_datafd(c), .events = POLLIN};
+			pfd[n++] = (struct pollfd){.fd = gone[c] ? -1 : side_ctlfd(c), .events = POLLIN};
 		}
-		pfd[n++] = (struct pollfd){.fd = mgmt_fd, .events = POLLIN};
-		for (int i = 0; i < CLIENTS_MAX; i++)
-			pfd[n++] = (struct pollfd){.fd = clients[i], .events = POLLIN};
+		n += mgmt_pollfds(pfd + n);
 		int64_t now = now_ns(), next = depart_due(now), wake = 0;
 		struct timespec ts, *timeout = NULL;
 		if (next != INT64_MAX) {
@@ -554,19 +451,20 @@ int main(int argc, char **argv)
 			/* a side whose data socket fails (a tap deleted under us reads EBADFD forever) is gone too */
 			if (pfd[2 * c].revents & (POLLERR | POLLHUP | POLLNVAL)) gone[c] = 1;
 			else if (pfd[2 * c].revents & POLLIN) {
-				ssize_t len = vde_recv(conn[c], frame, sizeof frame, 0);
+				int64_t arrival;
+				ssize_t len = side_recv(c, frame, sizeof frame, &arrival);
 				if (len > 0)
-					arrive(c, frame, (size_t)len, now_ns());
+					arrive(c, frame, (size_t)len, arrival);
 				else if (len < 0 && errno != EAGAIN && errno != EINTR && errno != ENOBUFS)
 					gone[c] = 1;
 			}
 		}
-		if (pfd[4].revents & POLLIN) mgmt_accept();
-		for (int i = 0; i < CLIENTS_MAX; i++)
-			if (clients[i] >= 0 && pfd[5 + i].revents & (POLLIN | POLLHUP | POLLERR)) client_input(i);
+		mgmt_serve(pfd + 4);
 	}
-	vde_close(conn[0]);
-	vde_close(conn[1]);
+	for (int c = 0; c < 2; c++) {
+		if (conn[c]) vde_close(conn[c]);
+		if (peer_self[c]) unlink(peer_self[c]);
+	}
 	if (mgmt_path) unlink(mgmt_path);
 	if (pid_path) unlink(pid_path);
 	return 0;
