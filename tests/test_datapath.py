@@ -107,8 +107,8 @@ def test_round_trips_near_the_plan(rows):
 
 
 @slow
-@pytest.mark.xfail(reason="issue 15: under iperf3 load (and on a busy CI machine) p50 is 0.3-0.6 ms late",
-                   strict=False)
+@pytest.mark.xfail(reason="issue 15: under iperf3 load p50 sits at its bound (10.1-10.3 ms for 10; joined links),"
+                          " on a busy CI machine above it: not strict until it holds run after run", strict=False)
 def test_round_trips_keep_the_issue_p50_bounds(rows):
     missed = [row["row"] for row in rtt_rows(rows) if not row["p50_ok"]]
     assert not missed, missed
