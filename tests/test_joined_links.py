@@ -31,9 +31,11 @@ from tests.e2e import (
 MIXED = """\
 set ns [new Simulator]
 source tb_compat.tcl
-foreach n {a b c d e f g h} { set $n [$ns node] }
+foreach n {a b c d e f g h k o} { set $n [$ns node] }
 tb-add-node-attribute $e containers:node_type qemu
+tb-add-node-attribute $o containers:node_type openvz
 foreach n {a b c d e f h} { tb-add-node-attribute [set $n] containers:partition 0 }
+foreach n {k o} { tb-add-node-attribute [set $n] containers:partition 2 }
 tb-add-node-attribute $g containers:partition 1
 set delayed [$ns duplex-link $a $b 100Mb 2ms DropTail]
 set lossy [$ns duplex-link $b $c 100Mb 0ms DropTail]
@@ -42,6 +44,7 @@ set plain [$ns duplex-link $c $d 100Mb 0ms DropTail]
 set withqemu [$ns duplex-link $d $e 100Mb 2ms DropTail]
 set crossing [$ns duplex-link $f $g 100Mb 2ms DropTail]
 set lan [$ns make-lan "$a $f $h" 100Mb 2ms]
+set withopenvz [$ns duplex-link $k $o 100Mb 2ms DropTail]
 $ns rtproto Static
 $ns run
 """
@@ -63,7 +66,7 @@ def _plan(expdir, pnode="pnode-0000"):
     return switches, {wf["id"]: wf for wf in host_vars["containerize_wirefilters"]}
 
 
-def test_only_shaped_links_of_two_process_nodes_of_one_pnode_are_joined(tmp_path):
+def test_only_shaped_links_of_two_process_or_openvz_nodes_of_one_pnode_are_joined(tmp_path):
     source = tmp_path / "mixed.tcl"
     source.write_text(MIXED)
     expdir = tmp_path / "exp"
@@ -74,6 +77,9 @@ def test_only_shaped_links_of_two_process_nodes_of_one_pnode_are_joined(tmp_path
     joined = {wid: wf["peer"] for wid, wf in wires.items() if "peer" in wf}
     assert len(joined) == 4 and all(joined[peer] == wid for wid, peer in joined.items())
     assert {wires[wid]["right"] for wid in joined} == {switches["delayed"]["id"], switches["lossy"]["id"]}
+    switches, wires = _plan(expdir, "pnode-0002")  # a process node and an openvz container
+    assert [name for name, sw in switches.items() if sw.get("joined")] == ["withopenvz"]
+    assert sorted(wf["peer"] for wf in wires.values()) == sorted(wires)
     switches, wires = _plan(expdir, "pnode-0001")  # g: the crossing link's other end
     assert not any(sw.get("joined") for sw in switches.values()) and not any("peer" in wf for wf in wires.values())
 

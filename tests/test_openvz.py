@@ -231,11 +231,15 @@ $ns run
 """
 
 
-def test_shaped_link_of_a_container_has_its_element_as_its_plug(tmp_path, template_dir):
+@pytest.mark.parametrize("placement", ["two pnodes", "one pnode"])
+def test_shaped_link_of_a_container_has_its_element_as_its_plug(tmp_path, template_dir, placement):
     """A container's shaped interface is opened by its cz-wire in the container's namespace (no plug, no
-    private switch), as a process node's is (docs/datapath.md); the delay is the planned one."""
+    private switch), as a process node's is (docs/datapath.md); the delay is the planned one. Across two
+    pnodes (the default packing) the element plugs into the link's switch; on one pnode the link is joined:
+    the two elements send to each other, with no switch."""
     source = tmp_path / "shaped.tcl"
-    source.write_text(SHAPED)
+    together = "\n".join(f"tb-add-node-attribute ${n} containers:partition 0" for n in "ac")
+    source.write_text(SHAPED.replace("$ns rtproto", together + "\n$ns rtproto") if placement == "one pnode" else SHAPED)
     expdir = tmp_path / "exp"
     compile_topology(source, expdir, "e2e", "ovzwire", "--default-container=process", "--openvz-template=busybox",
                      f"--openvz-template-dir={template_dir}")
@@ -250,7 +254,11 @@ def test_shaped_link_of_a_container_has_its_element_as_its_plug(tmp_path, templa
         pid = int((rd / f"{wf['id']}.wf.pid").read_text())
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
         if "cz-wire" in argv[0]:  # where cz-wire could not be built the old path stays (wirefilter)
-            assert "tap://eth0:" + str(rd / f"{wf['right']}.ctl") in " ".join(argv), argv
+            if placement == "one pnode":
+                assert f"tap://eth0:peer://{rd / (wf['id'] + '.wf.data')},{rd / (wf['peer'] + '.wf.data')}" in argv
+                assert not (rd / f"{wf['right']}.pid").exists(), "the joined link's switch runs"
+            else:
+                assert "tap://eth0:" + str(rd / f"{wf['right']}.ctl") in " ".join(argv), argv
             assert os.stat(f"/proc/{pid}/ns/net").st_ino == os.stat(f"/run/netns/{entry['namespace']}").st_ino
             assert not (rd / "c.eth0.plug.pid").exists() and not (rd / f"{wf['left']}.ctl").exists()
         assert_delay(expdir, "a", "c", 10.0)

@@ -10,9 +10,9 @@ interface gets a small private switch and a wirefilter joining it to the substra
 so the node (tap or qemu) always plugs into a switch, and shaping never sits on the
 substrate switch itself (a LAN is shaped per member, as DETER did). A process or openvz node's
 wirefilter is marked node_plug: where the pnode runs cz-wire, the element opens the node's tap itself
-and the private switch and plug are not run (decided on the pnode, which knows its element). A
-shaped point-to-point link between two process nodes of one pnode is marked joined (joined_links): its
-two elements, where they are cz-wire, talk straight to each other and its switch is not run either.
+and the private switch and plug are not run (decided on the pnode, which knows its element). A shaped
+point-to-point link between two process or openvz nodes of one pnode is marked joined (joined_links):
+its two elements, where both are plugs, talk straight to each other and its switch is not run either.
 
 A substrate whose switches sit on more than one pnode is carried between them over the
 experiment network ("pnet"): each such switch gets an uplink, a tap plugged into the switch and
@@ -132,15 +132,15 @@ def plan_switches(topo: Topology, assignment: dict[str, list[str]], shaping: lis
     return plans, crossing
 
 
-def process_links(topo: Topology, assignment: dict[str, list[str]], switched: set):
-    """(name, members) of each point-to-point link between two process nodes of one pnode: the links that
-    may take a veth pair (veth_pairs) or join their two elements (joined_links)."""
+def process_links(topo: Topology, assignment: dict[str, list[str]], switched: set, kinds=("process",)):
+    """(name, members) of each point-to-point link between two nodes of KINDS on one pnode: the links that
+    may take a veth pair (veth_pairs: process nodes) or join their two elements (joined_links)."""
     pnode_of = {name: pnode for pnode, names in assignment.items() for name in names}
     for name, members in topo.substrate_members().items():
         if topo.substrates[name].kind != "link" or len(members) != 2:
             continue
         nodes = [topo.nodes[i.node] for i in members]
-        if all(n.kind == "process" and n.kind in switched for n in nodes) and \
+        if all(n.kind in kinds and n.kind in switched for n in nodes) and \
                 pnode_of.get(nodes[0].name) == pnode_of.get(nodes[1].name):
             yield name, members
 
@@ -159,12 +159,13 @@ def veth_pairs(topo: Topology, assignment: dict[str, list[str]], shaping_of: dic
 
 
 def joined_links(topo: Topology, assignment: dict[str, list[str]], shaping_of: dict, switched: set) -> set:
-    """The links whose two hops' elements may be joined without a switch: two process nodes of one pnode
-    joined by a link with a wirefilter on both hops (delay or loss). Where the pnode runs cz-wire, each
+    """The links whose two hops' elements may be joined without a switch: two process or openvz nodes of one
+    pnode joined by a link with a wirefilter on both hops (delay or loss). Where the pnode runs cz-wire, each
     element is its node's plug and sends to the other's socket (peer://): one element per node and
     direction, and the delay counts from the kernel's time of sending, so a busy CPU's late wake-ups add
-    less (docs/datapath.md)."""
-    return {name for name, members in process_links(topo, assignment, switched)
+    less (docs/datapath.md). Where one element is not a plug (an openvz node on an OpenVZ kernel), both
+    keep the switch: the pnode decides."""
+    return {name for name, members in process_links(topo, assignment, switched, ("process", "openvz"))
             if all(shaping_of[(i.node, i.ifname)].method == "wirefilter" for i in members)}
 
 
