@@ -132,7 +132,7 @@ def plan_switches(topo: Topology, assignment: dict[str, list[str]], shaping: lis
     return plans, crossing
 
 
-def process_links(topo: Topology, assignment: dict[str, list[str]], switched: set, kinds=("process",)):
+def one_pnode_links(topo: Topology, assignment: dict[str, list[str]], switched: set, kinds=("process",)):
     """(name, members) of each point-to-point link between two nodes of KINDS on one pnode: the links that
     may take a veth pair (veth_pairs: process nodes) or join their two elements (joined_links)."""
     pnode_of = {name: pnode for pnode, names in assignment.items() for name in names}
@@ -150,7 +150,7 @@ def veth_pairs(topo: Topology, assignment: dict[str, list[str]], shaping_of: dic
     pnode joined by a link with no delay and no loss (bandwidth, if any, is a tbf on each sender's egress).
     Nothing in user space: the kernel hands a frame from one namespace to the other."""
     pairs = {}
-    for _name, members in process_links(topo, assignment, switched):
+    for _name, members in one_pnode_links(topo, assignment, switched):
         if any(shaping_of[(i.node, i.ifname)].method == "wirefilter" for i in members):
             continue
         pairs[(members[0].node, members[0].ifname)] = members[1]
@@ -165,7 +165,7 @@ def joined_links(topo: Topology, assignment: dict[str, list[str]], shaping_of: d
     direction, and the delay counts from the kernel's time of sending, so a busy CPU's late wake-ups add
     less (docs/datapath.md). Where one element is not a plug (an openvz node on an OpenVZ kernel), both
     keep the switch: the pnode decides."""
-    return {name for name, members in process_links(topo, assignment, switched, ("process", "openvz"))
+    return {name for name, members in one_pnode_links(topo, assignment, switched, ("process", "openvz"))
             if all(shaping_of[(i.node, i.ifname)].method == "wirefilter" for i in members)}
 
 

@@ -163,17 +163,22 @@ static void side_send(int c, const void *data, size_t len)
 static int side_datafd(int c) { return peer_fd[c] >= 0 ? peer_fd[c] : vde_datafd(conn[c]); }
 static int side_ctlfd(int c) { return peer_fd[c] >= 0 ? -1 : vde_ctlfd(conn[c]); }
 
-/* SUN for PATH; bound to FD (0600, an old socket file replaced) unless FD is -1 */
-void bind_unix(int fd, const char *path, struct sockaddr_un *sun)
+/* the address of the unix socket PATH (one line and exit 2 when it does not fit) */
+static void unix_address(const char *path, struct sockaddr_un *sun)
 {
 	*sun = (struct sockaddr_un){.sun_family = AF_UNIX};
 	if (strlen(path) >= sizeof sun->sun_path)
 		die("%s: socket path too long, at most %zu bytes", path, sizeof sun->sun_path - 1);
 	strcpy(sun->sun_path, path);
-	if (fd < 0)
-		return;
+}
+
+/* bind FD to PATH, mode 0600, replacing an old socket file */
+void bind_unix(int fd, const char *path)
+{
+	struct sockaddr_un sun;
+	unix_address(path, &sun);
 	unlink(path);
-	if (bind(fd, (struct sockaddr *)sun, sizeof *sun))
+	if (bind(fd, (struct sockaddr *)&sun, sizeof sun))
 		die("%s: cannot bind: %s", path, strerror(errno));
 	chmod(path, 0600);
 }
@@ -189,9 +194,8 @@ static void open_peer(int c, const char *url)
 	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), on = 1, size = 1 << 21;
 	if (fd < 0)
 		die("socket: %s", strerror(errno));
-	struct sockaddr_un self;
-	bind_unix(fd, spec, &self);
-	bind_unix(-1, comma + 1, &peer_addr[c]);
+	bind_unix(fd, spec);
+	unix_address(comma + 1, &peer_addr[c]);
 	setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on);
 	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
 	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);

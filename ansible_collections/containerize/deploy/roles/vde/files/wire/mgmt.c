@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "wire.h"
@@ -168,10 +167,9 @@ static void mgmt_accept(void)
 
 void mgmt_open(const char *path)
 {
-	struct sockaddr_un sun;
 	if ((mgmt_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
 		die("socket: %s", strerror(errno));
-	bind_unix(mgmt_fd, path, &sun);
+	bind_unix(mgmt_fd, path);
 	if (listen(mgmt_fd, 8))
 		die("%s: cannot listen: %s", path, strerror(errno));
 }

@@ -6,7 +6,6 @@
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/un.h>
 
 #define VERSION "1"
 #define CLIENTS_MAX 8                 /* management sessions at once */
@@ -36,7 +35,7 @@ extern volatile sig_atomic_t stopping;
 
 void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 int set_param(int which, const char *text);  /* 0 delay, 1 bandwidth, 2 loss; -1 on a bad value */
-void bind_unix(int fd, const char *path, struct sockaddr_un *sun);
+void bind_unix(int fd, const char *path);
 
 void mgmt_open(const char *path);
 int mgmt_pollfds(struct pollfd *pfd);
