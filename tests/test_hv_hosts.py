@@ -6,6 +6,11 @@ this machine is not touched); tests/test_own_hosts.py checks the same on real ho
 
 from __future__ import annotations
 
+import os
+
+import pytest
+
+from ansible_collections.containerize.deploy.plugins.module_utils.datapath_cpus import cpu_list
 from ansible_collections.containerize.deploy.plugins.modules.hv_experiment import MADE_MARK, sync_hosts_block
 
 
@@ -73,6 +78,7 @@ def _scripts_params(tmp_path, state="present"):
     return {"root": str(root), "config_dir": dirs["config"], "log_dir": dirs["log"], "nodes_dir": dirs["nodes"],
             "run_dir": str(root / "run" / "1a2b3c4d"), "exp_name": "e.p", "project": "p", "experiment": "e",
             "hosts": [], "site": {}, "ip_forward": False, "state": state,
+            "datapath_cpus": "none", "switches": [], "wirefilters": [],
             "scripts_dir": str(root / "config" / "e.p" / "scripts" / "hv"),
             "scripts": {"start-command.sh": {"content": "#!/bin/sh\n", "mode": "0755"},
                         "info.sh": {"content": "echo info\n", "mode": "0755"}}}
@@ -114,3 +120,26 @@ def test_network_is_left_to_role_vde_only_when_something_must_come_first():
     assert network_waits(unshaped, missing=["vde2"])
     assert network_waits(shaped, missing=[])
     assert not network_waits({**shaped, "wire_program": "wirefilter"}, missing=[])
+
+
+def test_the_cpu_split_is_written_to_the_run_directory_and_taken_back(tmp_path):
+    """With a data path (switches) on a pnode of two CPUs or more, auto gives it the last CPU; none takes it back."""
+    from ansible_collections.containerize.deploy.plugins.modules.hv_experiment import apply, plan
+
+    cpus = sorted(os.sched_getaffinity(0))
+    params = {**_scripts_params(tmp_path), "datapath_cpus": "auto", "switches": [{"id": "s0"}]}
+    run = tmp_path / "containers" / "run" / "1a2b3c4d"
+    apply(plan(params)[0])
+    if len(cpus) < 2:
+        assert not list(run.glob("*.cpus"))
+        return
+    assert (run / "datapath.cpus").read_text() == f"{cpus[-1]}\n"
+    assert (run / "nodes.cpus").read_text() == f"{cpu_list(cpus[:-1])}\n"
+    assert plan(params)[0] == []
+    steps, before, after = plan({**params, "datapath_cpus": "none"})
+    assert [what for what, _action, _arg in steps] == [f"remove {run / n}" for n in ("datapath.cpus", "nodes.cpus")]
+    assert after[str(run / "nodes.cpus")] == "" and before[str(run / "nodes.cpus")]
+    apply(steps)
+    assert not list(run.glob("*.cpus"))
+    with pytest.raises(ValueError, match="leaves the nodes no CPU"):
+        plan({**params, "datapath_cpus": cpu_list(cpus)})

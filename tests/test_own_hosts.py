@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shlex
 import shutil
@@ -37,6 +38,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ansible_collections.containerize.deploy.plugins.module_utils.datapath_cpus import cpu_list
 from tests import hosts as testbed
 from tests.e2e import ENV, REPO, delay_error
 
@@ -247,6 +249,12 @@ def test_own_hosts(bed, tmp_path):
         assert pnode_of["a"] != pnode_of["d"], pnode_of
         assert (err := delay_error(_rtts(expdir, key, "a", "d"), 20.0)) is None, err
         assert _exec(expdir, key, "d", "ping", "-c", "1", "-W", "3", "f").returncode == 0
+        # a and d run off their hosts' data-path CPU (hv_datapath_cpus auto; the hosts have this machine's CPUs)
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) > 1:
+            for node, status in (("a", "/proc/self/status"), ("d", "/proc/1/status")):
+                shown = _exec(expdir, key, node, "grep", "Cpus_allowed_list", status)
+                assert shown.stdout.split()[-1:] == [cpu_list(cpus[:-1])], (node, shown.stdout, shown.stderr)
         # the qemu node, entered over its pnode's ssh connection: by name to a node of another host
         assert pnode_of["g"] != pnode_of["a"], pnode_of
         ping = _exec(expdir, key, "g", "ping", "-c", "2", "-W", "5", "a")

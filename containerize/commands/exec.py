@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ansible_collections.containerize.deploy.plugins.module_utils import ssh_relay
+from ansible_collections.containerize.deploy.plugins.module_utils.datapath_cpus import NODES_FILE, nodes_cpus
 from ansible_collections.containerize.deploy.plugins.module_utils.node_status import Context as StatusContext
 from ansible_collections.containerize.deploy.plugins.module_utils.node_status import embedded_wrap, qemu_status
 from ansible_collections.containerize.deploy.plugins.module_utils.process_plan import taskset_prefix
@@ -52,6 +53,8 @@ from .base import CommandParser, json_text, json_wanted
 # directory, set the hostname, run the command. Directory, hostname and command are arguments,
 # never shell text.
 BIND_AND_EXEC = 'mount --bind "$1" /var/containers 2>/dev/null; hostname "$2" 2>/dev/null; shift 2; exec "$@"'
+# On a remote pnode: taskset to the CPU list in file $1 (datapath_cpus.NODES_FILE) when there is one.
+ON_NODE_CPUS = 'c=$(cat "$1" 2>/dev/null); shift; [ -n "$c" ] && exec taskset --cpu-list "$c" "$@"; exec "$@"'
 INTERACTIVE_SHELL = 'if command -v bash >/dev/null 2>&1; then exec bash -i; else exec sh -i; fi'
 INFO_SCRIPT = COLLECTION / "roles" / "hv" / "files" / "info.sh"
 DAEMONS_MODULE = "ansible_collections.containerize.deploy.plugins.module_utils.daemons"
@@ -79,8 +82,18 @@ def _process(expdir: ExperimentDir, node: str, plan: dict, command: list[str]) -
         raise ContainerizeError(f"node {node!r} is not running here (no namespace {ns}); swap in first")
     argv = ["ip", "netns", "exec", ns, "unshare", "--uts", "--", "sh", "-c", BIND_AND_EXEC, "sh",
             expdir.node_dir(node), str(plan.get("hostname") or node), *command]  # fmt: skip
-    # on the node's CPUs (containers:cpus), as its start command
-    return Entry(node, "process", argv=[*taskset_prefix(plan.get("cpus")), *argv])
+    # on the node's CPUs (containers:cpus), else the nodes' ones of its pnode, as its start command
+    if plan.get("cpus"):
+        return Entry(node, "process", argv=[*taskset_prefix(plan["cpus"]), *argv])
+    return Entry(node, "process", argv=on_node_cpus(expdir, node, argv))
+
+
+def on_node_cpus(expdir: ExperimentDir, node: str, argv: list[str]) -> list[str]:
+    """ARGV run on the CPUs of NODE's pnode that are the nodes' (hv_datapath_cpus; all when nothing is split)."""
+    run_dir = expdir.run_dir(expdir.pnode_of(node))
+    if expdir.target == "local":
+        return [*taskset_prefix(nodes_cpus(run_dir)), *argv]
+    return ["sh", "-c", ON_NODE_CPUS, "sh", os.path.join(run_dir, NODES_FILE), *argv]
 
 
 def qemu_runner(node_dir: str):
@@ -134,12 +147,12 @@ def openvz_leader(expdir: ExperimentDir, node: str) -> int:
 def _openvz(expdir: ExperimentDir, node: str, plan: dict, command: list[str]) -> Entry:
     if expdir.target == "local":
         leader = openvz_leader(expdir, node)
-        return Entry(node, "openvz", argv=["nsenter", "-t", str(leader), "-m", "-u", "-i", "-n", "-p", "-C",
-                                           "-r", "-w", "--", *command])  # fmt: skip
+        return Entry(node, "openvz", argv=on_node_cpus(expdir, node, [
+            "nsenter", "-t", str(leader), "-m", "-u", "-i", "-n", "-p", "-C", "-r", "-w", "--", *command]))
     pidfile = shlex.quote(f"{expdir.run_dir(expdir.pnode_of(node))}/{node}.openvz.pid")
     script = (f'nspawn=$(cat {pidfile}) && leader=$(cut -d" " -f1 /proc/$nspawn/task/$nspawn/children) && '
               'exec nsenter -t "$leader" -m -u -i -n -p -C -r -w -- "$@"')
-    return Entry(node, "openvz", argv=["sh", "-c", script, "sh", *command])
+    return Entry(node, "openvz", argv=on_node_cpus(expdir, node, ["sh", "-c", script, "sh", *command]))
 
 
 def _embedded(expdir: ExperimentDir, node: str, plan: dict, command: list[str]) -> Entry:

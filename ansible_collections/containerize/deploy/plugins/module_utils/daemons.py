@@ -377,6 +377,7 @@ def proc_netns_inode(pid):
 # An experiment's data-path daemons (switches, wirefilters, tap plugs) run round-robin real time at this
 # priority, as `chrt -a -r -p 20 PID` would set them: a frame waits for no ordinary process to give up
 # a CPU, which on 2 busy cores cut a 20 ms star's worst round trip from 25-41 ms to 21.3 ms (issue 15).
+# The daemons also run on the data path's own CPUs where the pnode has them (datapath_cpus.py).
 # Below the kernel's own threads (50) and far below its watchdogs (99); the kernel's RT throttling
 # (sched_rt_runtime_us) still leaves ordinary processes 5 % of each CPU should one of them spin.
 RT_PRIORITY = 20
@@ -389,29 +390,35 @@ def _threads(pid):
         return []
 
 
-def is_realtime(pid, priority=RT_PRIORITY):
-    """True when every thread of PID runs SCHED_RR at PRIORITY (None when PID is gone)."""
+def is_realtime(pid, priority=RT_PRIORITY, cpus=None):
+    """True when every thread of PID runs SCHED_RR at PRIORITY, on exactly CPUS (a set; None: any) (None
+    when PID is gone)."""
     threads = _threads(pid)
     if not threads:
         return None
     try:
         return all(
             os.sched_getscheduler(tid) == os.SCHED_RR and os.sched_getparam(tid).sched_priority == priority
+            and (cpus is None or os.sched_getaffinity(tid) == cpus)
             for tid in threads
         )
     except OSError:
         return None
 
 
-def make_realtime(pid, priority=RT_PRIORITY):
-    """Set every thread of PID to SCHED_RR at PRIORITY; True when it is so afterwards.
+def make_realtime(pid, priority=RT_PRIORITY, cpus=None):
+    """Set every thread of PID to SCHED_RR at PRIORITY, on CPUS (a set; None: leave them); True when it
+    is so afterwards.
 
-    Best effort: where the pnode refuses (no CAP_SYS_NICE, an RT budget of 0 for the cgroup) the daemon
-    keeps its ordinary priority, and the caller does not report a change it could not make.
+    Best effort: where the pnode refuses (no CAP_SYS_NICE, an RT budget of 0 for the cgroup, CPUs outside
+    its cpuset) the daemon keeps its ordinary priority, and the caller does not report a change it could
+    not make.
     """
     for tid in _threads(pid):
         try:
+            if cpus is not None:
+                os.sched_setaffinity(tid, cpus)
             os.sched_setscheduler(tid, os.SCHED_RR, os.sched_param(priority))
         except OSError:
             return False
-    return bool(is_realtime(pid, priority))
+    return bool(is_realtime(pid, priority, cpus))

@@ -94,9 +94,10 @@ def is_plug(argv):
     return any(arg.endswith(PLUG_SUFFIX) for arg in argv)
 
 
-def observe_plug(plan, ns_inode):
+def observe_plug(plan, ns_inode, cpus=None):
     """What the kernel says of the plug PLAN names: {pid, in_ns, argv, started, realtime, socket} (pid None
-    when it is gone; socket False when a joined element's socket file is gone).
+    when it is gone; socket False when a joined element's socket file is gone; realtime: at real-time
+    priority on the data path's CPUS, see prioritize_plug).
 
     An element's argv is its record's when the two agree up to its wire (-v): link_shaping changes an
     element's values over its management socket and records them, its command line stays as started
@@ -114,7 +115,7 @@ def observe_plug(plan, ns_inode):
         "in_ns": alive and bool(ns_inode) and proc_netns_inode(pid) == ns_inode,
         "argv": argv,
         "started": proc_start_ticks(pid) if alive else None,
-        "realtime": is_realtime(pid) if alive else None,
+        "realtime": is_realtime(pid, cpus=cpus) if alive else None,
         "socket": not (alive and plan.socket) or os.path.exists(plan.socket),
     }
 
@@ -159,8 +160,9 @@ def stop_plug(pidfile, timeout):
         remove_path(pidfile[: -len(".pid")] + suffix)
 
 
-def start_plug(ns, plan, has_tap, timeout, label):
-    """Start the plug PLAN describes inside namespace NS; wait until it runs and HAS_TAP().
+def start_plug(ns, plan, has_tap, timeout, label, cpus=None):
+    """Start the plug PLAN describes inside namespace NS; wait until it runs and HAS_TAP(); real-time priority,
+    on CPUS (the data path's; None: any).
 
     vde_plug2tap writes its pid file before it makes the tap: ready means both. Raises RuntimeError.
     """
@@ -175,14 +177,15 @@ def start_plug(ns, plan, has_tap, timeout, label):
     ok = rc == 0 and wait_for(lambda: proc_alive(read_pid(pidfile), pidfile) and has_tap(), timeout, step=0.002)
     if not ok:
         raise RuntimeError(f"{os.path.basename(argv[0])} for {label} did not start (rc={rc}): {out}")
-    make_realtime(read_pid(pidfile))  # best effort, as the switches (daemons.RT_PRIORITY)
+    make_realtime(read_pid(pidfile), cpus=cpus)  # best effort, as the switches (daemons.RT_PRIORITY)
     if plan.record:
         write_json(plan.record, {"argv": argv, "pid": read_pid(pidfile)})
 
 
-def prioritize_plug(plug, check):
-    """Give a healthy PLUG that runs without real-time priority that priority; True when that is a change."""
-    return plug["realtime"] is False and (check or make_realtime(plug["pid"]))
+def prioritize_plug(plug, check, cpus=None):
+    """Give a healthy PLUG that runs without real-time priority, or off the data path's CPUS (None: any),
+    both; True when that is a change."""
+    return plug["realtime"] is False and (check or make_realtime(plug["pid"], cpus=cpus))
 
 
 class Switches:

@@ -108,7 +108,8 @@ class ProcessNode:
         self.ghost = bool(spec.get("ghost"))
         self.hostname = spec.get("hostname") or self.name
         self.startcmd = spec.get("startcmd") or ""
-        self.taskset = taskset_prefix(spec.get("cpus"))  # its start command runs on its planned CPUs
+        # its start command runs on its planned CPUs, else on the nodes' (datapath_cpus.py)
+        self.taskset = taskset_prefix(spec.get("cpus") or ctx.node_cpus)
         self.forwarding = bool(spec.get("forwarding"))
         self.interfaces = list(spec.get("interfaces") or [])
         self.plugs = {  # how each interface is plugged (a veth or a bridge port has no plug)
@@ -225,7 +226,7 @@ class ProcessNode:
                 else ("1" if links[iface["ifname"]]["ipv6_disabled"] else "0")
                 for iface in self.interfaces
             }
-        o["plugs"] = {ifname: observe_plug(plan, o["ns_inode"]) for ifname, plan in self.plugs.items()}
+        o["plugs"] = {ifname: observe_plug(plan, o["ns_inode"], ctx.datapath) for ifname, plan in self.plugs.items()}
         pid = read_pid(self.start_pidfile())
         alive = supervisor_alive(ctx.run_dir, ctx.nodes_dir, self.name, pid)
         record = read_json(ctx.rpath(f"{self.name}.start.json")) or {}
@@ -387,7 +388,7 @@ class ProcessNode:
                     f"switch {plan.switch} of {self.name} {ifname} is not running (run vde_network first)"
                 )
             if plug_healthy(plug, plan.argv, switch_started, ifname in links):
-                if prioritize_plug(plug, ctx.check):
+                if prioritize_plug(plug, ctx.check, ctx.datapath):
                     self.note(f"priority {ifname}")
                 continue
             replugged.append(ifname)
@@ -399,7 +400,7 @@ class ProcessNode:
                 self.act(f"unlink {ifname}", remove_link, self, ifname)
             self.act(
                 f"{'replug' if plug['pid'] else 'plug'} {ifname}", start_plug, self.ns, plan,
-                lambda name=ifname: self.has_link(name), ctx.timeout, f"{self.name} {ifname}",
+                lambda name=ifname: self.has_link(name), ctx.timeout, f"{self.name} {ifname}", ctx.datapath,
             )  # fmt: skip
         return replugged
 

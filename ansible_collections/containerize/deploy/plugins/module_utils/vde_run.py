@@ -27,6 +27,7 @@ from ansible_collections.containerize.deploy.plugins.module_utils.daemons import
     wait_for,
     write_json,
 )
+from ansible_collections.containerize.deploy.plugins.module_utils.datapath_cpus import datapath_cpus
 from ansible_collections.containerize.deploy.plugins.module_utils.names import NAME_RE, SUN_PATH_MAX
 from ansible_collections.containerize.deploy.plugins.module_utils.uplinks import UPLINK_OPTIONS, carry_uplinks
 from ansible_collections.containerize.deploy.plugins.module_utils.vde_state import (
@@ -292,23 +293,24 @@ def run_present(module, plan, runner, result):
             {"argv": start[wid], "switch_pids": records[wid], "pid": pid},
         )
     pids.update(started)
-    prioritize(module, pids, restarted_switches | set(started), before, result)
+    prioritize(module, pids, restarted_switches | set(started), before, result, datapath_cpus(run_dir))
 
     if not module.check_mode:
         result["pids"] = pids
     result["diff"] = {"before": before, "after": after}
 
 
-def prioritize(module, pids, fresh, before, result):
-    """Every planned daemon at real-time priority (daemons.RT_PRIORITY); one running without it (started by
-    an older version, or reset by hand) is a change, one just started (FRESH) is changed already."""
+def prioritize(module, pids, fresh, before, result, cpus):
+    """Every planned daemon at real-time priority (daemons.RT_PRIORITY) on the data path's CPUS (None: any);
+    one running without it (started by an older version, or reset by hand) is a change, one just started
+    (FRESH) is changed already."""
     for ident, pid in pids.items():
-        if not pid or is_realtime(pid) is not False:
+        if not pid or is_realtime(pid, cpus=cpus) is not False:
             continue
         kind = "switches" if ident in before["switches"] else "wirefilters"
         if ident not in fresh:
             before[kind][ident]["realtime"] = False
-        if module.check_mode or make_realtime(pid):
+        if module.check_mode or make_realtime(pid, cpus=cpus):
             if ident not in fresh:
                 result["changed"] = True
                 result["prioritized"].append(ident)

@@ -114,6 +114,16 @@ options:
     description: The shared scripts, a dict of C(NAME) to C({content, mode}), where C(NAME) is a plain file name.
     type: dict
     default: {}
+  datapath_cpus:
+    description:
+      - The CPUs the experiment's data-path daemons (switches, link elements, plugs) get on this pnode, the
+        nodes' processes getting the others (C(run_dir/datapath.cpus), C(run_dir/nodes.cpus), read by
+        M(containerize.deploy.vde_network), M(containerize.deploy.process_nodes) and C(containerize exec)).
+      - C(auto) gives the data path the highest-numbered CPU (one per 8) of a pnode with two or more. A
+        CPU list (C(3), C(6-7)) names them; the nodes must keep one. C(none) splits nothing.
+      - Only a pnode whose plan has switches or wirefilters (given with O(network=true)) is split.
+    type: str
+    default: none
   scripts_src:
     description:
       - Directory of the role's files (searched like M(ansible.builtin.copy)'s O(ansible.builtin.copy#module:src)),
@@ -171,8 +181,10 @@ from ansible_collections.containerize.deploy.plugins.module_utils import file_se
 from ansible_collections.containerize.deploy.plugins.module_utils.daemons import (
     compact_invocation,
     read_text,
+    remove_path,
     write_new_or_replace,
 )
+from ansible_collections.containerize.deploy.plugins.module_utils.datapath_cpus import plan_split, split_files
 from ansible_collections.containerize.deploy.plugins.module_utils.hosts import (
     check_hosts,
     host_lines,
@@ -219,6 +231,14 @@ def plan(params):
             if current != content:
                 steps.append((f"write {path}", "write", (path, content)))
                 before[path], after[path] = current or "", content
+        split = plan_split(params["datapath_cpus"], os.sched_getaffinity(0),
+                           bool(params["switches"] or params["wirefilters"]))
+        for path, content in split_files(params["run_dir"], split).items():
+            current = read_text(path)
+            if current != content:
+                steps.append((f"write {path}" if content else f"remove {path}", "write" if content else "unlink",
+                              (path, content)))
+                before[path], after[path] = current or "", content or ""
         if params["ip_forward"] and (read_text(IP_FORWARD) or "").strip() != "1":
             steps.append(("turn on IPv4 forwarding", "write", (IP_FORWARD, "1\n")))
         if params["scripts_dir"]:
@@ -265,6 +285,8 @@ def apply(steps):
             file_set.apply(*arg)
         elif action == "rmtree":
             shutil.rmtree(arg, ignore_errors=True)
+        elif action == "unlink":
+            remove_path(arg[0])
         elif action == "rmdir":
             try:
                 os.rmdir(arg)
@@ -345,6 +367,7 @@ def main():
         "scripts": {"type": "dict", "default": {}},
         "scripts_src": {"type": "path"},
         "network": {"type": "bool", "default": False},
+        "datapath_cpus": {"type": "str", "default": "none"},
         **NETWORK_OPTIONS,
     })
     params = module.params
@@ -358,7 +381,10 @@ def main():
     if missing and params["fail_missing"]:
         module.fail_json(msg="missing packages (and not to be installed): " + ", ".join(missing),
                          missing_packages=missing)
-    steps, before, after = plan(params)
+    try:
+        steps, before, after = plan(params)
+    except ValueError as exc:  # a bad datapath_cpus
+        module.fail_json(msg=str(exc))
     present = params["state"] == "present"
     network_run = params["network"] and not (present and network_waits(params, missing))
     # the daemons go before the directories holding their sockets, and start once those exist

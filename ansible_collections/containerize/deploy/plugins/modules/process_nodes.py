@@ -37,8 +37,10 @@ description:
     namespace), sets the node's hostname, writes C(log/start_command.log) (C(start TIME), then
     C(exit N) and C(end TIME)) and runs C(sh -c STARTCMD) with output in C(log/start_command.out)
     and C(log/start_command.err). The command is passed as one argument, never pasted into a shell
-    string. A running supervisor is known by its command line naming the node's log directory, so a
-    reused pid is never mistaken for it.
+    string. It runs on the node's C(cpus) (C(taskset)), else on the nodes' CPUs of the pnode, and the
+    plugs on the data path's, as role C(hv) split them (C(run_dir/nodes.cpus), C(datapath.cpus)).
+    A running supervisor is known by its command line naming the node's log directory, so a reused pid
+    is never mistaken for it.
   - A later run leaves a running or finished start command alone. If the supervisor died without
     recording an exit status (it was killed), its process group is killed and the command started
     again.
@@ -266,6 +268,7 @@ from ansible_collections.containerize.deploy.plugins.module_utils.daemons import
     stop_strays,
     stray_processes,
 )
+from ansible_collections.containerize.deploy.plugins.module_utils.datapath_cpus import datapath_cpus, nodes_cpus
 from ansible_collections.containerize.deploy.plugins.module_utils.lan_bridge import RECORD as LAN_RECORD
 from ansible_collections.containerize.deploy.plugins.module_utils.lan_bridge import (
     LanBridges,
@@ -327,6 +330,7 @@ class Context(NodesContext):
         self.old_supervisor = os.path.join(self.run_dir, OLD_SUPERVISOR)
         self.write_hostname = os.path.exists("/etc/hostname")
         self.switch = Switches(self.run_dir)
+        self.datapath, self.node_cpus = datapath_cpus(self.run_dir), nodes_cpus(self.run_dir)
         # cz-wire opens the taps of shaped interfaces itself (plugs.plan_plug); wirefilter cannot
         self.element = recorded_element(os.path.join(scripts_dir, "wire") if scripts_dir else None,
                                         p["wire_program"])
