@@ -18,8 +18,9 @@ larger):
   one pnode, quiet        q             p50 3 % / 0.3 ms    p99 10 % / 1 ms
   across pnodes           x             p50 3 % / 0.5 ms    p99 10 % / 1 ms
   under load              q, while iperf3 fills u           (the one-pnode bounds)
-  the same, placed        r while iperf3 fills v, v's nodes on the last CPU and r's on the others
-                          (containers:cpus; not on a machine with one CPU)
+                          (the elements on the data path's CPU, every node on the others: hv_datapath_cpus)
+  the same, placed        r while iperf3 fills v, v's nodes on the first of the nodes' CPUs and r's on
+                          the others (containers:cpus; only where the nodes have two CPUs or more)
   1,000 idle: inside      two nodes of one LAN of the big experiment   p50 5 % / 0.5 ms  p99 25 % / 2 ms
   1,000 idle: next to it  q of the small experiment                    (the same)
   LAN, kernel bridge      la -> lc (no delay planned)                  (the one-pnode bounds)
@@ -45,6 +46,8 @@ from pathlib import Path
 
 import yaml
 
+from ansible_collections.containerize.deploy.plugins.module_utils.datapath_cpus import plan_split
+from ansible_collections.containerize.deploy.plugins.module_utils.process_plan import cpu_set
 from bench import fidelity
 from bench.swapin import settle
 from bench.topologies import lan_tree
@@ -74,13 +77,14 @@ LAN = fidelity.Case("l", "ceiling", 10000)  # la, lb and lc on one LAN: a kernel
 
 
 def cpu_places() -> dict[str, str]:
-    """containers:cpus of r's and v's nodes: the loaded pair v on the last CPU, r on the others
-    (none on a machine with one CPU)."""
-    cpus = sorted(os.sched_getaffinity(0))
-    if len(cpus) < 2:
+    """containers:cpus of r's and v's nodes among the nodes' CPUs (hv_datapath_cpus auto keeps the last for
+    the data path): the loaded pair v on the first, r on the others (none where the nodes have one CPU)."""
+    split = plan_split("auto", os.sched_getaffinity(0))
+    nodes = sorted(cpu_set(split["nodes"])) if split else []
+    if len(nodes) < 2:
         return {}
-    rest = ",".join(str(c) for c in cpus[:-1])
-    return {"ra": rest, "rb": rest, "va": str(cpus[-1]), "vb": str(cpus[-1])}
+    rest = ",".join(str(c) for c in nodes[1:])
+    return {"ra": rest, "rb": rest, "va": str(nodes[0]), "vb": str(nodes[0])}
 
 
 def small_topology() -> str:

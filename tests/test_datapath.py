@@ -90,7 +90,7 @@ def rows() -> dict[str, dict]:
 
 def rtt_rows(rows: dict[str, dict]) -> list[dict]:
     found = [row for row in rows.values() if row["kind"] == "rtt"]
-    assert len(found) == (7 if datapath.cpu_places() else 6)  # the placed under-load row needs 2 CPUs
+    assert len(found) == (7 if datapath.cpu_places() else 6)  # the placed row needs 2 CPUs for the nodes
     return found
 
 
@@ -107,10 +107,12 @@ def test_round_trips_near_the_plan(rows):
 
 
 @slow
-@pytest.mark.xfail(reason="issue 15: under iperf3 load p50 sits at its bound (10.1-10.3 ms for 10; joined links),"
-                          " on a busy CI machine above it: not strict until it holds run after run", strict=False)
 def test_round_trips_keep_the_issue_p50_bounds(rows):
+    """Issue 15's p50 bounds, every row (the p99s are printed above). Under load they hold because the
+    elements have a CPU of their own (hv_datapath_cpus), which a machine with one CPU cannot give them."""
     missed = [row["row"] for row in rtt_rows(rows) if not row["p50_ok"]]
+    if missed == ["one pnode, iperf3 on another link"] and len(os.sched_getaffinity(0)) < 2:
+        pytest.xfail("one CPU: the elements share it with the loaded nodes (docs/datapath.md)")
     assert not missed, missed
 
 
