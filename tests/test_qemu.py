@@ -437,6 +437,26 @@ def test_rerun_changes_nothing_and_a_dead_node_is_started_again(qemu_lan):
     assert _in_node(qemu_lan.node, "ping", "-c", "1", "-W", "5", "pn").returncode == 0
 
 
+def test_a_process_in_the_nodes_place_with_other_arguments_is_replaced(qemu_lan):
+    """The node is judged by what runs, not by its record: a process holding its pid file with other
+    arguments (a qemu restarted by hand) is stopped and the planned qemu started."""
+    pidfile = qemu_lan.run / "vm.qemu.pid"
+    os.kill(int(pidfile.read_text()), signal.SIGKILL)
+    impostor = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", "-pidfile", str(pidfile)],
+                                start_new_session=True)  # fmt: skip
+    try:
+        pidfile.write_text(f"{impostor.pid}\n")
+        assert _playbook(qemu_lan.expdir, qemu_lan.work / "swapin.yml") > 0
+        assert impostor.wait(timeout=30) is not None
+        new_pid = int(pidfile.read_text())
+        assert new_pid != impostor.pid and proc_alive(new_pid, str(pidfile))
+        assert _in_node(qemu_lan.node, "ping", "-c", "1", "-W", "5", "pn").returncode == 0
+        assert _playbook(qemu_lan.expdir, qemu_lan.work / "swapin.yml") == 0
+    finally:
+        impostor.kill()
+        impostor.wait()
+
+
 def test_ssh_key_and_control_nic_go_into_the_node(tmp_path):
     ctx = _ctx(tmp_path, authorized_keys=["ssh-ed25519 AAAAC3 containerize-test"])
     files = QemuNode(ctx, NODE).config_files()

@@ -51,3 +51,18 @@ def plan_info_files(nodes_dir, nodes, script, project, experiment, pnode):
 def apply_info_files(writes):
     for _label, path, text, mode in writes:
         write_new_or_replace(path, text, mode)
+
+
+def keep_info_files(ctx, nodes, result):
+    """The info script and facts file in the directory of each of a node module's NODES (CTX: its
+    spec.NodesContext); what was written in RESULT (process_nodes)."""
+    p = ctx.module.params
+    script, path = info_script(p["scripts_dir"])
+    if script is None and not ctx.check:
+        ctx.module.fail_json(msg=missing_script_message(path), **result)
+    # in check mode before the hv role put the script in place, each node's script would be written
+    writes = plan_info_files(ctx.nodes_dir, nodes, script or "", ctx.project, ctx.experiment, p["pnode"])
+    if not ctx.check:
+        apply_info_files(writes)
+    result["info_files"] = [label for label, _path, _text, _mode in writes]
+    result["changed"] = result["changed"] or bool(writes)

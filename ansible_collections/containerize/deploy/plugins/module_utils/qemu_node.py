@@ -16,6 +16,7 @@ import time
 
 from ansible_collections.containerize.deploy.plugins.module_utils.daemons import (
     proc_alive,
+    proc_cmdline,
     read_json,
     read_pid,
     read_text,
@@ -221,9 +222,11 @@ class QemuNode:
 
     # -- observation
     def observe(self):
+        """{pid (None when gone), record, argv: what the kernel says the process runs (None when gone)}."""
         pid = read_pid(self.pidfile)
         alive = bool(pid and proc_alive(pid, self.pidfile))
-        return {"pid": pid if alive else None, "record": read_json(self.record_path) or {}}
+        return {"pid": pid if alive else None, "record": read_json(self.record_path) or {},
+                "argv": proc_cmdline(pid) if alive else None}
 
     def status(self, pid=None, record=None):
         if pid is None:
@@ -269,7 +272,8 @@ class QemuNode:
         if any(not same_file(os.path.join(self.nodedir, n), t.encode(), 0o644) for n, t in self.node_files().items()):
             self.note("node directory")
         reasons = []
-        if record.get("argv") != self.argv_:
+        # the process's own arguments too: a qemu started by hand with its pid file is not the recorded one
+        if record.get("argv") != self.argv_ or (self.pid and o["argv"] != self.argv_):
             reasons.append("argv")
         if record.get("config") != self.chash:
             reasons.append("config")

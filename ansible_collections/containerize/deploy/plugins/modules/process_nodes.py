@@ -284,12 +284,7 @@ from ansible_collections.containerize.deploy.plugins.module_utils.netns import (
     scan_namespaces,
     write_in_place,
 )
-from ansible_collections.containerize.deploy.plugins.module_utils.node_info import (
-    apply_info_files,
-    info_script,
-    missing_script_message,
-    plan_info_files,
-)
+from ansible_collections.containerize.deploy.plugins.module_utils.node_info import keep_info_files
 from ansible_collections.containerize.deploy.plugins.module_utils.plugs import (
     OLD_RECORD_SUFFIX,
     Switches,
@@ -545,20 +540,6 @@ def note_lans(lans, result):
     result["changed"] = result["changed"] or bool(lans.changes)
     result["diff"]["before"]["lan bridges"] = lans.existed
     result["diff"]["after"]["lan bridges"] = lans.planned
-
-
-def keep_info_files(ctx, nodes, result):
-    """The info script and facts file in each node's directory (module_utils/node_info.py)."""
-    p = ctx.module.params
-    script, path = info_script(p["scripts_dir"])
-    if script is None and not ctx.check:
-        ctx.module.fail_json(msg=missing_script_message(path), **result)
-    # in check mode before the hv role put the script in place, each node's script would be written
-    writes = plan_info_files(ctx.nodes_dir, nodes, script or "", ctx.project, ctx.experiment, p["pnode"])
-    if not ctx.check:
-        apply_info_files(writes)
-    result["info_files"] = [label for label, _path, _text, _mode in writes]
-    result["changed"] = result["changed"] or bool(writes)
 
 
 def main():
