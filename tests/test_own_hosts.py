@@ -13,7 +13,8 @@ build-test-image.sh; seconds to boot, where Debian takes a minute under TCG): th
 the hosts whose nodes use them, and the test checks they arrived there, and only there (one more
 openvz node boots the default Debian image, which the os_image role copies). The test pings
 across hosts with the planned delay (from process, openvz and qemu nodes, through `containerize
-exec` over the pnode's connection), re-runs with no change (nothing copied again), power-cycles a
+exec` over the pnode's connection) and over a joined link of two process nodes of one host (two
+cz-wires built there, no switch), re-runs with no change (nothing copied again), power-cycles a
 host and restores it, stops a host's sshd (UNREACHABLE naming it, the others untouched), and swaps
 out with one host gone, leaving nothing on the others (no /etc/hosts either: they had none; no VXLAN
 device or experiment-network address; host1's exp0 untouched). The embedded_pnode node i is listed,
@@ -54,6 +55,7 @@ $ns duplex-link $c $f 100Mb 0ms DropTail
 $ns duplex-link $f $g 100Mb 0ms DropTail
 $ns duplex-link $a $h 100Mb 0ms DropTail
 $ns duplex-link $i $b 100Mb 15ms DropTail
+$ns duplex-link $a $c 100Mb 4ms DropTail
 tb-add-node-attribute $d containers:node_type openvz
 tb-add-node-attribute $e containers:node_type openvz
 tb-add-node-attribute $h containers:node_type openvz
@@ -249,6 +251,15 @@ def test_own_hosts(bed, tmp_path):
         assert pnode_of["a"] != pnode_of["d"], pnode_of
         assert (err := delay_error(_rtts(expdir, key, "a", "d"), 20.0)) is None, err
         assert _exec(expdir, key, "d", "ping", "-c", "1", "-W", "3", "f").returncode == 0
+        # a and c share a host: their shaped link is joined there (two cz-wires, built on the host, sending to
+        # each other with no switch)
+        assert pnode_of["a"] == pnode_of["c"], pnode_of
+        wires = testbed.ssh(host_of[pnode_of["a"]], key, "pgrep", "-af", "cz-wire", check=False).stdout
+        assert wires.count("peer://") == 2, wires
+        names = {name for entry in yaml.safe_load((expdir / "inventory" / "group_vars" / "all.yml").read_text())
+                 ["containerize_hosts"] for name in entry["names"]}
+        on_link = next(name for name in names if name.startswith("c-link-") and f"a{name[1:]}" in names)
+        assert (err := delay_error(_rtts(expdir, key, "a", on_link), 8.0)) is None, err  # not c: its LAN address
         # a and d run off their hosts' data-path CPU (hv_datapath_cpus auto; the hosts have this machine's CPUs)
         cpus = sorted(os.sched_getaffinity(0))
         if len(cpus) > 1:
