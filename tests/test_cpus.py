@@ -65,8 +65,9 @@ def test_start_command_and_exec_run_on_the_planned_cpus(tmp_path):
         assert len(tree) >= 2 and {_allowed(pid) for pid in tree} == {last}
         out = node_exec(expdir, "a", "grep", "Cpus_allowed_list", "/proc/self/status")
         assert out.returncode == 0 and out.stdout.split()[-1] == last, out.stderr
-        # b names no CPUs: the nodes' ones, and the link's elements the data path's (the last CPU)
-        nodes, datapath = (cpu_list(cpus[:-1]), last) if len(cpus) > 1 else (cpu_list(cpus), None)
+        # b names no CPUs: the nodes' ones, and the link's elements the data path's (the last CPU, or more)
+        split = plan_split("auto", set(cpus))
+        nodes, datapath = split.get("nodes", cpu_list(cpus)), split.get("datapath")
         unpinned = node_exec(expdir, "b", "grep", "Cpus_allowed_list", "/proc/self/status")
         assert unpinned.stdout.split()[-1] == nodes
         elements = [int(p.read_text()) for p in _run_dir(expdir).glob("*.wf.pid")]

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ansible_collections.containerize.deploy.plugins.module_utils.datapath_cpus import cpu_list
+from ansible_collections.containerize.deploy.plugins.module_utils.datapath_cpus import cpu_list, plan_split
 from tests.e2e import (
     ENV,
     MODULES,
@@ -262,11 +262,11 @@ def test_shaped_link_of_a_container_has_its_element_as_its_plug(tmp_path, templa
                 assert "tap://eth0:" + str(rd / f"{wf['right']}.ctl") in " ".join(argv), argv
             assert os.stat(f"/proc/{pid}/ns/net").st_ino == os.stat(f"/run/netns/{entry['namespace']}").st_ino
             assert not (rd / "c.eth0.plug.pid").exists() and not (rd / f"{wf['left']}.ctl").exists()
-        cpus = sorted(os.sched_getaffinity(0))
-        if len(cpus) > 1:  # the container's processes off the data path's CPU (hv_datapath_cpus), its element on it
+        split = plan_split("auto", os.sched_getaffinity(0))
+        if split:  # the container's processes off the data path's CPU (hv_datapath_cpus), its element on it
             inside = node_exec(expdir, "c", "grep", "Cpus_allowed_list", "/proc/1/status", "/proc/self/status")
-            assert [line.split()[-1] for line in inside.stdout.splitlines()] == [cpu_list(cpus[:-1])] * 2, inside
-            assert os.sched_getaffinity(pid) == {cpus[-1]}
+            assert [line.split()[-1] for line in inside.stdout.splitlines()] == [split["nodes"]] * 2, inside
+            assert cpu_list(os.sched_getaffinity(pid)) == split["datapath"]
         assert_delay(expdir, "a", "c", 10.0)
         assert_delay(expdir, "c", "a", 10.0)
         assert changed(playbook(expdir, "swapin")) == 0
