@@ -46,7 +46,7 @@ from pathlib import Path
 
 import yaml
 
-from ansible_collections.containerize.deploy.plugins.module_utils.datapath_cpus import plan_split
+from ansible_collections.containerize.deploy.plugins.module_utils.datapath_cpus import cpu_list, plan_split
 from ansible_collections.containerize.deploy.plugins.module_utils.process_plan import cpu_set
 from bench import fidelity
 from bench.swapin import settle
@@ -83,7 +83,7 @@ def cpu_places() -> dict[str, str]:
     nodes = sorted(cpu_set(split["nodes"])) if split else []
     if len(nodes) < 2:
         return {}
-    rest = ",".join(str(c) for c in nodes[1:])
+    rest = cpu_list(nodes[1:])
     return {"ra": rest, "rb": rest, "va": str(nodes[0]), "vb": str(nodes[0])}
 
 

@@ -28,7 +28,6 @@ from ansible_collections.containerize.deploy.plugins.module_utils.daemons import
     write_json,
     write_new_or_replace,
 )
-from ansible_collections.containerize.deploy.plugins.module_utils.datapath_cpus import nodes_cpus
 
 
 def children(pid):
@@ -157,9 +156,8 @@ def argv(c):
         result.append(f"--kill-signal={signal_name}")
     if p["capabilities"]:
         result.append("--capability=" + ",".join(p["capabilities"]))
-    node_cpus = nodes_cpus(c.ctx.run_dir)  # off the data path's CPUs (datapath_cpus.py)
-    if node_cpus:
-        result.append(f"--cpu-affinity={node_cpus}")
+    if c.ctx.node_cpus:
+        result.append(f"--cpu-affinity={c.ctx.node_cpus}")
     result.append(f"--bind={c.nodedir}:/var/containers")
     for path, mount, readonly in c.shares():
         result.append(f"--bind{'-ro' if readonly else ''}={path}:{mount}")

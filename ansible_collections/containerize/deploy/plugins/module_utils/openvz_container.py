@@ -23,6 +23,7 @@ from ansible_collections.containerize.deploy.plugins.module_utils.daemons import
     write_json,
     write_new_or_replace,
 )
+from ansible_collections.containerize.deploy.plugins.module_utils.datapath_cpus import nodes_cpus
 from ansible_collections.containerize.deploy.plugins.module_utils.image_cache import (
     ROOT_NEEDS,
     check_fits,
@@ -72,6 +73,7 @@ class Context(NodesContext):
         self.vz_conf_dir = p["vzctl_conf_dir"]
         self.runtime = self.pick_runtime(p["runtime"])
         self.disk = "vzctl" if self.runtime == "vzctl" else self.pick_disk(p["disk"])
+        self.node_cpus = nodes_cpus(self.run_dir)  # off the data path's CPUs (datapath_cpus.py)
         self.scripts = {}
 
     @staticmethod

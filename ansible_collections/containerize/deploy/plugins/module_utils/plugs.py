@@ -94,10 +94,10 @@ def is_plug(argv):
     return any(arg.endswith(PLUG_SUFFIX) for arg in argv)
 
 
-def observe_plug(plan, ns_inode, cpus=None):
+def observe_plug(plan, ns_inode, cpus):
     """What the kernel says of the plug PLAN names: {pid, in_ns, argv, started, realtime, socket} (pid None
     when it is gone; socket False when a joined element's socket file is gone; realtime: at real-time
-    priority on the data path's CPUS, see prioritize_plug).
+    priority on CPUS, the data path's, see prioritize_plug).
 
     An element's argv is its record's when the two agree up to its wire (-v): link_shaping changes an
     element's values over its management socket and records them, its command line stays as started
@@ -160,9 +160,9 @@ def stop_plug(pidfile, timeout):
         remove_path(pidfile[: -len(".pid")] + suffix)
 
 
-def start_plug(ns, plan, has_tap, timeout, label, cpus=None):
+def start_plug(ns, plan, has_tap, timeout, label, cpus):
     """Start the plug PLAN describes inside namespace NS; wait until it runs and HAS_TAP(); real-time priority,
-    on CPUS (the data path's; None: any).
+    on CPUS (the data path's).
 
     vde_plug2tap writes its pid file before it makes the tap: ready means both. Raises RuntimeError.
     """
@@ -182,9 +182,9 @@ def start_plug(ns, plan, has_tap, timeout, label, cpus=None):
         write_json(plan.record, {"argv": argv, "pid": read_pid(pidfile)})
 
 
-def prioritize_plug(plug, check, cpus=None):
-    """Give a healthy PLUG that runs without real-time priority, or off the data path's CPUS (None: any),
-    both; True when that is a change."""
+def prioritize_plug(plug, check, cpus):
+    """Give a healthy PLUG that runs without real-time priority, or off CPUS (the data path's), both; True
+    when that is a change."""
     return plug["realtime"] is False and (check or make_realtime(plug["pid"], cpus=cpus))
 
 

@@ -301,7 +301,7 @@ def run_present(module, plan, runner, result):
 
 
 def prioritize(module, pids, fresh, before, result, cpus):
-    """Every planned daemon at real-time priority (daemons.RT_PRIORITY) on the data path's CPUS (None: any);
+    """Every planned daemon at real-time priority (daemons.RT_PRIORITY) on CPUS (datapath_cpus.datapath_cpus);
     one running without it (started by an older version, or reset by hand) is a change, one just started
     (FRESH) is changed already."""
     for ident, pid in pids.items():
