@@ -115,6 +115,11 @@ def _ip(namespace: str, *args: str) -> None:
     subprocess.run(["ip", "-n", namespace, *args], check=True, capture_output=True)
 
 
+def _replace(path: Path, text: str) -> None:
+    path.unlink()
+    path.write_text(text)
+
+
 # breakage -> (how to break it, {task: what its module must report, and nothing else})
 BREAKAGES = {
     # the LAN's switch: it comes back, and the elements plugged into it (each LAN member's cz-wire, which is
@@ -133,8 +138,12 @@ BREAKAGES = {
     "tap": (lambda e: _ip(e.namespaces["c"], "link", "del", "eth1"), {PROCESS_TASK: {"nodes": {"c"}}}),
     "address": (lambda e: _ip(e.namespaces["b"], "addr", "flush", "dev", "eth0"), {PROCESS_TASK: {"nodes": {"b"}}}),
     "route": (lambda e: _ip(e.namespaces["d"], "route", "flush", "10.0.0.0/23"), {PROCESS_TASK: {"nodes": {"d"}}}),
+    # every node's hosts is a link of one copy (shared_files.py): writing c's writes them all, and the
+    # re-run mends the copy; a file put in place of the link is c's own, mended as c's
     "node hosts": (lambda e: Path(f"/etc/netns/{e.namespaces['c']}/hosts").write_text("127.0.0.1 tampered\n"),
-                   {PROCESS_TASK: {"nodes": {"c"}}}),
+                   {PROCESS_TASK: {"node_files": {"hosts"}, "nodes": set()}}),
+    "node hosts replaced": (lambda e: _replace(Path(f"/etc/netns/{e.namespaces['c']}/hosts"), "127.0.0.1 own\n"),
+                            {PROCESS_TASK: {"nodes": {"c"}, "node_files": set()}}),
     "experiment config": (lambda e: Path(f"/var/containers/config/{e.name}/hosts").unlink(), {HV_TASK: {}}),
     # the node's /var/containers/facts: process_nodes keeps it (no readiness call on a pnode of process nodes)
     "node facts": (lambda e: Path(f"/var/containers/nodes/{e.name}/b/facts").unlink(),
@@ -189,6 +198,8 @@ def test_rerun_repairs_exactly_what_broke(exp, breakage):
             have = reported[task].get(key)
             assert set(have) == items, f"{task}: {key} {have}, want {sorted(items)}"
     all_reach_each_other(exp)
+    hosts = {node: Path(f"/etc/netns/{ns}/hosts").read_text() for node, ns in exp.namespaces.items()}
+    assert len(set(hosts.values())) == 1 and "127.0.0.1 localhost" in hosts["c"], hosts
     after = exp.daemons()
     if breakage != "run directory":  # every daemon that was not broken is the same process as before
         kept = {pid for pid in before if pid in after and before[pid] == after[pid]}

@@ -48,21 +48,27 @@ def plan_info_files(nodes_dir, nodes, script, project, experiment, pnode):
     return writes
 
 
-def apply_info_files(writes):
+def apply_info_files(writes, shared=None):
+    """Make the WRITES of plan_info_files; a new info script is a link of SHARED's copy (shared_files.py)."""
     for _label, path, text, mode in writes:
-        write_new_or_replace(path, text, mode)
+        if shared is not None and os.path.basename(path) == "info":
+            shared.place(path, "info", text, mode, write=write_new_or_replace)
+        else:
+            write_new_or_replace(path, text, mode)
 
 
 def keep_info_files(ctx, nodes, result):
     """The info script and facts file in the directory of each of a node module's NODES (CTX: its
-    spec.NodesContext); what was written in RESULT (process_nodes)."""
+    spec.NodesContext, with `shared`: shared_files.SharedFiles); what was written in RESULT (process_nodes)."""
     p = ctx.module.params
     script, path = info_script(p["scripts_dir"])
     if script is None and not ctx.check:
         ctx.module.fail_json(msg=missing_script_message(path), **result)
+    # the shared copy first: the nodes' links of it are then as planned
+    shared_changed = bool(script) and ctx.shared.prepare("info", script, 0o755)
     # in check mode before the hv role put the script in place, each node's script would be written
     writes = plan_info_files(ctx.nodes_dir, nodes, script or "", ctx.project, ctx.experiment, p["pnode"])
     if not ctx.check:
-        apply_info_files(writes)
+        apply_info_files(writes, ctx.shared)
     result["info_files"] = [label for label, _path, _text, _mode in writes]
-    result["changed"] = result["changed"] or bool(writes)
+    result["changed"] = result["changed"] or bool(writes) or shared_changed

@@ -318,7 +318,7 @@ class ProcessNode:
         if o["registered"] != self.ns + "\n":
             self.act("record", write_in_place, ctx.rpath(f"{self.name}.ns"), self.ns + "\n")
         if o["hosts"] != ctx.hosts:  # the /etc/netns/NS files
-            self.act("hosts", write_etc_file, self.ns, "hosts", ctx.hosts)
+            self.act("hosts", self.write_hosts)
         if ctx.write_hostname and o["hostname"] != self.hostname + "\n":
             self.act("hostname", write_etc_file, self.ns, "hostname", self.hostname + "\n")
 
@@ -346,10 +346,14 @@ class ProcessNode:
         add_namespace(self.ns)
         o["ns_inode"] = netns_inode(self.ns)
 
+    def write_hosts(self):
+        os.makedirs(etc_dir(self.ns), mode=0o755, exist_ok=True)
+        self.ctx.shared.place(os.path.join(etc_dir(self.ns), "hosts"), "hosts", self.ctx.hosts)
+
     def write_node_dir(self):
         os.makedirs(self.log_dir, mode=0o755, exist_ok=True)
-        write_in_place(os.path.join(self.nodedir, "pid"), self.ctx.project + "\n")
-        write_in_place(os.path.join(self.nodedir, "eid"), self.ctx.experiment + "\n")
+        self.ctx.shared.place(os.path.join(self.nodedir, "pid"), "pid", self.ctx.project + "\n")
+        self.ctx.shared.place(os.path.join(self.nodedir, "eid"), "eid", self.ctx.experiment + "\n")
 
     def unplug(self):
         """Stop the plugs of interfaces no longer planned; their names."""

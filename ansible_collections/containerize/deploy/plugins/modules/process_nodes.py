@@ -19,6 +19,10 @@ description:
     planned MAC, address and prefix and is up,
     exactly the planned routes (missing ones added, other non-kernel routes removed),
     C(net.ipv4.ip_forward) as planned, and end-node C(tbf) shaping on interfaces with C(tc) set.
+  - The files every node holds alike (C(hosts), C(pid), C(eid), the C(info) script) are hard links of one
+    copy, C(run_dir/node-files/NAME), brought to the plan in place before the nodes are looked at (an
+    inode made per node per file was most of a swap-in's time where inodes are slow to allocate,
+    module_utils shared_files). A node's file that is not such a link is kept as its own.
   - No process is spawned per node except its plugs and start command. A worker thread enters the
     node's namespace (setns) to start C(vde_plug2tap) there and to open a netlink socket that stays
     bound to it; the links, addresses, routes and C(tbf) qdiscs are read and set over that socket
@@ -49,8 +53,8 @@ description:
   - Other kinds reuse the same network part; the C(openvz) role calls this module with
     O(kinds=[openvz]) and O(start_commands=false), then starts each container in its namespace.
   - With O(state=absent), supervisors (with their process groups) and plugs are killed, remaining
-    processes in the namespaces are killed, the namespaces, C(/etc/netns/NS) and
-    C(root/nodes/exp_name) are removed. The namespaces are found from O(nodes), from the
+    processes in the namespaces are killed, the namespaces, C(/etc/netns/NS),
+    C(root/nodes/exp_name) and C(run_dir/node-files) are removed. The namespaces are found from O(nodes), from the
     C(NODE.ns) records in O(run_dir), and by scanning C(/run/netns) for C(PREFIX*.EID.PID), so a
     half-failed swap-in is cleaned too. When O(kinds) does not contain C(process), only the
     nodes of O(nodes) whose kind is in O(kinds) are removed (their namespaces, C(/etc/netns/NS),
@@ -243,6 +247,12 @@ info_files:
   returned: with O(info_files)
   type: list
   elements: str
+node_files:
+  description: The shared copies (C(run_dir/node-files/NAME)) made or brought to the plan (or that would be).
+  returned: with O(state=present)
+  type: list
+  elements: str
+  sample: [hosts, pid, eid]
 lans:
   description: What changed (or would) in the LAN bridges' namespaces, each after its namespace's name.
   returned: with O(state=present)
@@ -293,6 +303,7 @@ from ansible_collections.containerize.deploy.plugins.module_utils.plugs import (
 )
 from ansible_collections.containerize.deploy.plugins.module_utils.process_node import ProcessNode, supervisor_alive
 from ansible_collections.containerize.deploy.plugins.module_utils.process_plan import validate
+from ansible_collections.containerize.deploy.plugins.module_utils.shared_files import SharedFiles
 from ansible_collections.containerize.deploy.plugins.module_utils.spec import (
     NodesContext,
     nodes_module,
@@ -335,6 +346,7 @@ class Context(NodesContext):
         except OSError:
             self.run_entries = []
         self.plugged = plugged_interfaces(self.run_entries)
+        self.shared = SharedFiles(self.run_dir, self.check)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -428,6 +440,7 @@ def run_absent(ctx, plans, result):
     }
     leftovers = [path for path in (ctx.nodes_dir, ctx.old_supervisor) if os.path.lexists(path)]
     changed = remove_nodes(ctx, nodes, extra) or bool(leftovers)
+    changed = ctx.shared.remove() or changed
     if not ctx.check:
         shutil.rmtree(ctx.nodes_dir, ignore_errors=True)
         remove_path(ctx.old_supervisor)
@@ -506,6 +519,9 @@ def run_present(ctx, nodes, result, planned):
         result["stopped"].extend(sorted(stale))
 
     created = create_namespaces(ctx, nodes)
+    alike = {"hosts": ctx.hosts, "pid": ctx.project + "\n", "eid": ctx.experiment + "\n"} if nodes else {}
+    result["node_files"] = [name for name, text in alike.items() if ctx.shared.prepare(name, text)]
+    result["changed"] = result["changed"] or bool(result["node_files"])
     lans = {i["bridge"]["namespace"] for g in nodes for i in g.get("interfaces") or [] if i.get("bridge")}
     ctx.lans = LanBridges(lans, ctx.check)
     try:
