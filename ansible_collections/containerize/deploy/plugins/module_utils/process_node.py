@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 
+from ansible_collections.containerize.deploy.plugins.module_utils import node_record
 from ansible_collections.containerize.deploy.plugins.module_utils.daemons import (
     kill_pid,
     netns_inode,
@@ -199,8 +200,9 @@ class ProcessNode:
     def observe(self):
         ctx = self.ctx
         etc = etc_dir(self.ns)
+        registered, tc = node_record.read(ctx.run_dir, self.name)
         o = {
-            "registered": read_text(ctx.rpath(f"{self.name}.ns")),
+            "registered": registered,
             "ns_inode": netns_inode(self.ns),
             "hosts": read_text(os.path.join(etc, "hosts")),
             "hostname": read_text(os.path.join(etc, "hostname")),
@@ -209,7 +211,7 @@ class ProcessNode:
             "logdir": os.path.isdir(self.log_dir),
             "forwarding": None,
             "ipv6": {},
-            "tc": read_json(ctx.rpath(f"{self.name}.tc.json")) or {},
+            "tc": tc,
         }
         if self.created:  # just made: nothing but a down lo, no need to ask (one request less per node)
             o["ip"] = {"links": {"lo": dict(BLANK_LINK)}, "routes": []}
@@ -315,8 +317,8 @@ class ProcessNode:
         self.after = self.planned_summary(o)
 
         # bookkeeping record first, so a failure later still leaves a trace for swap-out
-        if o["registered"] != self.ns + "\n":
-            self.act("record", write_in_place, ctx.rpath(f"{self.name}.ns"), self.ns + "\n")
+        if o["registered"] != self.ns:
+            self.act("record", node_record.write, ctx.run_dir, self.name, self.ns, o["tc"])
         if o["hosts"] != ctx.hosts:  # the /etc/netns/NS files
             self.act("hosts", self.write_hosts)
         if ctx.write_hostname and o["hostname"] != self.hostname + "\n":
@@ -537,14 +539,9 @@ class ProcessNode:
         return ops, record
 
     def record_tc(self, record, recorded):
-        """Keep RECORD (from plan_tc) in run_dir/NODE.tc.json (a tbf's parameters are not read back)."""
-        if self.ctx.check or record == recorded:
-            return
-        tc_file = self.ctx.rpath(f"{self.name}.tc.json")
-        if record:
-            write_json(tc_file, record)
-        else:
-            remove_path(tc_file)
+        """Keep RECORD (from plan_tc) in the node's record (node_record.py: a tbf's parameters are not read back)."""
+        if not self.ctx.check and record != recorded:
+            node_record.write(self.ctx.run_dir, self.name, self.ns, record)
 
     def _start_needed(self, o):
         st = o["start"]

@@ -21,7 +21,7 @@ description:
     the argv the new plan would start it with, so that a later swap-in sees nothing to do instead of
     restarting the wirefilter.
   - The C(tbf) of an end-node shaped process interface (bandwidth only; this kernel has no
-    C(netem)) is replaced in the node's namespace, and the node's C(NODE.tc.json) record (kept by
+    C(netem)) is replaced in the node's namespace, and the node's record C(NODE.ns) (kept by
     the process_nodes module) updated the same way.
   - Wirefilters that are not running are left to the next swap-in, which starts them with the plan.
     Nodes of other kinds are not touched (their end-node shaping is part of their configuration).
@@ -79,7 +79,7 @@ not_running:
   type: list
   elements: str
 records:
-  description: State files updated to the new plan (C(ID.wf.json), C(NODE.tc.json)).
+  description: State files updated to the new plan (C(ID.wf.json), C(NODE.ns)).
   returned: always
   type: list
   elements: str
@@ -90,12 +90,12 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.containerize.deploy.plugins.module_utils import node_record
 from ansible_collections.containerize.deploy.plugins.module_utils.daemons import (
     compact_invocation,
     proc_alive,
     read_json,
     read_pid,
-    remove_path,
     run,
     write_json,
 )
@@ -188,12 +188,11 @@ class Plan:
                     raise RuntimeError(f"{command!r} answered {reply.strip()!r}")
 
     def plan_node(self, node):
-        """Plan the tbf of each end-node shaped interface of a process node, and its NODE.tc.json record."""
+        """Plan the tbf of each end-node shaped interface of a process node, and its record (NODE.ns)."""
         name, ns = str(node["name"]), str(node.get("namespace") or "")
         if not ns or not os.path.exists(os.path.join("/run/netns", ns)):
             return
-        record_path = self.rpath(f"{name}.tc.json")
-        recorded = read_json(record_path) or {}
+        recorded = node_record.read(self.run_dir, name)[1]
         record, actions = {}, []
         for iface in node.get("interfaces") or []:
             ifname = str(iface.get("ifname"))
@@ -223,8 +222,8 @@ class Plan:
                 self.before[key], self.after[key] = {"tbf": live_rate}, {"tbf": None}
                 actions.append((tc, (key, "del", ["-n", ns, "qdisc", "del", "dev", ifname, "root"])))
         if record != recorded:
-            self.result["records"].append(f"{name}.tc.json")
-            actions.append((write_json, (record_path, record)) if record else (remove_path, (record_path,)))
+            self.result["records"].append(f"{name}{node_record.SUFFIX}")
+            actions.append((node_record.write, (self.run_dir, name, ns, record)))
         self.groups.append(("", actions))  # its errors name NODE.IFNAME
 
     def attempt(self, label, function, *args):
@@ -249,7 +248,7 @@ class Plan:
                 self.errors.append(f"node {node.get('name')!r}: not a valid name or namespace")
                 continue
             planned = any((i.get("tc") or {}).get("bandwidth") for i in node.get("interfaces") or [])
-            if planned or os.path.exists(self.rpath(f"{node.get('name')}.tc.json")):
+            if planned or node_record.read(self.run_dir, str(node.get("name")))[1]:
                 self.attempt("", self.plan_node, node)
         return self
 

@@ -19,10 +19,9 @@ description:
     planned MAC, address and prefix and is up,
     exactly the planned routes (missing ones added, other non-kernel routes removed),
     C(net.ipv4.ip_forward) as planned, and end-node C(tbf) shaping on interfaces with C(tc) set.
-  - The files every node holds alike (C(hosts), C(pid), C(eid), the C(info) script) are hard links of one
-    copy, C(run_dir/node-files/NAME), brought to the plan in place before the nodes are looked at (an
-    inode made per node per file was most of a swap-in's time where inodes are slow to allocate,
-    module_utils shared_files). A node's file that is not such a link is kept as its own.
+  - The files every node holds alike (C(hosts), C(pid), C(eid), C(info)) are hard links of one copy,
+    C(run_dir/node-files/NAME), mended in place before the nodes (module_utils shared_files; inodes
+    can be slow to allocate). A node's file that is not such a link is kept as its own.
   - No process is spawned per node except its plugs and start command. A worker thread enters the
     node's namespace (setns) to start C(vde_plug2tap) there and to open a netlink socket that stays
     bound to it; the links, addresses, routes and C(tbf) qdiscs are read and set over that socket
@@ -49,7 +48,8 @@ description:
     recording an exit status (it was killed), its process group is killed and the command started
     again.
   - Nodes whose C(kind) is not in O(kinds) (by default only C(process)) are ignored. Nodes recorded
-    in O(run_dir) (C(NODE.ns)) that are no longer planned (under any kind) are removed.
+    in O(run_dir) (C(NODE.ns), with the node's C(tbf) parameters) that are no longer planned (under
+    any kind) are removed.
   - Other kinds reuse the same network part; the C(openvz) role calls this module with
     O(kinds=[openvz]) and O(start_commands=false), then starts each container in its namespace.
   - With O(state=absent), supervisors (with their process groups) and plugs are killed, remaining
@@ -265,6 +265,7 @@ import shutil
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.containerize.deploy.plugins.module_utils import node_record
 from ansible_collections.containerize.deploy.plugins.module_utils.daemons import (
     compact_invocation,
     exit_result,
@@ -292,7 +293,6 @@ from ansible_collections.containerize.deploy.plugins.module_utils.netns import (
     delete_namespaces,
     processes_in,
     scan_namespaces,
-    write_in_place,
 )
 from ansible_collections.containerize.deploy.plugins.module_utils.node_info import keep_info_files
 from ansible_collections.containerize.deploy.plugins.module_utils.plugs import (
@@ -395,7 +395,8 @@ def remove_nodes(ctx, nodes, namespaces):
         ctx.rpath(entry)
         for entry in entries
         if entry.split(".")[0] in nodes
-        and (entry.endswith((OLD_RECORD_SUFFIX, ".start.json", ".tc.json")) or entry.split(".")[1:] == ["ns"])
+        and (entry.endswith((OLD_RECORD_SUFFIX, ".start.json", node_record.OLD_TC_SUFFIX))
+             or entry.split(".")[1:] == ["ns"])
     ]
     paths = [path for path in paths if os.path.lexists(path)]
     if not ctx.check:
@@ -409,8 +410,8 @@ def recorded_nodes(ctx):
     """{node: namespace} from the NODE.ns records of the run directory."""
     nodes = {}
     for entry in ctx.run_entries:
-        if entry.endswith(".ns") and entry.count(".") == 1:
-            ns = (read_text(ctx.rpath(entry)) or "").strip()
+        if entry.endswith(node_record.SUFFIX) and entry.count(".") == 1:
+            ns = node_record.parse(read_text(ctx.rpath(entry)))[0]
             if valid_netns(ns):
                 nodes[entry[:-3]] = ns
     return nodes
@@ -492,7 +493,7 @@ def create_namespaces(ctx, nodes):
     if ctx.check or not missing:
         return set()
     for node in missing:
-        write_in_place(ctx.rpath(f"{node['name']}.ns"), node["namespace"] + "\n")
+        node_record.write(ctx.run_dir, node["name"], node["namespace"], {})
     return add_namespaces([g["namespace"] for g in missing])
 
 
