@@ -143,3 +143,35 @@ def test_the_cpu_split_is_written_to_the_run_directory_and_taken_back(tmp_path):
     assert not list(run.glob("*.cpus"))
     with pytest.raises(ValueError, match="leaves the nodes no CPU"):
         plan({**params, "datapath_cpus": cpu_list(cpus)})
+
+
+class _Task:
+    def __init__(self, install):
+        self.args = {"install_missing": install}
+
+
+def _install_run(install, missing, apt_result):
+    """What hv_experiment's action makes of a module result with MISSING packages; the apt calls it made."""
+    from ansible_collections.containerize.deploy.plugins.action.hv_experiment import ActionModule
+
+    action = ActionModule.__new__(ActionModule)  # only _install_missing is run: no task executor needed
+    action._task = _Task(install)
+    calls = []
+    action._execute_module = lambda **kwargs: calls.append(kwargs) or dict(apt_result)
+    result = {"changed": False, "missing_packages": missing}
+    action._install_missing(result, {})
+    return result, calls
+
+
+def test_missing_packages_are_installed_with_apt_in_the_same_task():
+    result, calls = _install_run(True, ["vde2"], {"changed": True})
+    assert [c["module_name"] for c in calls] == ["ansible.builtin.apt"]
+    assert calls[0]["module_args"]["name"] == ["vde2"] and calls[0]["module_args"]["state"] == "present"
+    assert result["changed"] and result["installed_packages"] == ["vde2"]
+    # nothing missing, or install_missing false (hv_install_packages: false): no apt call
+    assert _install_run(True, [], {})[1] == [] and _install_run(False, ["vde2"], {})[1] == []
+
+
+def test_a_failed_install_fails_the_task_naming_the_packages():
+    result, _calls = _install_run(True, ["vde2", "procps"], {"failed": True, "msg": "no mirror"})
+    assert result["failed"] and result["msg"] == "installing the missing packages vde2, procps: no mirror"

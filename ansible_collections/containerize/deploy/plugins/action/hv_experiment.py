@@ -2,8 +2,9 @@
 
 With network=true the module also runs the pnode's VDE network: the plan's switches, wirefilters and
 uplinks are handed over as for vde_network, when the task does not give them.
-Around the module call it keeps the record of the kinds of nodes swapped in on the pnode, which
-swapout.yml reads to skip the roles of other kinds (plugin_utils/swapped_kinds.py).
+With install_missing it installs the packages the module found missing, with ansible.builtin.apt, in
+the same task. Around the module call it keeps the record of the kinds of nodes swapped in on the pnode,
+which swapout.yml reads to skip the roles of other kinds (plugin_utils/swapped_kinds.py).
 """
 
 from ansible.module_utils.parsing.convert_bool import boolean
@@ -27,6 +28,20 @@ class ActionModule(RoleFilesAction):
         if record is not None:
             record.before_base()
         result = super().run(tmp, task_vars)
+        self._install_missing(result, task_vars)
         if record is not None:
             record.after_base(result)
         return result
+
+    def _install_missing(self, result: dict, task_vars: dict) -> None:
+        """With install_missing, install the module's missing_packages with apt; failing names them."""
+        missing = result.get("missing_packages") or []
+        if result.get("failed") or not missing or not boolean(self._task.args.get("install_missing", False)):
+            return
+        apt = self._execute_module(module_name="ansible.builtin.apt", task_vars=task_vars, module_args={
+            "name": missing, "state": "present", "update_cache": True, "cache_valid_time": 3600})
+        if apt.get("failed"):
+            result.update(failed=True, msg=f"installing the missing packages {', '.join(missing)}: {apt.get('msg')}")
+            return
+        result["installed_packages"] = missing
+        result["changed"] = True
