@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 
 import pytest
 import yaml
@@ -89,3 +90,28 @@ def test_inventory_uses_the_recorded_pnode_host_pattern(tmp_path):
 def test_inventory_reaches_own_hosts(tmp_path):
     _compile(tmp_path, MIXED, "--pnode-hosts", "192.0.2.10,192.0.2.11")
     assert _inventory_host(tmp_path, "pnode-0001")["ansible_host"] == "192.0.2.11"
+
+
+FROZEN = """import gc, sys
+from ansible.inventory.manager import InventoryManager
+from ansible.parsing.dataloader import DataLoader
+from ansible.plugins.loader import init_plugin_loader
+init_plugin_loader()  # as the CLIs do: the collection's plugins become loadable
+InventoryManager(loader=DataLoader(), sources=[sys.argv[1]])
+print(gc.get_freeze_count())
+"""
+
+
+@pytest.mark.parametrize("setting, frozen", [(None, True), ("false", False)])
+def test_parsing_the_inventory_freezes_the_controllers_objects(tmp_path, setting, frozen):
+    """The inventory plugin's gc_freeze (default true): what the controller made before it parsed the
+    experiment is out of the garbage collector's reach (no collection walks it in the forked workers
+    or at exit); CONTAINERIZE_GC_FREEZE=false leaves it."""
+    _compile(tmp_path, MIXED)
+    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"))
+    if setting is not None:
+        env["CONTAINERIZE_GC_FREEZE"] = setting
+    proc = subprocess.run([sys.executable, "-c", FROZEN, str(tmp_path / "exp" / "inventory")], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert (int(proc.stdout.split()[-1]) > 10000) is frozen, proc.stdout

@@ -58,6 +58,21 @@ options:
         key: site_defaults
     env:
       - name: CONTAINERIZE_SITE_DEFAULTS
+  gc_freeze:
+    description:
+      - Take every object the controller has made so far (Ansible's modules, configuration and plugins)
+        out of the reach of Python's cyclic garbage collector (C(gc.freeze)), as a process that forks
+        workers should (Ansible forks one per task and pnode). Collections then skip those objects in
+        the controller, in every worker and at the controller's exit. On this project's 2-CPU VM that
+        is ~0.08 s of a 1 s swap-in of 100 process nodes, most of it at exit.
+      - Objects are still freed as soon as nothing refers to them; only cycles among them wait for the exit.
+    type: bool
+    default: true
+    ini:
+      - section: containerize
+        key: gc_freeze
+    env:
+      - name: CONTAINERIZE_GC_FREEZE
 """
 
 EXAMPLES = r"""
@@ -72,6 +87,7 @@ experiment_dir: ..
 #     prefix: kind
 """
 
+import gc
 import os
 import sys
 
@@ -98,6 +114,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
     def parse(self, inventory, loader, path, cache=True):
         super().parse(inventory, loader, path, cache)
         self._read_config_data(path)
+        if self.get_option("gc_freeze"):
+            gc.freeze()
         expdir = os.path.normpath(os.path.join(os.path.dirname(path), self.get_option("experiment_dir")))
         embedding = self._load_embedding(expdir)
         target = self.get_option("target") or embedding.get("target") or "local"
