@@ -165,9 +165,10 @@ def test_swapout_after_interrupted_swapin(tmp_path):
     compile_topology(EXAMPLES / "muppetnet.ns", expdir, "e2e", "half", "--default-container=process", "--size=1")
     before = host_state()
     run_dir = Path(yaml.safe_load((expdir / "inventory/host_vars/pnode-0000.yml").read_text())["containerize_run_dir"])
-    # cut while the process nodes are being made: once the first node's record is written (its LANs are
-    # kernel bridges: no plug runs), or its plug runs
-    cut_swapin(expdir, lambda: any(any(run_dir.glob(marker)) for marker in ("*.ns", "*.plug.pid", "*.wf.pid")))
+    # cut while the process nodes are being made: once their records are written (before their namespaces;
+    # its LANs are kernel bridges: no plug runs), or a plug runs
+    markers = ("process-nodes.json", "*.plug.pid", "*.wf.pid")
+    cut_swapin(expdir, lambda: any(any(run_dir.glob(marker)) for marker in markers))
     assert any(traces(host_state(), expdir).values()), "the swap-in was cut before it made anything"
     playbook(expdir, "swapout")
     _assert_same(before, host_state())

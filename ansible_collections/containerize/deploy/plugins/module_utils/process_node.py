@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import subprocess
 
-from ansible_collections.containerize.deploy.plugins.module_utils import node_record
 from ansible_collections.containerize.deploy.plugins.module_utils.daemons import (
     kill_pid,
     netns_inode,
@@ -200,9 +199,8 @@ class ProcessNode:
     def observe(self):
         ctx = self.ctx
         etc = etc_dir(self.ns)
-        registered, tc = node_record.read(ctx.run_dir, self.name)
         o = {
-            "registered": registered,
+            "registered": ctx.records.namespace(self.name),
             "ns_inode": netns_inode(self.ns),
             "hosts": read_text(os.path.join(etc, "hosts")),
             "hostname": read_text(os.path.join(etc, "hostname")),
@@ -211,7 +209,7 @@ class ProcessNode:
             "logdir": os.path.isdir(self.log_dir),
             "forwarding": None,
             "ipv6": {},
-            "tc": tc,
+            "tc": ctx.records.tc(self.name),
         }
         if self.created:  # just made: nothing but a down lo, no need to ask (one request less per node)
             o["ip"] = {"links": {"lo": dict(BLANK_LINK)}, "routes": []}
@@ -318,7 +316,7 @@ class ProcessNode:
 
         # bookkeeping record first, so a failure later still leaves a trace for swap-out
         if o["registered"] != self.ns:
-            self.act("record", node_record.write, ctx.run_dir, self.name, self.ns, o["tc"])
+            self.act("record", ctx.records.set, self.name, self.ns)
         if o["hosts"] != ctx.hosts:  # the /etc/netns/NS files
             self.act("hosts", self.write_hosts)
         if ctx.write_hostname and o["hostname"] != self.hostname + "\n":
@@ -541,7 +539,7 @@ class ProcessNode:
     def record_tc(self, record, recorded):
         """Keep RECORD (from plan_tc) in the node's record (node_record.py: a tbf's parameters are not read back)."""
         if not self.ctx.check and record != recorded:
-            node_record.write(self.ctx.run_dir, self.name, self.ns, record)
+            self.ctx.records.set(self.name, tc=record)
 
     def _start_needed(self, o):
         st = o["start"]

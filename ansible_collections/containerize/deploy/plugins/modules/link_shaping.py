@@ -21,7 +21,7 @@ description:
     the argv the new plan would start it with, so that a later swap-in sees nothing to do instead of
     restarting the wirefilter.
   - The C(tbf) of an end-node shaped process interface (bandwidth only; this kernel has no
-    C(netem)) is replaced in the node's namespace, and the node's record C(NODE.ns) (kept by
+    C(netem)) is replaced in the node's namespace, and the node's record in C(process-nodes.json) (kept by
     the process_nodes module) updated the same way.
   - Wirefilters that are not running are left to the next swap-in, which starts them with the plan.
     Nodes of other kinds are not touched (their end-node shaping is part of their configuration).
@@ -79,7 +79,7 @@ not_running:
   type: list
   elements: str
 records:
-  description: State files updated to the new plan (C(ID.wf.json), C(NODE.ns)).
+  description: State files updated to the new plan (C(ID.wf.json), C(process-nodes.json NODE)).
   returned: always
   type: list
   elements: str
@@ -90,7 +90,6 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.containerize.deploy.plugins.module_utils import node_record
 from ansible_collections.containerize.deploy.plugins.module_utils.daemons import (
     compact_invocation,
     proc_alive,
@@ -100,6 +99,7 @@ from ansible_collections.containerize.deploy.plugins.module_utils.daemons import
     write_json,
 )
 from ansible_collections.containerize.deploy.plugins.module_utils.names import valid_name, valid_netns
+from ansible_collections.containerize.deploy.plugins.module_utils.node_record import RECORD, NodeRecords
 from ansible_collections.containerize.deploy.plugins.module_utils.spec import plan_module, run_dir_spec
 from ansible_collections.containerize.deploy.plugins.module_utils.wirefilter import (
     element_delay,
@@ -141,6 +141,7 @@ class Plan:
         self.result = {"shaped": [], "not_running": [], "records": []}
         self.before, self.after = {}, {}
         self.groups = []  # (label, [(function, args)]): a failed action stops the rest of its group
+        self.records = NodeRecords(self.run_dir, os.listdir(self.run_dir) if os.path.isdir(self.run_dir) else ())
         self.errors = []
 
     def rpath(self, name):
@@ -188,11 +189,11 @@ class Plan:
                     raise RuntimeError(f"{command!r} answered {reply.strip()!r}")
 
     def plan_node(self, node):
-        """Plan the tbf of each end-node shaped interface of a process node, and its record (NODE.ns)."""
+        """Plan the tbf of each end-node shaped interface of a process node, and its record (node_record.py)."""
         name, ns = str(node["name"]), str(node.get("namespace") or "")
         if not ns or not os.path.exists(os.path.join("/run/netns", ns)):
             return
-        recorded = node_record.read(self.run_dir, name)[1]
+        recorded = self.records.tc(name)
         record, actions = {}, []
         for iface in node.get("interfaces") or []:
             ifname = str(iface.get("ifname"))
@@ -222,8 +223,8 @@ class Plan:
                 self.before[key], self.after[key] = {"tbf": live_rate}, {"tbf": None}
                 actions.append((tc, (key, "del", ["-n", ns, "qdisc", "del", "dev", ifname, "root"])))
         if record != recorded:
-            self.result["records"].append(f"{name}{node_record.SUFFIX}")
-            actions.append((node_record.write, (self.run_dir, name, ns, record)))
+            self.result["records"].append(f"{RECORD} {name}")
+            actions.append((self.records.set, (name, None, record)))
         self.groups.append(("", actions))  # its errors name NODE.IFNAME
 
     def attempt(self, label, function, *args):
@@ -248,7 +249,7 @@ class Plan:
                 self.errors.append(f"node {node.get('name')!r}: not a valid name or namespace")
                 continue
             planned = any((i.get("tc") or {}).get("bandwidth") for i in node.get("interfaces") or [])
-            if planned or node_record.read(self.run_dir, str(node.get("name")))[1]:
+            if planned or self.records.tc(str(node.get("name"))):
                 self.attempt("", self.plan_node, node)
         return self
 
@@ -259,6 +260,7 @@ class Plan:
                 self.attempt(label, function, *args)
                 if len(self.errors) > before:
                     break
+        self.attempt("records", self.records.save)
 
 
 def tc(key, what, args):

@@ -48,14 +48,14 @@ description:
     recording an exit status (it was killed), its process group is killed and the command started
     again.
   - Nodes whose C(kind) is not in O(kinds) (by default only C(process)) are ignored. Nodes recorded
-    in O(run_dir) (C(NODE.ns), with the node's C(tbf) parameters) that are no longer planned (under
+    in O(run_dir) (C(process-nodes.json), with their C(tbf) parameters) that are no longer planned (under
     any kind) are removed.
   - Other kinds reuse the same network part; the C(openvz) role calls this module with
     O(kinds=[openvz]) and O(start_commands=false), then starts each container in its namespace.
   - With O(state=absent), supervisors (with their process groups) and plugs are killed, remaining
     processes in the namespaces are killed, the namespaces, C(/etc/netns/NS),
     C(root/nodes/exp_name) and C(run_dir/node-files) are removed. The namespaces are found from O(nodes), from the
-    C(NODE.ns) records in O(run_dir), and by scanning C(/run/netns) for C(PREFIX*.EID.PID), so a
+    records in O(run_dir) (C(process-nodes.json)), and by scanning C(/run/netns) for C(PREFIX*.EID.PID), so a
     half-failed swap-in is cleaned too. When O(kinds) does not contain C(process), only the
     nodes of O(nodes) whose kind is in O(kinds) are removed (their namespaces, C(/etc/netns/NS),
     node directories and records), and nothing is scanned.
@@ -265,7 +265,6 @@ import shutil
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.containerize.deploy.plugins.module_utils import node_record
 from ansible_collections.containerize.deploy.plugins.module_utils.daemons import (
     compact_invocation,
     exit_result,
@@ -274,7 +273,6 @@ from ansible_collections.containerize.deploy.plugins.module_utils.daemons import
     proc_alive,
     read_json,
     read_pid,
-    read_text,
     remove_path,
     stop_strays,
     stray_processes,
@@ -295,6 +293,7 @@ from ansible_collections.containerize.deploy.plugins.module_utils.netns import (
     scan_namespaces,
 )
 from ansible_collections.containerize.deploy.plugins.module_utils.node_info import keep_info_files
+from ansible_collections.containerize.deploy.plugins.module_utils.node_record import OLD_SUFFIXES, NodeRecords
 from ansible_collections.containerize.deploy.plugins.module_utils.plugs import (
     OLD_RECORD_SUFFIX,
     Switches,
@@ -347,6 +346,7 @@ class Context(NodesContext):
             self.run_entries = []
         self.plugged = plugged_interfaces(self.run_entries)
         self.shared = SharedFiles(self.run_dir, self.check)
+        self.records = NodeRecords(self.run_dir, self.run_entries)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -395,26 +395,22 @@ def remove_nodes(ctx, nodes, namespaces):
         ctx.rpath(entry)
         for entry in entries
         if entry.split(".")[0] in nodes
-        and (entry.endswith((OLD_RECORD_SUFFIX, ".start.json", node_record.OLD_TC_SUFFIX))
-             or entry.split(".")[1:] == ["ns"])
+        and entry.endswith((OLD_RECORD_SUFFIX, ".start.json", *OLD_SUFFIXES))
     ]
     paths = [path for path in paths if os.path.lexists(path)]
+    recorded = [name for name in nodes if name in ctx.records.nodes]
     if not ctx.check:
         delete_namespaces(namespaces)
         for path in paths:
             remove_path(path)
-    return changed or bool(namespaces or paths)
+        ctx.records.forget(nodes)
+        ctx.records.save()
+    return changed or bool(namespaces or paths or recorded)
 
 
 def recorded_nodes(ctx):
-    """{node: namespace} from the NODE.ns records of the run directory."""
-    nodes = {}
-    for entry in ctx.run_entries:
-        if entry.endswith(node_record.SUFFIX) and entry.count(".") == 1:
-            ns = node_record.parse(read_text(ctx.rpath(entry)))[0]
-            if valid_netns(ns):
-                nodes[entry[:-3]] = ns
-    return nodes
+    """{node: namespace} from the run directory's records (node_record.py)."""
+    return {node: ns for node, ns in ctx.records.namespaces().items() if valid_netns(ns)}
 
 
 def run_absent(ctx, plans, result):
@@ -493,7 +489,8 @@ def create_namespaces(ctx, nodes):
     if ctx.check or not missing:
         return set()
     for node in missing:
-        node_record.write(ctx.run_dir, node["name"], node["namespace"], {})
+        ctx.records.set(node["name"], node["namespace"], {})
+    ctx.records.save()
     return add_namespaces([g["namespace"] for g in missing])
 
 
@@ -534,6 +531,8 @@ def run_present(ctx, nodes, result, planned):
         done, errors = ctx.run_each([(g["name"], ProcessNode(ctx, g, g["namespace"] in created).ensure) for g in nodes])
     finally:
         ctx.lans.close()
+        if not ctx.check:
+            ctx.records.save()  # what the nodes recorded (their namespaces, their tbf parameters)
     for node in note_changes(done, result):
         if node.started:
             result["started"].append(node.name)
