@@ -314,7 +314,8 @@ class ProcessNode:
         self.before = self.summary(o)
         self.after = self.planned_summary(o)
 
-        # bookkeeping record first, so a failure later still leaves a trace for swap-out
+        # the node's record (saved with the others once the nodes are done; a namespace about to be made
+        # is recorded before it is, so a failure still leaves a trace for swap-out)
         if o["registered"] != self.ns:
             self.act("record", ctx.records.set, self.name, self.ns)
         if o["hosts"] != ctx.hosts:  # the /etc/netns/NS files

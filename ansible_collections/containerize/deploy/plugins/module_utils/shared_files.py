@@ -6,8 +6,8 @@ experiment in the run directory (run_dir/node-files/), which each node's file is
 Why: each file made is an inode allocated, and allocating them can be the bulk of a swap-in. On an ext4
 without a journal (as on this project's test machines) the allocator skips every inode freed in the last
 minutes, so a swap-in soon after a swap-out scans past all the inodes that swap-out freed, for each file
-it makes: the cost grows with the square of the files per node. Linked, a process node makes 8 files and
-directories instead of 12.
+it makes: the cost grows with the square of the files per node. Linked (and with the nodes' records in one
+file, node_record.py), a process node makes 6 files and directories instead of 12.
 
 A link shares its inode, so writing one node's file in place writes them all: the plan wants them alike,
 and process nodes share the pnode's file system anyway. The shared copy is brought to the plan in place
