@@ -172,7 +172,7 @@ installed_packages:
   description: The packages O(install_missing) installed (or, in check mode, would install).
   type: list
   elements: str
-  returned: with O(install_missing)
+  returned: when O(install_missing) is true and some of O(packages) were missing
 network_run:
   description:
     - Whether the VDE network was run in this call (O(network=true) and nothing it needs still to come).
